@@ -1,0 +1,50 @@
+"""The one typed settings object: every environment variable the platform reads is declared here.
+
+Settings are read when `get_settings()` is called, never at import time, so tests and the CLI can
+change the environment without reloading modules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    # The environment is read only under the documented variable names (the aliases); a field
+    # name such as `home` must never match an unrelated variable such as HOME.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    home: Path = Field(Path(".medallion"), validation_alias="MEDALLION_HOME")
+    lake_uri: str = Field("", validation_alias="MEDALLION_LAKE_URI")
+    aws_endpoint_url: str | None = Field(None, validation_alias="AWS_ENDPOINT_URL")
+    aws_access_key_id: str | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: SecretStr | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY")
+    aws_region: str | None = Field(None, validation_alias="AWS_REGION")
+    # A URL may carry a password: kept secret so it never lands in a log or a repr.
+    source_url: SecretStr | None = Field(None, validation_alias="MEDALLION_SOURCE_URL")
+    spark_remote: str | None = Field(None, validation_alias="SPARK_REMOTE")
+    warehouse: Literal["duckdb", "bigquery"] = Field("duckdb", validation_alias="MEDALLION_WAREHOUSE")
+    start_date: dt.date = Field(dt.date(2016, 9, 1), validation_alias="MEDALLION_START_DATE")
+
+    @model_validator(mode="after")
+    def _resolve_paths(self) -> Settings:
+        home = self.home.expanduser().absolute()
+        object.__setattr__(self, "home", home)
+        if not self.lake_uri:
+            object.__setattr__(self, "lake_uri", str(home / "lake"))
+        return self
+
+    @property
+    def embedded_postgres_dir(self) -> Path:
+        return self.home / "postgres"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read the environment now; explicit overrides (by field name) win."""
+    fields = Settings.model_fields
+    return Settings(**{fields[name].validation_alias: value for name, value in overrides.items()})
