@@ -7,16 +7,14 @@ caller then goes through the same URL-based code path as for an external server.
 
 from __future__ import annotations
 
-import logging
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import adbc_driver_postgresql.dbapi as adbc_dbapi
 
 from medallion_assets.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 class SourceUnavailableError(RuntimeError):
@@ -29,9 +27,15 @@ def source_database_url(settings: Settings) -> str:
     return embedded_server_url(settings)
 
 
-def embedded_server_url(settings: Settings) -> str:
-    import pgserver  # imported lazily: only the embedded path needs it
+def _pgserver():  # imported lazily: only the embedded path needs it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns that XDG_RUNTIME_DIR is unset in containers
+        import pgserver
+    return pgserver
 
+
+def embedded_server_url(settings: Settings) -> str:
+    pgserver = _pgserver()
     data_dir = settings.embedded_postgres_dir
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this process, so the CLI, `dagster dev` and test
@@ -42,7 +46,7 @@ def embedded_server_url(settings: Settings) -> str:
 
 def stop_embedded_server(settings: Settings) -> bool:
     """Stop the embedded server if it runs; True if one was stopped."""
-    import pgserver
+    pgserver = _pgserver()
 
     data_dir = settings.embedded_postgres_dir
     if not (data_dir / "postmaster.pid").exists():

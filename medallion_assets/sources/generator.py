@@ -29,22 +29,82 @@ US_PER_S = 1_000_000
 US_PER_DAY = 86_400 * US_PER_S
 
 ORDER_STATUSES = {  # final status mix of the public data
-    "delivered": 0.97020, "shipped": 0.01113, "canceled": 0.00629, "unavailable": 0.00613,
-    "invoiced": 0.00316, "processing": 0.00303, "created": 0.00005, "approved": 0.00001,
+    "delivered": 0.97020,
+    "shipped": 0.01113,
+    "canceled": 0.00629,
+    "unavailable": 0.00613,
+    "invoiced": 0.00316,
+    "processing": 0.00303,
+    "created": 0.00005,
+    "approved": 0.00001,
 }
-ITEMS_PER_ORDER = {1: 0.9010, 2: 0.0764, 3: 0.0118, 4: 0.0051, 5: 0.0020, 6: 0.0020, 7: 0.0005, 8: 0.0002,
-                   9: 0.0001, 10: 0.0003, 11: 0.0001, 12: 0.0002, 13: 0.00002, 14: 0.00002, 15: 0.00002,
-                   20: 0.00002, 21: 0.00001}
+ITEMS_PER_ORDER = {
+    1: 0.9010,
+    2: 0.0764,
+    3: 0.0118,
+    4: 0.0051,
+    5: 0.0020,
+    6: 0.0020,
+    7: 0.0005,
+    8: 0.0002,
+    9: 0.0001,
+    10: 0.0003,
+    11: 0.0001,
+    12: 0.0002,
+    13: 0.00002,
+    14: 0.00002,
+    15: 0.00002,
+    20: 0.00002,
+    21: 0.00001,
+}
 PAYMENT_TYPES = {"credit_card": 0.739, "boleto": 0.190, "voucher": 0.056, "debit_card": 0.015}
 REVIEW_SCORES = np.array([1, 2, 3, 4, 5])
 SCORE_MIX_ON_TIME = np.array([0.07, 0.03, 0.08, 0.20, 0.62])
 SCORE_MIX_LATE = np.array([0.46, 0.10, 0.13, 0.12, 0.19])
 WEEKDAY_WEIGHT = np.array([1.15, 1.13, 1.09, 1.04, 0.98, 0.78, 0.86])  # Monday first
-HOUR_WEIGHT = np.array([2.4, 1.1, 0.5, 0.3, 0.2, 0.2, 0.5, 1.3, 3.0, 4.8, 6.2, 6.6,
-                        6.1, 6.6, 6.6, 6.4, 6.4, 6.1, 5.8, 5.8, 6.3, 6.4, 6.2, 4.7])
+HOUR_WEIGHT = np.array(
+    [
+        2.4,
+        1.1,
+        0.5,
+        0.3,
+        0.2,
+        0.2,
+        0.5,
+        1.3,
+        3.0,
+        4.8,
+        6.2,
+        6.6,
+        6.1,
+        6.6,
+        6.6,
+        6.4,
+        6.4,
+        6.1,
+        5.8,
+        5.8,
+        6.3,
+        6.4,
+        6.2,
+        4.7,
+    ]
+)
 UNTRANSLATED_CATEGORIES = ("pc_gamer", "portateis_cozinha_e_preparadores_de_alimentos")
-REVIEW_TITLES = ("recomendo", "Ótimo", "Muito bom", "Excelente", "Super recomendo", "Bom", "Não recebi",
-                 "Produto com defeito", "Entrega rápida", "Péssimo", "Adorei", "nota 10")
+REVIEW_TITLES = (
+    "recomendo",
+    "Ótimo",
+    "Muito bom",
+    "Excelente",
+    "Super recomendo",
+    "Bom",
+    "Não recebi",
+    "Produto com defeito",
+    "Entrega rápida",
+    "Péssimo",
+    "Adorei",
+    "nota 10",
+)
 REVIEW_MESSAGES = (
     "Produto chegou antes do prazo, muito bem embalado.",
     "Recebi bem antes do prazo estipulado.",
@@ -211,16 +271,21 @@ def _places(rng: np.random.Generator, scale: float) -> _Places:
     # Olist spells one city both with and without accents ("são paulo" / "sao paulo").
     city_rows = cities.take(pa.array(row_prefix))
     plain = rng.random(n_rows) < 0.6
-    city_rows = pc.if_else(pa.array(plain), _take([without_accents(c) for c in city_names],
-                                                  city_of_prefix[row_prefix]), city_rows)
-    geolocation = pa.table({
-        "geolocation_id": pa.array(np.arange(1, n_rows + 1), pa.int32()),
-        "geolocation_zip_code_prefix": _zip_text(prefixes[row_prefix]),
-        "geolocation_lat": lat,
-        "geolocation_lng": lng,
-        "geolocation_city": city_rows,
-        "geolocation_state": states.take(pa.array(row_prefix)),
-    })
+    city_rows = pc.if_else(
+        pa.array(plain),
+        _take([without_accents(c) for c in city_names], city_of_prefix[row_prefix]),
+        city_rows,
+    )
+    geolocation = pa.table(
+        {
+            "geolocation_id": pa.array(np.arange(1, n_rows + 1), pa.int32()),
+            "geolocation_zip_code_prefix": _zip_text(prefixes[row_prefix]),
+            "geolocation_lat": lat,
+            "geolocation_lng": lng,
+            "geolocation_city": city_rows,
+            "geolocation_state": states.take(pa.array(row_prefix)),
+        }
+    )
     return _Places(geolocation, prefixes, cities, states, state_index, extra_prefixes, extra_state_index)
 
 
@@ -228,10 +293,15 @@ def _zip_text(prefixes: np.ndarray) -> pa.Array:
     return pc.utf8_lpad(pc.cast(pa.array(prefixes), pa.string()), 5, "0")
 
 
-def _addresses(rng: np.random.Generator, places: _Places, n: int, seller: bool = False) -> dict[str, pa.Array]:
+def _addresses(
+    rng: np.random.Generator, places: _Places, n: int, seller: bool = False
+) -> dict[str, pa.Array]:
     """n addresses (zip, plain city, state) drawn by the customer (or seller) share of each state."""
     shares = np.array([s.seller_share if seller else s.customer_share for s in STATES])
-    weight = shares[places.state_index] / np.bincount(places.state_index, minlength=len(STATES))[places.state_index]
+    weight = (
+        shares[places.state_index]
+        / np.bincount(places.state_index, minlength=len(STATES))[places.state_index]
+    )
     pick = _choice(rng, weight, n)
     zips = places.prefixes[pick]
     cities = pc.utf8_lower(places.cities.take(pa.array(pick)))
@@ -254,12 +324,14 @@ def _addresses(rng: np.random.Generator, places: _Places, n: int, seller: bool =
 
 def _sellers(rng: np.random.Generator, n: int, places: _Places) -> pa.Table:
     address = _addresses(rng, places, n, seller=True)
-    return pa.table({
-        "seller_id": _hex_ids(rng, n),
-        "seller_zip_code_prefix": address["zip"],
-        "seller_city": address["city"],
-        "seller_state": address["state"],
-    })
+    return pa.table(
+        {
+            "seller_id": _hex_ids(rng, n),
+            "seller_zip_code_prefix": address["zip"],
+            "seller_city": address["city"],
+            "seller_state": address["state"],
+        }
+    )
 
 
 def _products(
@@ -267,7 +339,7 @@ def _products(
 ) -> tuple[pa.Table, dict[str, np.ndarray]]:
     categories = translation.column("product_category_name").to_pylist() + list(UNTRANSLATED_CATEGORIES)
     popularity = 1.0 / np.arange(1, len(categories) + 1) ** 1.1
-    popularity[-len(UNTRANSLATED_CATEGORIES):] = popularity[-1] * 2  # rare, like in Olist
+    popularity[-len(UNTRANSLATED_CATEGORIES) :] = popularity[-1] * 2  # rare, like in Olist
     category_index = _choice(rng, popularity, n)
     no_category = rng.random(n) < 0.0185
     description_missing = pa.array(no_category)
@@ -289,21 +361,26 @@ def _products(
     category_price = rng.lognormal(4.3, 0.5, len(categories))
     price_cents = np.round(category_price[category_index] * rng.lognormal(0, 0.8, n) * 100)
     price_cents = np.clip(price_cents - price_cents % 10 + 90 * (rng.random(n) < 0.5), 85, 680_000)
-    table = pa.table({
-        "product_id": _hex_ids(rng, n),
-        "product_category_name": pc.if_else(
-            description_missing, pa.scalar(None, pa.string()), _take(categories, category_index)
-        ),
-        "product_name_lenght": unless_missing(rng.integers(5, 77, n)),
-        "product_description_lenght": unless_missing(np.clip(rng.lognormal(6.5, 0.7, n), 4, 3992)),
-        "product_photos_qty": unless_missing(1 + rng.geometric(0.55, n) - 1),
-        "product_weight_g": pa.array(weight, mask=dims_missing),
-        "product_length_cm": dimension(3.3, 7, 105),
-        "product_height_cm": dimension(2.6, 2, 105),
-        "product_width_cm": dimension(3.0, 6, 118),
-    })
-    return table, {"price_cents": price_cents.astype(np.int64), "seller": seller_of_product,
-                   "weight": weight.astype(np.int64)}
+    table = pa.table(
+        {
+            "product_id": _hex_ids(rng, n),
+            "product_category_name": pc.if_else(
+                description_missing, pa.scalar(None, pa.string()), _take(categories, category_index)
+            ),
+            "product_name_lenght": unless_missing(rng.integers(5, 77, n)),
+            "product_description_lenght": unless_missing(np.clip(rng.lognormal(6.5, 0.7, n), 4, 3992)),
+            "product_photos_qty": unless_missing(1 + rng.geometric(0.55, n) - 1),
+            "product_weight_g": pa.array(weight, mask=dims_missing),
+            "product_length_cm": dimension(3.3, 7, 105),
+            "product_height_cm": dimension(2.6, 2, 105),
+            "product_width_cm": dimension(3.0, 6, 118),
+        }
+    )
+    return table, {
+        "price_cents": price_cents.astype(np.int64),
+        "seller": seller_of_product,
+        "weight": weight.astype(np.int64),
+    }
 
 
 # ---------------------------------------------------------------------------- orders and customers
@@ -341,16 +418,18 @@ def _orders_and_customers(rng: np.random.Generator, n: int, places: _Places) -> 
     carrier_ts = (carrier // US_PER_S // 60) * 60 * US_PER_S  # carrier times are whole minutes in Olist
 
     customer = _customers(rng, purchase, places)
-    orders = pa.table({
-        "order_id": _hex_ids(rng, n),
-        "customer_id": customer.column("customer_id"),
-        "order_status": _take(status_names, status),
-        "order_purchase_timestamp": _timestamps(purchase),
-        "order_approved_at": _timestamps(approved, has_approved),
-        "order_delivered_carrier_date": _timestamps(carrier_ts, has_carrier),
-        "order_delivered_customer_date": _timestamps(delivered, has_delivered),
-        "order_estimated_delivery_date": _timestamps(estimated_day),
-    })
+    orders = pa.table(
+        {
+            "order_id": _hex_ids(rng, n),
+            "customer_id": customer.column("customer_id"),
+            "order_status": _take(status_names, status),
+            "order_purchase_timestamp": _timestamps(purchase),
+            "order_approved_at": _timestamps(approved, has_approved),
+            "order_delivered_carrier_date": _timestamps(carrier_ts, has_carrier),
+            "order_delivered_customer_date": _timestamps(delivered, has_delivered),
+            "order_estimated_delivery_date": _timestamps(estimated_day),
+        }
+    )
     # Olist's files are not sorted by time: shuffle both the same way they were drawn apart.
     return orders.take(pa.array(rng.permutation(n))), customer.take(pa.array(rng.permutation(n)))
 
@@ -369,14 +448,16 @@ def _customers(rng: np.random.Generator, purchase: np.ndarray, places: _Places) 
     order_rank = _rank_within_groups(person_of_order, purchase)
     new_address = pa.array((order_rank > 0) & (rng.random(n) < 0.35))
     home_of_order = pa.array(np.searchsorted(people, person_of_order))
-    return pa.table({
-        "customer_id": _hex_ids(rng, n),
-        "customer_unique_id": unique_ids,
-        **{
-            f"customer_{part}": pc.if_else(new_address, moved[key], home[key].take(home_of_order))
-            for part, key in (("zip_code_prefix", "zip"), ("city", "city"), ("state", "state"))
-        },
-    })
+    return pa.table(
+        {
+            "customer_id": _hex_ids(rng, n),
+            "customer_unique_id": unique_ids,
+            **{
+                f"customer_{part}": pc.if_else(new_address, moved[key], home[key].take(home_of_order))
+                for part, key in (("zip_code_prefix", "zip"), ("city", "city"), ("state", "state"))
+            },
+        }
+    )
 
 
 def _rank_within_groups(groups: np.ndarray, order_by: np.ndarray) -> np.ndarray:
@@ -394,15 +475,19 @@ def _rank_within_groups(groups: np.ndarray, order_by: np.ndarray) -> np.ndarray:
 
 
 def _order_items(
-    rng: np.random.Generator, orders: pa.Table, products: pa.Table, product: dict[str, np.ndarray],
+    rng: np.random.Generator,
+    orders: pa.Table,
+    products: pa.Table,
+    product: dict[str, np.ndarray],
     sellers: pa.Table,
 ) -> pa.Table:
     n = orders.num_rows
     status = orders.column("order_status")
     counts = np.array(list(ITEMS_PER_ORDER))[_choice(rng, ITEMS_PER_ORDER, n)]
     # Unavailable orders have no items, and so do some canceled and just-created ones.
-    no_items = (_mask(pc.equal(status, "unavailable"))
-                | (_mask(pc.is_in(status, pa.array(["canceled", "created"]))) & (rng.random(n) < 0.3)))
+    no_items = _mask(pc.equal(status, "unavailable")) | (
+        _mask(pc.is_in(status, pa.array(["canceled", "created"]))) & (rng.random(n) < 0.3)
+    )
     counts[no_items] = 0
     first_row = np.repeat(np.cumsum(counts) - counts, counts)
     order_of_item = np.repeat(np.arange(n), counts)
@@ -417,15 +502,17 @@ def _order_items(
     purchase = _micros(orders.column("order_purchase_timestamp"))
     base = np.where(approved < 0, purchase, approved)[order_of_item]
     limit = (base + 6 * US_PER_DAY + rng.integers(0, 86_400, m) * US_PER_S) // US_PER_S * US_PER_S
-    return pa.table({
-        "order_id": orders.column("order_id").take(pa.array(order_of_item)),
-        "order_item_id": pa.array(np.arange(m) - first_row + 1, pa.int32()),
-        "product_id": products.column("product_id").take(pa.array(product_of_item)),
-        "seller_id": sellers.column("seller_id").take(pa.array(product["seller"][product_of_item])),
-        "shipping_limit_date": _timestamps(limit),
-        "price": _money(price),
-        "freight_value": _money(freight),
-    })
+    return pa.table(
+        {
+            "order_id": orders.column("order_id").take(pa.array(order_of_item)),
+            "order_item_id": pa.array(np.arange(m) - first_row + 1, pa.int32()),
+            "product_id": products.column("product_id").take(pa.array(product_of_item)),
+            "seller_id": sellers.column("seller_id").take(pa.array(product["seller"][product_of_item])),
+            "shipping_limit_date": _timestamps(limit),
+            "price": _money(price),
+            "freight_value": _money(freight),
+        }
+    )
 
 
 def _order_payments(rng: np.random.Generator, orders: pa.Table, items: pa.Table) -> pa.Table:
@@ -436,7 +523,9 @@ def _order_payments(rng: np.random.Generator, orders: pa.Table, items: pa.Table)
     total = np.bincount(item_order, weights=item_cents, minlength=n).astype(np.int64)
     has_items = np.bincount(item_order, minlength=n) > 0
     total[~has_items] = np.round(rng.lognormal(4.5, 0.8, (~has_items).sum()) * 100)
-    not_defined = ~has_items & _mask(pc.equal(orders.column("order_status"), "canceled")) & (rng.random(n) < 0.3)
+    not_defined = (
+        ~has_items & _mask(pc.equal(orders.column("order_status"), "canceled")) & (rng.random(n) < 0.3)
+    )
     total[not_defined] = 0
 
     parts = np.where(rng.random(n) < 0.97, 1, 2 + rng.geometric(0.5, n) - 1)
@@ -446,7 +535,9 @@ def _order_payments(rng: np.random.Generator, orders: pa.Table, items: pa.Table)
     first = np.repeat(np.cumsum(parts) - parts, parts)
     last = np.cumsum(parts) - 1
     weight = rng.random(m) + 0.2
-    share = np.floor(total[order_of_payment] * weight / np.bincount(order_of_payment, weight)[order_of_payment])
+    share = np.floor(
+        total[order_of_payment] * weight / np.bincount(order_of_payment, weight)[order_of_payment]
+    )
     share = share.astype(np.int64)
     share[last] += total - np.bincount(order_of_payment, share, minlength=n).astype(np.int64)
 
@@ -460,13 +551,15 @@ def _order_payments(rng: np.random.Generator, orders: pa.Table, items: pa.Table)
     credit = payment_type == 0
     installments[credit] = np.where(rng.random(credit.sum()) < 0.5, 1, 1 + rng.geometric(0.2, credit.sum()))
     installments = np.clip(installments, 1, 24)
-    table = pa.table({
-        "order_id": orders.column("order_id").take(pa.array(order_of_payment)),
-        "payment_sequential": pa.array(np.arange(m) - first + 1, pa.int32()),
-        "payment_type": _take(type_names, payment_type),
-        "payment_installments": pa.array(installments, pa.int32()),
-        "payment_value": _money(share),
-    })
+    table = pa.table(
+        {
+            "order_id": orders.column("order_id").take(pa.array(order_of_payment)),
+            "payment_sequential": pa.array(np.arange(m) - first + 1, pa.int32()),
+            "payment_type": _take(type_names, payment_type),
+            "payment_installments": pa.array(installments, pa.int32()),
+            "payment_value": _money(share),
+        }
+    )
     return table.take(pa.array(rng.permutation(m)))
 
 
@@ -496,17 +589,21 @@ def _order_reviews(rng: np.random.Generator, orders: pa.Table) -> pa.Table:
     reuse = reuse[(reuse > 0) & (order_of_review[reuse] != order_of_review[reuse - 1])]
     id_source[reuse] = reuse - 1
     id_source = id_source[id_source]
-    table = pa.table({
-        "review_id": _hex_ids(rng, m).take(pa.array(id_source)),
-        "order_id": orders.column("order_id").take(pa.array(order_of_review)),
-        "review_score": pa.array(score, pa.int32()),
-        "review_comment_title": pc.if_else(pa.array(rng.random(m) < 0.88), pa.scalar(None, pa.string()), title),
-        "review_comment_message": pc.if_else(
-            pa.array(rng.random(m) < 0.58), pa.scalar(None, pa.string()), message
-        ),
-        "review_creation_date": _timestamps(created),
-        "review_answer_timestamp": _timestamps(answered),
-    })
+    table = pa.table(
+        {
+            "review_id": _hex_ids(rng, m).take(pa.array(id_source)),
+            "order_id": orders.column("order_id").take(pa.array(order_of_review)),
+            "review_score": pa.array(score, pa.int32()),
+            "review_comment_title": pc.if_else(
+                pa.array(rng.random(m) < 0.88), pa.scalar(None, pa.string()), title
+            ),
+            "review_comment_message": pc.if_else(
+                pa.array(rng.random(m) < 0.58), pa.scalar(None, pa.string()), message
+            ),
+            "review_creation_date": _timestamps(created),
+            "review_answer_timestamp": _timestamps(answered),
+        }
+    )
     return table.take(pa.array(rng.permutation(m)))
 
 

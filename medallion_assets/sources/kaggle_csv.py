@@ -67,7 +67,9 @@ class FileReport:
 # ---------------------------------------------------------------------------------------------- read
 
 
-def read_table(spec: SourceTable, path: Path, on_bad_rows: OnBadRows = "error") -> tuple[pa.Table, FileReport]:
+def read_table(
+    spec: SourceTable, path: Path, on_bad_rows: OnBadRows = "error"
+) -> tuple[pa.Table, FileReport]:
     """Read one Kaggle file into a typed Arrow table with the spec's schema."""
     report = FileReport(spec.name, str(path))
     if not path.is_file():
@@ -176,7 +178,10 @@ def _parse_columns(spec: SourceTable, raw: pa.Table) -> tuple[pa.Table, tuple[np
                 ),
             )
         if column.required:
-            flag(pc.is_null(values).to_numpy(zero_copy_only=False), f"column {column.name}: required value missing")
+            flag(
+                pc.is_null(values).to_numpy(zero_copy_only=False),
+                f"column {column.name}: required value missing",
+            )
         arrays.append(values)
     typed = pa.table(arrays, names=[c.name for c in spec.csv_columns])
     flag(_repeated_keys(spec, typed, bad), lambda i: f"duplicate primary key {_key_text(spec, typed, i)}")
@@ -271,6 +276,8 @@ def _format_cells(column: Column, values: pa.Array) -> pa.Array:
 def _concatenated_bytes(lines: pa.Array) -> bytes:
     lines = lines.cast(pa.large_string()) if len(lines) > 2_000_000 else lines
     offsets_type = np.int64 if pa.types.is_large_string(lines.type) else np.int32
-    offsets = np.frombuffer(lines.buffers()[1], dtype=offsets_type)[lines.offset : lines.offset + len(lines) + 1]
+    offsets = np.frombuffer(lines.buffers()[1], dtype=offsets_type)[
+        lines.offset : lines.offset + len(lines) + 1
+    ]
     data = lines.buffers()[2]
     return data.to_pybytes()[offsets[0] : offsets[-1]] if data is not None else b""

@@ -50,14 +50,16 @@ ORDER_STAGES = (  # (column revealing the stage, status the order has from then 
     ("order_delivered_customer_date", "delivered"),
 )
 CHANGE_RATES = {"customers": 0.05, "products": 0.05, "sellers": 0.10}
-ATTRIBUTE_CHANGES_SCHEMA = pa.schema([
-    ("table_name", pa.string()),
-    ("row_key", pa.string()),
-    ("column_name", pa.string()),
-    ("old_value", pa.string()),
-    ("new_value", pa.string()),
-    ("changed_at", pa.timestamp("us")),
-])
+ATTRIBUTE_CHANGES_SCHEMA = pa.schema(
+    [
+        ("table_name", pa.string()),
+        ("row_key", pa.string()),
+        ("column_name", pa.string()),
+        ("old_value", pa.string()),
+        ("new_value", pa.string()),
+        ("changed_at", pa.timestamp("us")),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,12 @@ def build_replay(
     items = tables["order_items"]
     item_time = purchase_of(items.column("order_id"))
     first_seen = {
-        "customers": _first_use(orders.column("customer_id"), purchase, tables["customers"], "customer_id", genesis),
-        "products": _first_use(items.column("product_id"), item_time, tables["products"], "product_id", genesis),
+        "customers": _first_use(
+            orders.column("customer_id"), purchase, tables["customers"], "customer_id", genesis
+        ),
+        "products": _first_use(
+            items.column("product_id"), item_time, tables["products"], "product_id", genesis
+        ),
         "sellers": _first_use(items.column("seller_id"), item_time, tables["sellers"], "seller_id", genesis),
     }
     versions = {
@@ -95,14 +101,18 @@ def build_replay(
         "order_payments": _single_version(
             tables["order_payments"], purchase_of(tables["order_payments"].column("order_id"))
         ),
-        "geolocation": _single_version(tables["geolocation"], np.full(tables["geolocation"].num_rows, genesis)),
+        "geolocation": _single_version(
+            tables["geolocation"], np.full(tables["geolocation"].num_rows, genesis)
+        ),
         "product_category_name_translation": _single_version(
             tables["product_category_name_translation"],
             np.full(tables["product_category_name_translation"].num_rows, genesis),
         ),
     }
-    core_end = max(int(v.column("valid_from").cast(pa.int64()).to_numpy().max(initial=genesis))
-                   for v in versions.values())
+    core_end = max(
+        int(v.column("valid_from").cast(pa.int64()).to_numpy().max(initial=genesis))
+        for v in versions.values()
+    )
     change_log = []
     for name, seen in first_seen.items():
         entity_versions, changes = _entity_versions(
@@ -140,17 +150,21 @@ def _order_versions(orders: pa.Table, seed: int) -> pa.Table:
     needs_final = pc.not_equal(final_status, stage_status.take(pa.array(last_stage))).to_numpy(
         zero_copy_only=False
     )
-    delay = US_PER_HOUR + (_stable_hash(orders.column("order_id"), seed) % (71 * 3600)).astype(np.int64) * US_PER_S
+    delay = (
+        US_PER_HOUR
+        + (_stable_hash(orders.column("order_id"), seed) % (71 * 3600)).astype(np.int64) * US_PER_S
+    )
 
     parts = []
     for k, (_, status) in enumerate(ORDER_STAGES):
         row = orders
         for column, _ in ORDER_STAGES[k + 1 :]:  # timestamps not known yet at this stage
-            row = row.set_column(
-                row.schema.get_field_index(column), column, pa.nulls(n, pa.timestamp("us"))
-            )
-        row = row.set_column(row.schema.get_field_index("order_status"), "order_status",
-                             pa.array([status] * n) if n else pa.array([], pa.string()))
+            row = row.set_column(row.schema.get_field_index(column), column, pa.nulls(n, pa.timestamp("us")))
+        row = row.set_column(
+            row.schema.get_field_index("order_status"),
+            "order_status",
+            pa.array([status] * n) if n else pa.array([], pa.string()),
+        )
         parts.append(_with_version(row, purchase, times[k], k).filter(pa.array(present[k])))
     final = _with_version(orders, purchase, running + delay, len(ORDER_STAGES))
     parts.append(final.filter(pa.array(needs_final)))
@@ -166,12 +180,14 @@ def _review_versions(reviews: pa.Table) -> pa.Table:
         "review_answer_timestamp",
         pa.nulls(reviews.num_rows, pa.timestamp("us")),
     )
-    return pa.concat_tables([
-        _with_version(unanswered, created, created, 0),
-        _with_version(reviews, created, np.maximum(answered, created + US_PER_S), 1).filter(
-            pa.array(is_answered)
-        ),
-    ])
+    return pa.concat_tables(
+        [
+            _with_version(unanswered, created, created, 0),
+            _with_version(reviews, created, np.maximum(answered, created + US_PER_S), 1).filter(
+                pa.array(is_answered)
+            ),
+        ]
+    )
 
 
 def _single_version(table: pa.Table, valid_from: np.ndarray) -> pa.Table:
@@ -199,17 +215,27 @@ def _entity_versions(
         weight = pc.cast(table.column("product_weight_g"), pa.float64())
         factor = pa.array(1.1 + ((h >> 12) % 90) / 100)
         proposals = {
-            "product_category_name": (chosen & by_category, table.column("product_category_name").take(donor)),
-            "product_weight_g": (chosen & ~by_category, pc.cast(pc.round(pc.multiply(weight, factor)), pa.int32())),
+            "product_category_name": (
+                chosen & by_category,
+                table.column("product_category_name").take(donor),
+            ),
+            "product_weight_g": (
+                chosen & ~by_category,
+                pc.cast(pc.round(pc.multiply(weight, factor)), pa.int32()),
+            ),
         }
         new_values = {c: v for c, (_, v) in proposals.items()}
-        applies = {c: m & _mask(pc.is_valid(v)) & _differs(table.column(c), v) for c, (m, v) in proposals.items()}
+        applies = {
+            c: m & _mask(pc.is_valid(v)) & _differs(table.column(c), v) for c, (m, v) in proposals.items()
+        }
     else:
         # A seller or customer moves to another one's address: all address columns change together.
         prefix = "customer" if name == "customers" else "seller"
         zip_column = f"{prefix}_zip_code_prefix"
-        new_values = {f"{prefix}_{part}": table.column(f"{prefix}_{part}").take(donor)
-                      for part in ("zip_code_prefix", "city", "state")}
+        new_values = {
+            f"{prefix}_{part}": table.column(f"{prefix}_{part}").take(donor)
+            for part in ("zip_code_prefix", "city", "state")
+        }
         moves = chosen & _differs(table.column(zip_column), new_values[zip_column])
         applies = dict.fromkeys(new_values, moves)
 
@@ -220,14 +246,21 @@ def _entity_versions(
             changed.schema.get_field_index(column), column, pc.if_else(pa.array(applies[column]), values, old)
         )
         logged = pa.array(applies[column] & _differs(old, values))
-        logs.append(pa.table({
-            "table_name": pa.array(np.full(int(pc.sum(logged).as_py() or 0), name)).cast(pa.string()),
-            "row_key": key.filter(logged),
-            "column_name": pa.array(np.full(int(pc.sum(logged).as_py() or 0), column)).cast(pa.string()),
-            "old_value": pc.cast(old, pa.string()).filter(logged),
-            "new_value": pc.cast(values, pa.string()).filter(logged),
-            "changed_at": pa.array(changed_at).cast(pa.timestamp("us")).filter(logged),
-        }, schema=ATTRIBUTE_CHANGES_SCHEMA))
+        logs.append(
+            pa.table(
+                {
+                    "table_name": pa.array(np.full(int(pc.sum(logged).as_py() or 0), name)).cast(pa.string()),
+                    "row_key": key.filter(logged),
+                    "column_name": pa.array(np.full(int(pc.sum(logged).as_py() or 0), column)).cast(
+                        pa.string()
+                    ),
+                    "old_value": pc.cast(old, pa.string()).filter(logged),
+                    "new_value": pc.cast(values, pa.string()).filter(logged),
+                    "changed_at": pa.array(changed_at).cast(pa.timestamp("us")).filter(logged),
+                },
+                schema=ATTRIBUTE_CHANGES_SCHEMA,
+            )
+        )
     any_change = np.logical_or.reduce(list(applies.values()))
     later = _with_version(changed, first_seen, changed_at, 1).filter(pa.array(any_change))
     return pa.concat_tables([original, later]), pa.concat_tables(logs)
@@ -245,17 +278,23 @@ class _Lookup:
     def __call__(self, wanted: pa.ChunkedArray) -> np.ndarray:
         position = pc.index_in(wanted, self.keys)
         found = pc.fill_null(position, -1).to_numpy()
-        return np.where(found >= 0, self.values[np.maximum(found, 0)] if self.values.size else 0, self.missing)
+        return np.where(
+            found >= 0, self.values[np.maximum(found, 0)] if self.values.size else 0, self.missing
+        )
 
 
-def _first_use(used_key: pa.ChunkedArray, used_at: np.ndarray, entities: pa.Table, key: str, genesis: int) -> np.ndarray:
+def _first_use(
+    used_key: pa.ChunkedArray, used_at: np.ndarray, entities: pa.Table, key: str, genesis: int
+) -> np.ndarray:
     """Earliest time an entity is used (customers by orders, products/sellers by items)."""
     uses = pa.table({"k": used_key, "t": pa.array(used_at)})
     first = uses.group_by("k").aggregate([("t", "min")])
     return _Lookup(first.column("k"), first.column("t_min").to_numpy(), genesis)(entities.column(key))
 
 
-def _with_version(table: pa.Table, created_at: np.ndarray, valid_from: np.ndarray, version_no: int) -> pa.Table:
+def _with_version(
+    table: pa.Table, created_at: np.ndarray, valid_from: np.ndarray, version_no: int
+) -> pa.Table:
     ts = pa.timestamp("us")
     table = table.cast(pa.schema([f.with_nullable(True) for f in table.schema]))  # parts must concatenate
     return (
@@ -283,4 +322,6 @@ def _differs(a: pa.ChunkedArray | pa.Array, b: pa.ChunkedArray | pa.Array) -> np
 def _stable_hash(keys: pa.ChunkedArray | pa.Array, seed: int) -> np.ndarray:
     """A hash of each key that is the same on every machine and run (pandas' SipHash) for a seed."""
     hash_key = f"{seed:016d}"[-16:]
-    return pd.util.hash_array(np.asarray(keys.to_numpy(zero_copy_only=False), dtype=object), hash_key=hash_key)
+    return pd.util.hash_array(
+        np.asarray(keys.to_numpy(zero_copy_only=False), dtype=object), hash_key=hash_key
+    )

@@ -76,16 +76,26 @@ def load_source(
         _ensure_replaceable(cur, replace)
         _create_schemas(cur)
         for spec in OLIST_TABLES:
-            cur.adbc_ingest(spec.name, replay.versions[spec.name], mode="append", db_schema_name=REPLAY_SCHEMA)
-        cur.adbc_ingest("attribute_changes", replay.attribute_changes, mode="append", db_schema_name=REPLAY_SCHEMA)
+            cur.adbc_ingest(
+                spec.name, replay.versions[spec.name], mode="append", db_schema_name=REPLAY_SCHEMA
+            )
+        cur.adbc_ingest(
+            "attribute_changes", replay.attribute_changes, mode="append", db_schema_name=REPLAY_SCHEMA
+        )
         for spec in OLIST_TABLES:
             cur.execute(f"CREATE INDEX ON {REPLAY_SCHEMA}.{spec.name} (valid_from)")
             cur.execute(f"ANALYZE {REPLAY_SCHEMA}.{spec.name}")
         cur.execute(
-            f"INSERT INTO {REPLAY_SCHEMA}.clock (as_of, genesis, end_at, loaded_from, attribute_changes, seed)"
-            " VALUES ($1, $2, $3, $4, $5, $6)",
-            (as_of, _to_datetime(replay.genesis), _to_datetime(replay.end), str(csv_dir.resolve()),
-             attribute_changes, seed),
+            f"INSERT INTO {REPLAY_SCHEMA}.clock"
+            " (as_of, genesis, end_at, loaded_from, attribute_changes, seed) VALUES ($1, $2, $3, $4, $5, $6)",
+            (
+                as_of,
+                _to_datetime(replay.genesis),
+                _to_datetime(replay.end),
+                str(csv_dir.resolve()),
+                attribute_changes,
+                seed,
+            ),
         )
         changes = _apply_versions(cur, after=None, upto=as_of)
     return StepReport(as_of, changes, file_reports, replay.attribute_changes.num_rows)
@@ -112,11 +122,19 @@ def source_status(url: str) -> SourceStatus:
         for spec in OLIST_TABLES:
             cur.execute(f"SELECT count(*), max(updated_at) FROM {SOURCE_SCHEMA}.{spec.name}")
             rows[spec.name], latest[spec.name] = cur.fetchone()
-            cur.execute(f"SELECT count(*) FROM {REPLAY_SCHEMA}.{spec.name} WHERE valid_from > $1", (clock["as_of"],))
+            cur.execute(
+                f"SELECT count(*) FROM {REPLAY_SCHEMA}.{spec.name} WHERE valid_from > $1", (clock["as_of"],)
+            )
             pending[spec.name] = cur.fetchone()[0]
     return SourceStatus(
-        as_of=clock["as_of"], genesis=clock["genesis"], end=clock["end_at"], loaded_from=clock["loaded_from"],
-        attribute_changes=clock["attribute_changes"], rows=rows, pending_versions=pending, latest_update=latest,
+        as_of=clock["as_of"],
+        genesis=clock["genesis"],
+        end=clock["end_at"],
+        loaded_from=clock["loaded_from"],
+        attribute_changes=clock["attribute_changes"],
+        rows=rows,
+        pending_versions=pending,
+        latest_update=latest,
     )
 
 
@@ -137,7 +155,9 @@ def read_source_table(url: str, name: str) -> pa.Table:
 
 def read_attribute_changes(url: str) -> pa.Table:
     with connect(url) as conn, conn.cursor() as cur:
-        cur.execute(f"SELECT * FROM {REPLAY_SCHEMA}.attribute_changes ORDER BY changed_at, table_name, row_key")
+        cur.execute(
+            f"SELECT * FROM {REPLAY_SCHEMA}.attribute_changes ORDER BY changed_at, table_name, row_key"
+        )
         return cur.fetch_arrow_table()
 
 
@@ -225,7 +245,9 @@ def _clock(cur, lock: bool = False) -> dict:
         cur.execute(f"SELECT * FROM {REPLAY_SCHEMA}.clock{' FOR UPDATE' if lock else ''}")
     except Exception as exc:  # ADBC raises ProgrammingError for a missing relation
         if "does not exist" in str(exc):
-            raise SourceStateError("the source has not been loaded yet: run `medallion source load` first") from None
+            raise SourceStateError(
+                "the source has not been loaded yet: run `medallion source load` first"
+            ) from None
         raise
     row = cur.fetch_arrow_table().to_pylist()
     if not row:

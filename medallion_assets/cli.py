@@ -1,0 +1,209 @@
+"""The `medallion` command: generate Olist data, run the live source system, and the quick start."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from medallion_assets.resources.postgres import (
+    SourceUnavailableError,
+    redact,
+    source_database_url,
+    stop_embedded_server,
+)
+from medallion_assets.settings import get_settings
+from medallion_assets.sources.generator import generate, write_kaggle_files
+from medallion_assets.sources.kaggle_csv import CsvLoadError
+from medallion_assets.sources.source_system import (
+    SourceStateError,
+    StepReport,
+    advance_source,
+    load_source,
+    source_status,
+)
+
+USER_ERRORS = (CsvLoadError, SourceUnavailableError, SourceStateError, ValueError)
+
+
+class MomentType(click.ParamType):
+    """A moment in Olist's zone-less local time: YYYY-MM-DD (midnight) or YYYY-MM-DD HH:MM[:SS]."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dt.datetime:
+        if isinstance(value, dt.datetime):
+            return value
+        try:
+            return dt.datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a time like 2017-06-01 or '2017-06-01 14:30:00'", param, ctx)
+
+
+MOMENT = MomentType()
+
+
+def user_errors(command: Callable) -> Callable:
+    """Known failures (bad files, source down, wrong state) end with a clear message, not a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except USER_ERRORS as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+@click.group()
+def main() -> None:
+    """medallion: the Olist medallion lakehouse on Dagster."""
+
+
+@main.command("generate")
+@click.option(
+    "--scale", type=float, default=1.0, show_default=True, help="1 is about Olist's size (~100k orders)."
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@user_errors
+def generate_command(scale: float, seed: int, out_dir: Path) -> None:
+    """Write the nine Olist tables as Kaggle-format CSV files."""
+    _generate(scale, seed, out_dir)
+
+
+@main.group("source")
+def source() -> None:
+    """The live PostgreSQL source system (MEDALLION_SOURCE_URL, or embedded under MEDALLION_HOME)."""
+
+
+@source.command("load")
+@click.option(
+    "--csv-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder with the nine Olist CSV files (generated, or Kaggle's).",
+)
+@click.option(
+    "--as-of", type=MOMENT, default=None, help="Load what the business knew then. Default: everything."
+)
+@click.option(
+    "--attribute-changes",
+    type=click.Choice(["synthetic", "none"]),
+    default="synthetic",
+    show_default=True,
+    help="Deterministic address/category/weight changes, so history exists.",
+)
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the attribute changes.")
+@click.option("--on-bad-rows", type=click.Choice(["error", "skip"]), default="error", show_default=True)
+@click.option("--replace", is_flag=True, help="Replace a source loaded before.")
+@user_errors
+def source_load(
+    csv_dir: Path,
+    as_of: dt.datetime | None,
+    attribute_changes: str,
+    seed: int,
+    on_bad_rows: str,
+    replace: bool,
+) -> None:
+    """Create the olist schema and load it as of a time."""
+    url = _source_url()
+    started = time.perf_counter()
+    report = load_source(url, csv_dir, as_of, attribute_changes, seed, on_bad_rows, replace)  # type: ignore[arg-type]
+    _print_step(f"loaded the source as of {report.as_of}", report, time.perf_counter() - started)
+
+
+@source.command("advance")
+@click.option("--to", "to", type=MOMENT, default=None, help="New source time. Default: the end of history.")
+@click.option("--days", type=float, default=None, help="Advance by this many days instead.")
+@user_errors
+def source_advance(to: dt.datetime | None, days: float | None) -> None:
+    """Apply every change between the source clock and --to, in time order."""
+    if to is not None and days is not None:
+        raise click.UsageError("give --to or --days, not both")
+    started = time.perf_counter()
+    report = advance_source(_source_url(), to, days)
+    _print_step(f"advanced the source to {report.as_of}", report, time.perf_counter() - started)
+
+
+@source.command("status")
+@user_errors
+def source_status_command() -> None:
+    """Print the source clock and the row count of every table."""
+    status = source_status(_source_url())
+    click.echo(f"source clock      {status.as_of}   (history {status.genesis} .. {status.end})")
+    click.echo(f"loaded from       {status.loaded_from}   attribute changes: {status.attribute_changes}")
+    click.echo(f"{'table':<36}{'rows':>12}{'pending':>12}   latest updated_at")
+    for name, rows in status.rows.items():
+        click.echo(
+            f"{name:<36}{rows:>12,}{status.pending_versions[name]:>12,}   {status.latest_update[name]}"
+        )
+
+
+@source.command("stop")
+def source_stop() -> None:
+    """Stop the embedded PostgreSQL server (it keeps running between commands)."""
+    stopped = stop_embedded_server(get_settings())
+    click.echo("embedded PostgreSQL stopped" if stopped else "no embedded PostgreSQL was running")
+
+
+@main.command("quickstart")
+@click.option("--scale", type=float, default=0.1, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--csv-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Use these Olist CSV files instead of generating them.",
+)
+@user_errors
+def quickstart(scale: float, seed: int, csv_dir: Path | None) -> None:
+    """The whole platform on embedded defaults: Olist data, a seeded live source, and where to look."""
+    settings = get_settings()
+    started = time.perf_counter()
+    if csv_dir is None:
+        csv_dir = settings.home / "olist" / f"scale-{scale:g}-seed-{seed}"
+        _generate(scale, seed, csv_dir)
+    url = _source_url()
+    report = load_source(url, csv_dir, seed=seed, replace=True)
+    _print_step(f"loaded the source as of {report.as_of}", report, time.perf_counter() - started)
+    click.echo("\nWhere to look:")
+    click.echo(f"  Olist CSV files     {csv_dir}")
+    click.echo(f"  source database     {redact(url)}  (schema olist)")
+    click.echo("  source status       medallion source status")
+    click.echo(f"  lake (next layers)  {settings.lake_uri}")
+
+
+def _generate(scale: float, seed: int, out_dir: Path) -> None:
+    started = time.perf_counter()
+    result = generate(scale, seed)
+    write_kaggle_files(result, out_dir)
+    click.echo(
+        f"generated Olist scale {scale:g} seed {seed} into {out_dir} in {time.perf_counter() - started:.1f}s"
+    )
+    for name, rows in result.row_counts().items():
+        click.echo(f"  {name:<36}{rows:>12,}")
+
+
+def _source_url() -> str:
+    return source_database_url(get_settings())
+
+
+def _print_step(headline: str, report: StepReport, seconds: float) -> None:
+    click.echo(f"{headline} in {seconds:.1f}s")
+    for file in report.files:
+        skipped = f"   {len(file.bad_rows)} bad rows skipped" if file.bad_rows else ""
+        click.echo(f"  read {file.file}: {file.rows_loaded:,} rows{skipped}")
+        for bad in file.bad_rows[:20]:
+            click.echo(f"    {bad}")
+    click.echo(f"  {'table':<36}{'inserted':>12}{'updated':>12}")
+    for name, change in report.changes.items():
+        click.echo(f"  {name:<36}{change.inserted:>12,}{change.updated:>12,}")
+    if report.attribute_changes:
+        click.echo(f"  synthetic attribute changes recorded: {report.attribute_changes:,}")
