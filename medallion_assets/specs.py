@@ -14,10 +14,10 @@ from typing import Literal
 import pyarrow as pa
 
 ColumnType = Literal["string", "int", "money", "float", "timestamp"]
-# How the original Kaggle files quote a text value: when it starts with a digit (so an id column
-# is quoted in one row and bare in the next) or has to be (comma, quote, newline); the review
-# file quotes its ids always.
-Quoting = Literal["leading_digit", "always"]
+# How the original Kaggle files quote a text value: most quote it when it starts with a digit (so
+# an id column is quoted in one row and bare in the next) or has to be (comma, quote, newline);
+# the review file quotes its ids always and its free text only when it has to.
+Quoting = Literal["leading_digit", "always", "needed"]
 
 ARROW_TYPES: dict[ColumnType, pa.DataType] = {
     "string": pa.string(),
@@ -177,8 +177,8 @@ OLIST_TABLES: tuple[SourceTable, ...] = (
             Column("review_id", required=True, quoting="always"),
             Column("order_id", required=True, quoting="always"),
             Column("review_score", "int"),
-            Column("review_comment_title"),
-            Column("review_comment_message"),
+            Column("review_comment_title", quoting="needed"),
+            Column("review_comment_message", quoting="needed"),
             Column("review_creation_date", "timestamp", required=True),
             Column("review_answer_timestamp", "timestamp"),
         ),

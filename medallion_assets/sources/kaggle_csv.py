@@ -139,8 +139,12 @@ def read_directory(
 
 
 def _check_header(spec: SourceTable, path: Path) -> None:
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        header = next(csv.reader(f), None)
+    with path.open("rb") as f:
+        first_line = f.readline()
+    try:
+        header = next(csv.reader([first_line.decode("utf-8-sig")]), None)
+    except UnicodeDecodeError as exc:
+        raise CsvLoadError(f"{path}:1: the header is not UTF-8 text ({exc.reason})") from None
     expected = [c.name for c in spec.csv_columns]
     if not header:
         raise CsvLoadError(f"{path}:1: empty file, expected a header with {', '.join(expected)}")
@@ -264,10 +268,11 @@ def _format_cells(column: Column, values: pa.Array) -> pa.Array:
     else:
         text = pc.cast(values, pa.string())
     if column.type == "string":
-        if column.quoting == "always":
-            must_quote = pc.is_valid(text)
-        else:
-            must_quote = pc.match_substring_regex(text, '^[0-9]|[,"\r\n]')
+        must_quote = {
+            "always": lambda: pc.is_valid(text),
+            "leading_digit": lambda: pc.match_substring_regex(text, '^[0-9]|[,"\r\n]'),
+            "needed": lambda: pc.match_substring_regex(text, '[,"\r\n]'),
+        }[column.quoting]()
         quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
         text = pc.if_else(must_quote, quoted, text)
     return pc.fill_null(text, "")

@@ -1,0 +1,61 @@
+"""Shared fixtures: the real Olist sample, small generated data sets, and a real PostgreSQL.
+
+PostgreSQL is the embedded server the platform itself uses (started through the same code path,
+under a temporary MEDALLION_HOME), one per test session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from medallion_assets.resources.postgres import embedded_server_url, stop_embedded_server
+from medallion_assets.settings import get_settings
+from medallion_assets.sources.generator import GenerationResult, generate, write_kaggle_files
+from medallion_assets.sources.kaggle_csv import read_directory
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "olist-sample"
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    if not SAMPLE_DIR.is_dir():
+        pytest.fail(f"the real Olist sample is expected at {SAMPLE_DIR} (../shared beside the checkout)")
+    return SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def sample_tables(sample_dir: Path) -> dict[str, pa.Table]:
+    tables, _ = read_directory(sample_dir)
+    return tables
+
+
+@pytest.fixture(scope="session")
+def small_generated() -> GenerationResult:
+    """About 2,000 orders: fast, yet with every shape the generator makes."""
+    return generate(scale=0.02, seed=7)
+
+
+@pytest.fixture(scope="session")
+def small_generated_dir(small_generated: GenerationResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("olist-small")
+    write_kaggle_files(small_generated, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def medallion_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="session")
+def pg_url(medallion_home: Path) -> Iterator[str]:
+    """URL of a real PostgreSQL 16 (embedded, under the session's MEDALLION_HOME)."""
+    settings = get_settings(home=medallion_home)
+    url = os.environ.get("MEDALLION_TEST_SOURCE_URL") or embedded_server_url(settings)
+    yield url
+    stop_embedded_server(settings)
