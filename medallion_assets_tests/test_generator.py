@@ -69,7 +69,9 @@ def test_purchases_span_two_years_with_growth_and_weekly_seasonality(medium: Gen
     first, last = pc.min_max(purchase).values()
     assert first.as_py().year == 2016 and last.as_py().year == 2018
     months = {d["values"]: d["counts"] for d in pc.value_counts(pc.strftime(purchase, "%Y-%m")).to_pylist()}
-    january_to_august = {year: sum(v for k, v in months.items() if k.startswith(f"{year}-0")) for year in (2017, 2018)}
+    january_to_august = {
+        year: sum(v for k, v in months.items() if k.startswith(f"{year}-0")) for year in (2017, 2018)
+    }
     assert january_to_august[2018] > 1.5 * january_to_august[2017]  # the business grows
     weekday = pc.day_of_week(purchase).to_numpy()  # Monday = 0
     counts = np.bincount(weekday, minlength=7)
@@ -83,9 +85,9 @@ def test_status_mix_is_olists(medium: GenerationResult) -> None:
     assert {"shipped", "canceled", "unavailable", "invoiced", "processing"} <= set(share)
     orders = medium.tables["orders"]
     delivered = pc.equal(status, "delivered")
-    assert pc.sum(pc.and_(delivered, pc.is_valid(orders["order_delivered_customer_date"]))).as_py() >= 0.99 * (
-        pc.sum(delivered).as_py()
-    )
+    assert pc.sum(
+        pc.and_(delivered, pc.is_valid(orders["order_delivered_customer_date"]))
+    ).as_py() >= 0.99 * (pc.sum(delivered).as_py())
     not_sent = pc.is_in(status, pa.array(["created", "invoiced", "processing", "unavailable"]))
     assert pc.all(pc.is_null(orders["order_delivered_customer_date"].filter(not_sent))).as_py()
 
@@ -104,7 +106,9 @@ def test_items_per_order(medium: GenerationResult) -> None:
 def test_payments_add_up_to_the_cent(medium: GenerationResult) -> None:
     items = medium.tables["order_items"]
     value = pc.add(items["price"], items["freight_value"])
-    per_order = pa.table({"order_id": items["order_id"], "v": value}).group_by("order_id").aggregate([("v", "sum")])
+    per_order = (
+        pa.table({"order_id": items["order_id"], "v": value}).group_by("order_id").aggregate([("v", "sum")])
+    )
     paid = medium.tables["order_payments"].group_by("order_id").aggregate([("payment_value", "sum")])
     joined = per_order.join(paid, "order_id")
     assert joined.num_rows == per_order.num_rows

@@ -82,6 +82,7 @@ def load_source(
         cur.adbc_ingest(
             "attribute_changes", replay.attribute_changes, mode="append", db_schema_name=REPLAY_SCHEMA
         )
+        cur.execute("SET LOCAL work_mem = '256MB'")  # the DISTINCT ON sorts stay in memory
         for spec in OLIST_TABLES:
             cur.execute(f"CREATE INDEX ON {REPLAY_SCHEMA}.{spec.name} (valid_from)")
             cur.execute(f"ANALYZE {REPLAY_SCHEMA}.{spec.name}")
@@ -97,7 +98,8 @@ def load_source(
                 seed,
             ),
         )
-        changes = _apply_versions(cur, after=None, upto=as_of)
+        changes = _apply_versions(cur, after=None, upto=as_of, initial=True)
+        _add_keys_and_indexes(cur)
     return StepReport(as_of, changes, file_reports, replay.attribute_changes.num_rows)
 
 
@@ -193,12 +195,11 @@ def _create_schemas(cur) -> None:
     cur.execute(f"CREATE SCHEMA {REPLAY_SCHEMA}")
     for spec in OLIST_TABLES:
         columns = [f"{c.name} {c.postgres_type}{' NOT NULL' if c.required else ''}" for c in spec.all_columns]
+        # Keys and indexes come after the first bulk insert (`_add_keys_and_indexes`): faster.
         cur.execute(
             f"CREATE TABLE {SOURCE_SCHEMA}.{spec.name} ({', '.join(columns)},"
-            " created_at timestamp NOT NULL, updated_at timestamp NOT NULL,"
-            f" PRIMARY KEY ({', '.join(spec.primary_key)}))"
+            " created_at timestamp NOT NULL, updated_at timestamp NOT NULL)"
         )
-        cur.execute(f"CREATE INDEX {spec.name}_updated_at ON {SOURCE_SCHEMA}.{spec.name} (updated_at)")
         plain = [f"{c.name} {c.postgres_type}" for c in spec.all_columns]
         cur.execute(
             f"CREATE TABLE {REPLAY_SCHEMA}.{spec.name} ({', '.join(plain)},"
@@ -215,27 +216,41 @@ def _create_schemas(cur) -> None:
     )
 
 
-def _apply_versions(cur, after: dt.datetime | None, upto: dt.datetime) -> dict[str, TableChanges]:
+def _add_keys_and_indexes(cur) -> None:
+    for spec in OLIST_TABLES:
+        cur.execute(f"ALTER TABLE {SOURCE_SCHEMA}.{spec.name} ADD PRIMARY KEY ({', '.join(spec.primary_key)})")
+        cur.execute(f"CREATE INDEX {spec.name}_updated_at ON {SOURCE_SCHEMA}.{spec.name} (updated_at)")
+        cur.execute(f"ANALYZE {SOURCE_SCHEMA}.{spec.name}")
+
+
+def _apply_versions(
+    cur, after: dt.datetime | None, upto: dt.datetime, initial: bool = False
+) -> dict[str, TableChanges]:
+    """Per key, the latest version in (after, upto]; into empty tables on the initial load."""
     changes = {}
     for spec in OLIST_TABLES:
-        cur.execute(_upsert_sql(spec), (after or dt.datetime(1, 1, 1), upto))
+        cur.execute(_insert_sql(spec, upsert=not initial), (after or dt.datetime(1, 1, 1), upto))
         inserted, updated = cur.fetchone()
         changes[spec.name] = TableChanges(inserted, updated)
     return changes
 
 
-def _upsert_sql(spec: SourceTable) -> str:
+def _insert_sql(spec: SourceTable, upsert: bool) -> str:
     columns = [c.name for c in spec.all_columns]
     keys = ", ".join(spec.primary_key)
     updates = [f"{c} = EXCLUDED.{c}" for c in columns if c not in spec.primary_key]
+    on_conflict = (
+        f" ON CONFLICT ({keys}) DO UPDATE SET {', '.join([*updates, 'updated_at = EXCLUDED.updated_at'])}"
+        if upsert
+        else ""
+    )
     return (
         f"WITH upserted AS ("
         f" INSERT INTO {SOURCE_SCHEMA}.{spec.name} ({', '.join(columns)}, created_at, updated_at)"
         f" SELECT DISTINCT ON ({keys}) {', '.join(columns)}, created_at, valid_from"
         f" FROM {REPLAY_SCHEMA}.{spec.name} WHERE valid_from > $1 AND valid_from <= $2"
         f" ORDER BY {keys}, valid_from DESC, version_no DESC"
-        f" ON CONFLICT ({keys}) DO UPDATE SET {', '.join([*updates, 'updated_at = EXCLUDED.updated_at'])}"
-        f" RETURNING (xmax = 0) AS inserted)"
+        f"{on_conflict} RETURNING (xmax = 0) AS inserted)"
         " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted"
     )
 

@@ -1,0 +1,120 @@
+"""Benchmark the platform end to end at a scale (not a test: it prints figures).
+
+    python bench/benchmark.py --scale 1
+
+Stages so far: generate the Olist files, read them back, derive the change history, load the
+source as of the first quarter of history, advance it in steps to the end, and load everything at
+once. Per stage: wall time, rows, rows/s; at the end the peak memory of this process and the memory
+of the embedded PostgreSQL server. Later layers add their stages here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+from medallion_assets.resources.postgres import source_database_url, stop_embedded_server
+from medallion_assets.settings import get_settings
+from medallion_assets.sources.generator import generate, write_kaggle_files
+from medallion_assets.sources.kaggle_csv import read_directory
+from medallion_assets.sources.replay import build_replay
+from medallion_assets.sources.source_system import StepReport, advance_source, load_source
+
+
+class Stage:
+    rows = 0
+
+
+@contextmanager
+def stage(label: str) -> Iterator[Stage]:
+    result = Stage()
+    started = time.perf_counter()
+    yield result
+    seconds = time.perf_counter() - started
+    rate = f"{result.rows / seconds:>14,.0f} rows/s" if result.rows else ""
+    print(f"{label:<46}{seconds:>9.2f} s{result.rows:>14,} rows{rate}", flush=True)
+
+
+def changed_rows(report: StepReport) -> int:
+    return sum(c.inserted + c.updated for c in report.changes.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--steps", type=int, default=12, help="advance steps from the as-of point to the end")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="medallion-bench-"))
+    settings = get_settings(home=work / "home")
+    csv_dir = work / "olist"
+    print(f"scale {args.scale:g}, seed {args.seed}, work folder {work}")
+    started = time.perf_counter()
+    try:
+        with stage("generate (in memory)") as s:
+            result = generate(args.scale, args.seed)
+            s.rows = sum(result.row_counts().values())
+        with stage("write Kaggle CSV files") as s:
+            write_kaggle_files(result, csv_dir)
+            s.rows = sum(result.row_counts().values())
+        del result
+        print(f"{'':<46}{sum(p.stat().st_size for p in csv_dir.iterdir()) / 2**20:>9.0f} MiB of CSV")
+        with stage("read CSV files (typed, validated)") as s:
+            tables, _ = read_directory(csv_dir)
+            s.rows = sum(t.num_rows for t in tables.values())
+        with stage("derive change history (row versions)") as s:
+            replay = build_replay(tables, seed=args.seed)
+            s.rows = sum(replay.version_counts().values())
+        genesis, end = (
+            replay.genesis.astype("datetime64[us]").item(),
+            replay.end.astype("datetime64[us]").item(),
+        )
+        del tables, replay
+        with stage("start embedded PostgreSQL"):
+            url = source_database_url(settings)
+        as_of = genesis + (end - genesis) / 4
+        with stage(f"source load as of {as_of:%Y-%m-%d}") as s:
+            s.rows = changed_rows(load_source(url, csv_dir, as_of=as_of, seed=args.seed))
+        with stage(f"source advance to the end in {args.steps} steps") as s:
+            step = (end - as_of) / args.steps
+            for i in range(1, args.steps + 1):
+                s.rows += changed_rows(advance_source(url, to=end if i == args.steps else as_of + step * i))
+        with stage("source load of everything at once") as s:
+            s.rows = changed_rows(load_source(url, csv_dir, seed=args.seed, replace=True))
+        server_mib = embedded_server_mib(settings.embedded_postgres_dir)
+    finally:
+        stop_embedded_server(settings)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"total {time.perf_counter() - started:.1f} s; peak memory of this process {peak:,.0f} MiB;"
+        f" PostgreSQL server processes {server_mib:,.0f} MiB"
+    )
+
+
+def embedded_server_mib(pgdata: Path) -> float:
+    total = 0
+    for proc in psutil.process_iter(["name", "cmdline", "memory_info"]):
+        if proc.info["name"] == "postgres" and any(
+            str(pgdata) in part for part in proc.info["cmdline"] or []
+        ):
+            total += proc.info["memory_info"].rss
+            total += sum(child.memory_info().rss for child in proc.children(recursive=True))
+    return total / 2**20
+
+
+if __name__ == "__main__":
+    main()
