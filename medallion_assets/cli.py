@@ -9,10 +9,13 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
+import adbc_driver_postgresql.dbapi as adbc_dbapi
 import click
+import pandas as pd
 
 from medallion_assets.resources.postgres import (
     SourceUnavailableError,
+    connect,
     redact,
     source_database_url,
     stop_embedded_server,
@@ -144,6 +147,22 @@ def source_status_command() -> None:
         click.echo(
             f"{name:<36}{rows:>12,}{status.pending_versions[name]:>12,}   {status.latest_update[name]}"
         )
+
+
+@source.command("sql")
+@click.argument("query")
+@user_errors
+def source_sql(query: str) -> None:
+    """Run one SQL statement on the source and print its result (read-only transaction)."""
+    with connect(_source_url()) as conn, conn.cursor() as cur:
+        cur.execute("SET TRANSACTION READ ONLY")
+        try:
+            cur.execute(query)
+        except adbc_dbapi.Error as exc:
+            raise click.ClickException(str(exc).strip().splitlines()[0]) from None
+        table = cur.fetch_arrow_table()
+    with pd.option_context("display.max_rows", 200, "display.width", 200, "display.max_columns", 30):
+        click.echo(table.to_pandas().to_string(index=False))
 
 
 @source.command("stop")

@@ -44,6 +44,13 @@ def test_generate_load_advance_status(home: Path, tmp_path: Path) -> None:
     assert "source clock      2017-08-08 00:00:00" in status.stdout
     assert "order_reviews" in status.stdout
 
+    counted = run(
+        home, "source", "sql", "select count(*) as n from olist.orders where updated_at > '2017-08-01'"
+    )
+    assert int(counted.stdout.split()[-1]) > 0  # the week's changes
+    read_only = run(home, "source", "sql", "delete from olist.orders", ok=False)
+    assert read_only.returncode == 1 and "read-only transaction" in read_only.stderr
+
     again = run(home, "source", "load", "--csv-dir", str(out), ok=False)
     assert again.returncode == 1 and "pass --replace" in again.stderr
     assert "Traceback" not in again.stderr

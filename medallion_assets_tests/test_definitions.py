@@ -22,7 +22,11 @@ def test_dagster_validates_the_module_and_the_workspace(tmp_path: Path) -> None:
     env = {"DAGSTER_HOME": str(tmp_path), "PATH": str(Path(sys.executable).parent)}
     for target in (["-m", "medallion_assets"], ["-w", str(ROOT / "workspace.yaml")]):
         result = subprocess.run(
-            [dagster, "definitions", "validate", *target], cwd=ROOT, env=env, capture_output=True, text=True,
+            [dagster, "definitions", "validate", *target],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
             timeout=120,
         )
         assert result.returncode == 0, result.stdout + result.stderr

@@ -218,7 +218,8 @@ def _create_schemas(cur) -> None:
 
 def _add_keys_and_indexes(cur) -> None:
     for spec in OLIST_TABLES:
-        cur.execute(f"ALTER TABLE {SOURCE_SCHEMA}.{spec.name} ADD PRIMARY KEY ({', '.join(spec.primary_key)})")
+        keys = ", ".join(spec.primary_key)
+        cur.execute(f"ALTER TABLE {SOURCE_SCHEMA}.{spec.name} ADD PRIMARY KEY ({keys})")
         cur.execute(f"CREATE INDEX {spec.name}_updated_at ON {SOURCE_SCHEMA}.{spec.name} (updated_at)")
         cur.execute(f"ANALYZE {SOURCE_SCHEMA}.{spec.name}")
 
