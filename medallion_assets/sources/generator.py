@@ -19,14 +19,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from medallion_assets.arrow import US_PER_DAY, US_PER_S, mask, micros
 from medallion_assets.sources.brazil import STATES, without_accents
 from medallion_assets.sources.kaggle_csv import read_table, write_table
 from medallion_assets.specs import OLIST_TABLES, TABLES_BY_NAME
 
 FIRST_PURCHASE = dt.datetime(2016, 9, 4)
 LAST_PURCHASE = dt.datetime(2018, 10, 17)
-US_PER_S = 1_000_000
-US_PER_DAY = 86_400 * US_PER_S
 
 ORDER_STATUSES = {  # final status mix of the public data
     "delivered": 0.97020,
@@ -201,10 +200,6 @@ def _timestamps(us: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     """Timestamps in whole seconds, as the Kaggle files write them; null where not `valid`."""
     mask = None if valid is None else ~valid
     return pa.array(us // US_PER_S * US_PER_S, type=pa.int64(), mask=mask).cast(pa.timestamp("us"))
-
-
-def _to_us(moment: dt.datetime) -> int:
-    return int((moment - dt.datetime(1970, 1, 1)).total_seconds()) * US_PER_S
 
 
 def _translation_table() -> pa.Table:
@@ -485,8 +480,8 @@ def _order_items(
     status = orders.column("order_status")
     counts = np.array(list(ITEMS_PER_ORDER))[_choice(rng, ITEMS_PER_ORDER, n)]
     # Unavailable orders have no items, and so do some canceled and just-created ones.
-    no_items = _mask(pc.equal(status, "unavailable")) | (
-        _mask(pc.is_in(status, pa.array(["canceled", "created"]))) & (rng.random(n) < 0.3)
+    no_items = mask(pc.equal(status, "unavailable")) | (
+        mask(pc.is_in(status, pa.array(["canceled", "created"]))) & (rng.random(n) < 0.3)
     )
     counts[no_items] = 0
     first_row = np.repeat(np.cumsum(counts) - counts, counts)
@@ -498,8 +493,8 @@ def _order_items(
     price = product["price_cents"][product_of_item]
     freight = np.round(800 + product["weight"][product_of_item] * 0.35 + rng.gamma(2, 300, m))
     freight[rng.random(m) < 0.003] = 0
-    approved = _micros(orders.column("order_approved_at"))
-    purchase = _micros(orders.column("order_purchase_timestamp"))
+    approved = micros(orders.column("order_approved_at"))
+    purchase = micros(orders.column("order_purchase_timestamp"))
     base = np.where(approved < 0, purchase, approved)[order_of_item]
     limit = (base + 6 * US_PER_DAY + rng.integers(0, 86_400, m) * US_PER_S) // US_PER_S * US_PER_S
     return pa.table(
@@ -524,7 +519,7 @@ def _order_payments(rng: np.random.Generator, orders: pa.Table, items: pa.Table)
     has_items = np.bincount(item_order, minlength=n) > 0
     total[~has_items] = np.round(rng.lognormal(4.5, 0.8, (~has_items).sum()) * 100)
     not_defined = (
-        ~has_items & _mask(pc.equal(orders.column("order_status"), "canceled")) & (rng.random(n) < 0.3)
+        ~has_items & mask(pc.equal(orders.column("order_status"), "canceled")) & (rng.random(n) < 0.3)
     )
     total[not_defined] = 0
 
@@ -570,8 +565,8 @@ def _order_reviews(rng: np.random.Generator, orders: pa.Table) -> pa.Table:
     order_of_review = np.repeat(np.arange(n), reviews)
     m = order_of_review.size
     nth = np.arange(m) - np.repeat(np.cumsum(reviews) - reviews, reviews)
-    delivered = _micros(orders.column("order_delivered_customer_date"))[order_of_review]
-    estimated = _micros(orders.column("order_estimated_delivery_date"))[order_of_review]
+    delivered = micros(orders.column("order_delivered_customer_date"))[order_of_review]
+    estimated = micros(orders.column("order_estimated_delivery_date"))[order_of_review]
     was_delivered = delivered >= 0
     late = ~was_delivered | (delivered > estimated + US_PER_DAY)
     on_time_score = _choice(rng, SCORE_MIX_ON_TIME, m)
@@ -605,15 +600,6 @@ def _order_reviews(rng: np.random.Generator, orders: pa.Table) -> pa.Table:
         }
     )
     return table.take(pa.array(rng.permutation(m)))
-
-
-def _mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _micros(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Microseconds since the epoch; -1 for a null (all Olist times are after 1970)."""
-    return pc.fill_null(pc.cast(values, pa.int64()), -1).to_numpy()
 
 
 def _cents(values: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -9,7 +9,6 @@ error naming file, line and column, or (on request) are skipped and reported: ne
 from __future__ import annotations
 
 import csv
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,9 +59,6 @@ class FileReport:
     rows_loaded: int = 0
     bad_rows: list[BadRow] = field(default_factory=list)
 
-    def bad_rows_by_reason(self) -> Counter[str]:
-        return Counter(b.reason.split(":")[0] for b in self.bad_rows)
-
 
 # ---------------------------------------------------------------------------------------------- read
 
@@ -98,14 +94,12 @@ def read_table(
         raise CsvLoadError(f"{path}:{_first_undecodable_line(path)}: {exc}") from exc
 
     report.rows_read = raw.num_rows + len(wrong_field_counts)
-    typed, problems = _parse_columns(spec, raw)
-    bad_mask, reasons = problems
-    bad_indices = np.flatnonzero(bad_mask)
-    if bad_indices.size or wrong_field_counts:
+    typed, bad_mask, reasons = _parse_columns(spec, raw)
+    if reasons or wrong_field_counts:
         lines_of_good, lines_of_wrong = _record_lines(path, len(names))
         report.bad_rows = sorted(
             [BadRow(path.name, lines_of_wrong[i], r) for i, r in enumerate(wrong_field_counts)]
-            + [BadRow(path.name, int(lines_of_good[i]), reasons[i]) for i in bad_indices],
+            + [BadRow(path.name, int(lines_of_good[i]), reason) for i, reason in reasons.items()],
             key=lambda b: b.line,
         )
         if on_bad_rows == "error":
@@ -119,7 +113,7 @@ def read_table(
         typed = typed.filter(pa.array(~bad_mask))
 
     if spec.row_number_key is not None:
-        # Surrogate key by file position; positions of skipped rows are left out, not reused.
+        # Surrogate key by position among the well-formed records; a skipped row's number is not reused.
         positions = np.flatnonzero(~bad_mask) + 1
         typed = typed.add_column(0, spec.row_number_key, pa.array(positions, pa.int32()))
     report.rows_loaded = typed.num_rows
@@ -157,17 +151,17 @@ def _check_header(spec: SourceTable, path: Path) -> None:
         )
 
 
-def _parse_columns(spec: SourceTable, raw: pa.Table) -> tuple[pa.Table, tuple[np.ndarray, list[str]]]:
-    """Parse every column by its type; return the typed table and, per row, whether it is bad and why."""
+def _parse_columns(spec: SourceTable, raw: pa.Table) -> tuple[pa.Table, np.ndarray, dict[int, str]]:
+    """Parse every column by its type: the typed table, which rows are bad, and why (by row index)."""
     n = raw.num_rows
     bad = np.zeros(n, dtype=bool)
-    reasons: list[str] = [""] * n
+    reasons: dict[int, str] = {}
     arrays = []
 
     def flag(mask: pa.Array | np.ndarray, reason_of: object) -> None:
         hits = np.asarray(mask, dtype=bool) & ~bad
         for i in np.flatnonzero(hits):
-            reasons[i] = reason_of(i) if callable(reason_of) else str(reason_of)
+            reasons[int(i)] = reason_of(i) if callable(reason_of) else str(reason_of)
         bad[hits] = True
 
     for column in spec.csv_columns:
@@ -189,7 +183,7 @@ def _parse_columns(spec: SourceTable, raw: pa.Table) -> tuple[pa.Table, tuple[np
         arrays.append(values)
     typed = pa.table(arrays, names=[c.name for c in spec.csv_columns])
     flag(_repeated_keys(spec, typed, bad), lambda i: f"duplicate primary key {_key_text(spec, typed, i)}")
-    return typed, (bad, reasons)
+    return typed, bad, reasons
 
 
 def _parse(column: Column, text: pa.Array) -> pa.Array:

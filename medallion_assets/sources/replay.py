@@ -37,10 +37,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from medallion_assets.arrow import US_PER_S, mask, micros
 from medallion_assets.specs import OLIST_TABLES, TABLES_BY_NAME
 
 AttributeChanges = Literal["synthetic", "none"]
-US_PER_S = 1_000_000
 US_PER_HOUR = 3600 * US_PER_S
 VERSION_COLUMNS = ("created_at", "valid_from", "version_no")
 ORDER_STAGES = (  # (column revealing the stage, status the order has from then on)
@@ -77,8 +77,8 @@ def build_replay(
     tables: dict[str, pa.Table], attribute_changes: AttributeChanges = "synthetic", seed: int = 42
 ) -> Replay:
     orders = tables["orders"]
-    purchase = _micros(orders.column("order_purchase_timestamp"))
-    review_created = _micros(tables["order_reviews"].column("review_creation_date"))
+    purchase = micros(orders.column("order_purchase_timestamp"))
+    review_created = micros(tables["order_reviews"].column("review_creation_date"))
     starts = np.concatenate([purchase, review_created])
     genesis = int(starts.min()) if starts.size else 0
     purchase_of = _Lookup(orders.column("order_id"), purchase, genesis)
@@ -134,11 +134,11 @@ def build_replay(
 
 def _order_versions(orders: pa.Table, seed: int) -> pa.Table:
     n = orders.num_rows
-    purchase = _micros(orders.column("order_purchase_timestamp"))
+    purchase = micros(orders.column("order_purchase_timestamp"))
     times, present = [purchase], [np.ones(n, dtype=bool)]
     running = purchase.copy()
     for column, _ in ORDER_STAGES[1:]:
-        ts = _micros(orders.column(column))
+        ts = micros(orders.column(column))
         known = ts >= 0
         stage_time = np.where(known, np.maximum(ts, running + US_PER_S), -1)
         running = np.where(known, stage_time, running)
@@ -172,8 +172,8 @@ def _order_versions(orders: pa.Table, seed: int) -> pa.Table:
 
 
 def _review_versions(reviews: pa.Table) -> pa.Table:
-    created = _micros(reviews.column("review_creation_date"))
-    answered = _micros(reviews.column("review_answer_timestamp"))
+    created = micros(reviews.column("review_creation_date"))
+    answered = micros(reviews.column("review_answer_timestamp"))
     is_answered = answered >= 0
     unanswered = reviews.set_column(
         reviews.schema.get_field_index("review_answer_timestamp"),
@@ -226,7 +226,7 @@ def _entity_versions(
         }
         new_values = {c: v for c, (_, v) in proposals.items()}
         applies = {
-            c: m & _mask(pc.is_valid(v)) & _differs(table.column(c), v) for c, (m, v) in proposals.items()
+            c: m & mask(pc.is_valid(v)) & _differs(table.column(c), v) for c, (m, v) in proposals.items()
         }
     else:
         # A seller or customer moves to another one's address: all address columns change together.
@@ -304,19 +304,10 @@ def _with_version(
     )
 
 
-def _micros(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Microseconds since the epoch, -1 for null (every Olist time is after 1970)."""
-    return pc.fill_null(pc.cast(values, pa.int64()), -1).to_numpy()
-
-
-def _mask(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
 def _differs(a: pa.ChunkedArray | pa.Array, b: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Null-aware inequality: a null and a value differ, two nulls do not."""
     equal = pc.or_kleene(pc.equal(a, b), pc.and_(pc.is_null(a), pc.is_null(b)))
-    return ~_mask(equal)
+    return ~mask(equal)
 
 
 def _stable_hash(keys: pa.ChunkedArray | pa.Array, seed: int) -> np.ndarray:
