@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 MEDALLION = str(Path(sys.executable).with_name("medallion"))
@@ -18,6 +19,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
     home = tmp_path / "home"
     yield home
     run(home, "source", "stop")
+    assert not embedded_servers(home)
 
 
 def run(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
@@ -57,6 +59,19 @@ def test_generate_load_advance_status(home: Path, tmp_path: Path) -> None:
 
     back = run(home, "source", "advance", "--to", "2017-01-01", ok=False)
     assert back.returncode == 1 and "cannot go back" in back.stderr
+
+    assert "embedded PostgreSQL stopped" in run(home, "source", "stop").stdout
+    assert not embedded_servers(home)
+    assert "2017-08-08 00:00:00" in run(home, "source", "status").stdout  # started again on demand, data kept
+    assert embedded_servers(home)
+
+
+def embedded_servers(home: Path) -> list[psutil.Process]:
+    return [
+        p
+        for p in psutil.process_iter(["name", "cmdline"])
+        if p.info["name"] == "postgres" and any(str(home) in part for part in p.info["cmdline"] or [])
+    ]
 
 
 def test_bad_input_is_a_clear_error(home: Path, tmp_path: Path, sample_dir: Path) -> None:

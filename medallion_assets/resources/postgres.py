@@ -7,12 +7,15 @@ caller then goes through the same URL-based code path as for an external server.
 
 from __future__ import annotations
 
+import atexit
 import re
+import signal
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import adbc_driver_postgresql.dbapi as adbc_dbapi
+import psutil
 
 from medallion_assets.settings import Settings
 
@@ -44,15 +47,26 @@ def embedded_server_url(settings: Settings) -> str:
     return server.get_uri()
 
 
-def stop_embedded_server(settings: Settings) -> bool:
-    """Stop the embedded server if it runs; True if one was stopped."""
-    pgserver = _pgserver()
+def stop_embedded_server(settings: Settings, timeout: float = 30) -> bool:
+    """Stop the embedded server if it runs (fast shutdown); True if one was stopped.
 
-    data_dir = settings.embedded_postgres_dir
-    if not (data_dir / "postmaster.pid").exists():
+    Done by signal rather than through pgserver's handle counting, which only stops a server when
+    the last process that used it lets go, and never one started with cleanup_mode=None.
+    """
+    data_dir = settings.embedded_postgres_dir.resolve()
+    # Forget pgserver's handle in this process, so that a later call starts the server again.
+    handle = _pgserver().PostgresServer._instances.pop(data_dir, None)
+    if handle is not None:
+        atexit.unregister(handle._cleanup)
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+        postmaster = psutil.Process(pid)
+        if postmaster.name() != "postgres":
+            return False  # a stale pid file whose number now belongs to another process
+        postmaster.send_signal(signal.SIGINT)  # fast shutdown: end sessions, checkpoint, exit
+        postmaster.wait(timeout)
+    except (FileNotFoundError, ValueError, IndexError, psutil.NoSuchProcess):
         return False
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")
-    server.cleanup()
     return True
 
 
