@@ -13,6 +13,9 @@ import adbc_driver_postgresql.dbapi as adbc_dbapi
 import click
 import pandas as pd
 
+from medallion_assets.build import build as run_build
+from medallion_assets.build import format_summary
+from medallion_assets.resources.delta_lake import LakeError
 from medallion_assets.resources.postgres import (
     SourceUnavailableError,
     connect,
@@ -31,7 +34,7 @@ from medallion_assets.sources.source_system import (
     source_status,
 )
 
-USER_ERRORS = (CsvLoadError, SourceUnavailableError, SourceStateError, ValueError)
+USER_ERRORS = (CsvLoadError, SourceUnavailableError, SourceStateError, LakeError, ValueError)
 
 
 class MomentType(click.ParamType):
@@ -226,3 +229,39 @@ def _print_step(headline: str, report: StepReport, seconds: float) -> None:
         click.echo(f"  {name:<36}{change.inserted:>12,}{change.updated:>12,}")
     if report.attribute_changes:
         click.echo(f"  synthetic attribute changes recorded: {report.attribute_changes:,}")
+
+
+@main.command("build")
+@click.option(
+    "--select",
+    "selection",
+    default=None,
+    help="Dagster asset selection, e.g. 'bronze/*' or 'key:bronze/orders'.",
+)
+@click.option(
+    "--from",
+    "start",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="First day (default: the first day the source holds).",
+)
+@click.option(
+    "--to",
+    "end",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Last day, included (default: the last day the source holds).",
+)
+@user_errors
+def build_command(selection: str | None, start: dt.datetime | None, end: dt.datetime | None) -> None:
+    """Materialize the selection (default: everything) over the range, in dependency order, in one process."""
+    summary = run_build(
+        get_settings(),
+        selection,
+        start.date() if start else None,
+        end.date() if end else None,
+        echo=click.echo,
+    )
+    click.echo(format_summary(summary))
+    if not summary.success:
+        raise SystemExit(1)

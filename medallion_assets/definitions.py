@@ -1,11 +1,42 @@
 """The Dagster code location: every layer's assets, checks, resources and automation meet here.
 
-Layers register themselves as they are built (bronze, silver, gold, quality, automation); the
-source system they read is managed by the `medallion source` commands.
+`build_definitions(settings)` decides everything from one settings object, so tests build their
+own definitions without reloading modules; `defs` is what `dagster dev` and the CLI load.
+Runs execute in process: one process per run, so one Spark session per run, never one per step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dagster as dg
 
-defs = dg.Definitions()
+from medallion_assets.bronze.assets import bronze_assets
+from medallion_assets.partitions import daily_partitions
+from medallion_assets.progress import medallion_progress
+from medallion_assets.resources.delta_lake import DeltaLakeIOManager
+from medallion_assets.resources.postgres import SourceDatabase
+from medallion_assets.resources.spark import SparkResource
+from medallion_assets.settings import Settings, get_settings
+
+
+def build_definitions(
+    settings: Settings | None = None, jobs: Sequence[dg.UnresolvedAssetJobDefinition] = ()
+) -> dg.Definitions:
+    settings = settings or get_settings()
+    daily = daily_partitions(settings)
+    spark = SparkResource()
+    return dg.Definitions(
+        assets=[*bronze_assets(daily)],
+        resources={
+            "lake": DeltaLakeIOManager(spark=spark),
+            "source_db": SourceDatabase(),
+            "spark": spark,
+        },
+        jobs=list(jobs),
+        loggers={"console": dg.colored_console_logger, "medallion_progress": medallion_progress},
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

@@ -228,3 +228,55 @@ OLIST_TABLES: tuple[SourceTable, ...] = (
 )
 
 TABLES_BY_NAME: dict[str, SourceTable] = {t.name: t for t in OLIST_TABLES}
+
+
+# ------------------------------------------------------------------------------------ lake tables
+
+Layer = Literal["bronze", "silver", "gold"]
+# How the Delta IO manager writes a materialization (see resources/delta_lake.py):
+# - replace_partition: the partition window (or the whole table, unpartitioned) is replaced;
+# - insert_new: rows whose key is not in the window yet are appended, nothing else changes;
+# - merge_latest: keyed upsert where a row only replaces an older version (by version_column).
+WriteMode = Literal["replace_partition", "insert_new", "merge_latest"]
+
+# Lineage columns every bronze row carries.
+INGESTED_AT = "_ingested_at"
+SOURCE = "_source"
+RUN_ID = "_run_id"
+CHANGE_TS = "_change_ts"
+CHANGE_DATE = "_change_date"
+
+
+@dataclass(frozen=True)
+class LakeTable:
+    layer: Layer
+    name: str
+    primary_key: tuple[str, ...]
+    partition_column: str | None
+    write_mode: WriteMode = "replace_partition"
+    version_column: str | None = None
+    source: SourceTable | None = None
+    description: str = ""
+
+    @property
+    def asset_path(self) -> list[str]:
+        return [self.layer, self.name]
+
+
+def bronze_table(source: SourceTable) -> LakeTable:
+    """Bronze keeps every version of every source row: the key is the row's key plus its change time."""
+    return LakeTable(
+        layer="bronze",
+        name=source.name,
+        primary_key=(*source.primary_key, CHANGE_TS),
+        partition_column=CHANGE_DATE,
+        write_mode="insert_new",
+        source=source,
+        description=(
+            f"Every change of olist.{source.name} as the source showed it, append-only, "
+            f"partitioned by the date of its updated_at."
+        ),
+    )
+
+
+BRONZE_TABLES: tuple[LakeTable, ...] = tuple(bronze_table(t) for t in OLIST_TABLES)

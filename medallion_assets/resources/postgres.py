@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import adbc_driver_postgresql.dbapi as adbc_dbapi
+import dagster as dg
 import psutil
 
-from medallion_assets.settings import Settings
+from medallion_assets.settings import Settings, get_settings
 
 
 class SourceUnavailableError(RuntimeError):
@@ -98,3 +99,14 @@ def connect(url: str) -> Iterator[adbc_dbapi.Connection]:
         raise
     finally:
         conn.close()
+
+
+class SourceDatabase(dg.ConfigurableResource):
+    """The source system's PostgreSQL. Its URL (maybe with a password) comes from the environment at
+    run time, never from run config, so it cannot show up in the UI or the run's metadata."""
+
+    def url(self) -> str:
+        return source_database_url(get_settings())
+
+    def display_url(self) -> str:
+        return redact(self.url())

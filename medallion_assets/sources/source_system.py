@@ -140,19 +140,39 @@ def source_status(url: str) -> SourceStatus:
     )
 
 
-def read_source_table(url: str, name: str) -> pa.Table:
-    """The current contents of one source table as Arrow, typed like the spec (for checks and tests)."""
+def read_source_table(
+    url: str, name: str, changed_from: dt.datetime | None = None, changed_before: dt.datetime | None = None
+) -> pa.Table:
+    """One source table as Arrow, typed like the spec, optionally only rows changed in [from, before)."""
     spec = TABLES_BY_NAME[name]
     # ADBC hands NUMERIC over as an opaque text extension type: read it as text, cast in Arrow.
     columns = [f"{c.name}::text" if c.type == "money" else c.name for c in spec.all_columns]
+    window = " WHERE updated_at >= $1 AND updated_at < $2" if changed_from or changed_before else ""
+    parameters = (
+        (changed_from or dt.datetime(1, 1, 1), changed_before or dt.datetime(9999, 1, 1)) if window else ()
+    )
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
-            f"SELECT {', '.join(columns)}, created_at, updated_at FROM {SOURCE_SCHEMA}.{name}"
-            f" ORDER BY {', '.join(spec.primary_key)}"
+            f"SELECT {', '.join(columns)}, created_at, updated_at FROM {SOURCE_SCHEMA}.{name}{window}"
+            f" ORDER BY {', '.join(spec.primary_key)}",
+            parameters or None,
         )
         table = cur.fetch_arrow_table()
     table = table.rename_columns([c.name for c in spec.all_columns] + ["created_at", "updated_at"])
-    return table.cast(_typed_schema(spec, table.schema))
+    return table.cast(_typed_schema(spec))
+
+
+def source_change_dates(url: str) -> tuple[dt.date, dt.date] | None:
+    """First and last date on which any source row changed (None for an empty source)."""
+    union = " UNION ALL ".join(
+        f"SELECT min(updated_at) AS first, max(updated_at) AS last FROM {SOURCE_SCHEMA}.{spec.name}"
+        for spec in OLIST_TABLES
+    )
+    with connect(url) as conn, conn.cursor() as cur:
+        _clock(cur)  # a clear error when the source was never loaded
+        cur.execute(f"SELECT min(first), max(last) FROM ({union}) AS changes")
+        first, last = cur.fetchone()
+    return (first.date(), last.date()) if first else None
 
 
 def read_attribute_changes(url: str) -> pa.Table:
@@ -166,9 +186,10 @@ def read_attribute_changes(url: str) -> pa.Table:
 # ------------------------------------------------------------------------------------------- SQL
 
 
-def _typed_schema(spec: SourceTable, fetched: pa.Schema) -> pa.Schema:
-    fields = [pa.field(f.name, f.type, nullable=True) for f in spec.arrow_schema]
-    return pa.schema(fields + [pa.field(n, fetched.field(n).type) for n in ("created_at", "updated_at")])
+def _typed_schema(spec: SourceTable) -> pa.Schema:
+    ts = pa.timestamp("us")
+    fields = [pa.field(f.name, f.type) for f in spec.arrow_schema]
+    return pa.schema([*fields, pa.field("created_at", ts, False), pa.field("updated_at", ts, False)])
 
 
 def _ensure_replaceable(cur, replace: bool) -> None:

@@ -1,0 +1,197 @@
+"""`medallion build`: materialize a selection of assets over a date range, in dependency order.
+
+Dagster cannot materialize assets of different partitionings in one run, so the selection is cut
+into consecutive stretches of the dependency order that share a partitioning; each stretch is one
+in-process run (one process, one Spark session) over the whole range, recorded in the Dagster
+instance like any run. Progress is printed as steps finish; a summary ends the build.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from medallion_assets.definitions import build_definitions
+from medallion_assets.resources.postgres import source_database_url
+from medallion_assets.settings import Settings
+from medallion_assets.sources.source_system import source_change_dates
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class AssetOutcome:
+    key: str
+    partitions: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+    checks_passed: int = 0
+    checks_failed: int = 0
+
+
+@dataclass
+class BuildSummary:
+    runs: list[str] = field(default_factory=list)
+    assets: dict[str, AssetOutcome] = field(default_factory=dict)
+    failed_steps: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    range: tuple[dt.date, dt.date] | None = None
+
+    @property
+    def success(self) -> bool:
+        return not self.failed_steps
+
+
+def ensure_dagster_home(settings: Settings) -> str:
+    """DAGSTER_HOME, defaulting to $MEDALLION_HOME/dagster (created) so runs are recorded."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return str(home)
+
+
+def build(
+    settings: Settings,
+    selection: str | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    echo: Echo = print,
+) -> BuildSummary:
+    started = time.perf_counter()
+    ensure_dagster_home(settings)
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    keys = _resolve(selection, graph)
+    if not keys:
+        raise ValueError(f"the selection {selection!r} matches no asset")
+    ordered = [key for key in graph.toposorted_asset_keys if key in keys]
+    summary = BuildSummary()
+    stretches = _stretches(ordered, lambda key: graph.get(key).partitions_def)
+    if any(partitions is not None for partitions, _ in stretches):
+        summary.range = _date_range(settings, start, end)
+    with dg.DagsterInstance.get() as instance:
+        for index, (partitions, stretch) in enumerate(stretches, start=1):
+            name = f"medallion_build_{index}"
+            job = dg.define_asset_job(
+                name, selection=dg.AssetSelection.assets(*stretch), partitions_def=partitions
+            )
+            job_def = build_definitions(settings, jobs=[job]).resolve_job_def(name)
+            tags = {}
+            if partitions is not None:
+                first, last = _clamp(partitions, summary.range)
+                tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+                echo(f"run {index}: {len(stretch)} asset(s) over partitions {first}..{last}")
+            else:
+                echo(f"run {index}: {len(stretch)} unpartitioned asset(s)")
+            result = job_def.execute_in_process(
+                instance=instance,
+                tags=tags,
+                raise_on_error=False,
+                run_config={"loggers": {"medallion_progress": {}}},
+            )
+            summary.runs.append(result.run_id)
+            _collect(result, summary)
+            if not result.success:
+                break  # later stretches depend on this one
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _resolve(selection: str | None, graph: dg.AssetGraph) -> set[dg.AssetKey]:
+    if not selection:
+        return set(graph.materializable_asset_keys)
+    try:
+        return set(dg.AssetSelection.from_string(selection).resolve(graph))
+    except dg.DagsterInvalidSubsetError as exc:
+        hint = f" (for every asset under a prefix write key:{selection})" if selection.endswith("/*") else ""
+        raise ValueError(f"the selection {selection!r} matches no asset{hint}: {exc}") from None
+
+
+def _stretches(ordered: list[dg.AssetKey], partitioning: Callable) -> list[tuple[object, list[dg.AssetKey]]]:
+    stretches: list[tuple[object, list[dg.AssetKey]]] = []
+    for key in ordered:
+        partitions = partitioning(key)
+        if stretches and stretches[-1][0] == partitions:
+            stretches[-1][1].append(key)
+        else:
+            stretches.append((partitions, [key]))
+    return stretches
+
+
+def _date_range(settings: Settings, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+    if start is None or end is None:
+        held = source_change_dates(source_database_url(settings))
+        if held is None:
+            raise ValueError("the source holds no rows: load it first (medallion source load)")
+        start, end = start or held[0], end or held[1]
+    if end < start:
+        raise ValueError(f"--to {end} is before --from {start}")
+    return start, end
+
+
+def _clamp(partitions: dg.PartitionsDefinition, window: tuple[dt.date, dt.date]) -> tuple[str, str]:
+    keys = partitions.get_partition_keys()
+    first = max(window[0].isoformat(), keys[0])
+    last = min(window[1].isoformat(), keys[-1])
+    if first > last:
+        raise ValueError(
+            f"no daily partition between {window[0]} and {window[1]} (partitions start {keys[0]})"
+        )
+    return first, last
+
+
+def _collect(result: dg.ExecuteInProcessResult, summary: BuildSummary) -> None:
+    counted: set[str] = set()
+    for event in result.all_events:
+        if event.is_step_materialization:
+            materialization = event.step_materialization_data.materialization
+            key = materialization.asset_key.to_user_string()
+            outcome = summary.assets.setdefault(key, AssetOutcome(key))
+            outcome.partitions += 1
+            # A ranged step reports one materialization per partition, all with the range's metadata.
+            row_count = materialization.metadata.get("dagster/row_count")
+            if row_count is not None and event.step_key not in counted:
+                outcome.rows += int(row_count.value)
+                counted.add(event.step_key)
+        elif event.is_step_success:
+            key = event.step_key.replace("__", "/")
+            summary.assets.setdefault(key, AssetOutcome(key)).seconds += (
+                event.event_specific_data.duration_ms / 1000
+            )
+        elif event.is_step_failure:
+            summary.failed_steps.append(event.step_key)
+        elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            outcome = summary.assets.setdefault(
+                evaluation.asset_key.to_user_string(), AssetOutcome(evaluation.asset_key.to_user_string())
+            )
+            if evaluation.passed:
+                outcome.checks_passed += 1
+            else:
+                outcome.checks_failed += 1
+
+
+def format_summary(summary: BuildSummary) -> str:
+    lines = [f"{'asset':<40}{'partitions':>11}{'rows':>14}{'checks ok/failed':>18}{'seconds':>10}"]
+    for outcome in summary.assets.values():
+        checks = f"{outcome.checks_passed}/{outcome.checks_failed}"
+        lines.append(
+            f"{outcome.key:<40}{outcome.partitions:>11,}{outcome.rows:>14,}{checks:>18}{outcome.seconds:>10.1f}"
+        )
+    span = f" over {summary.range[0]}..{summary.range[1]}" if summary.range else ""
+    state = "succeeded" if summary.success else f"FAILED at {', '.join(summary.failed_steps)}"
+    lines.append(
+        f"build {state}{span}: {len(summary.assets)} assets in {len(summary.runs)} run(s), "
+        f"{summary.seconds:.1f}s; runs {', '.join(summary.runs)}"
+    )
+    return "\n".join(lines)

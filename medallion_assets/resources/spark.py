@@ -1,0 +1,57 @@
+"""One Spark session per process, created on first use and shared by every asset of the run.
+
+A classic local session costs 5-15 s to start, so it is never built per step: runs execute in
+process (see definitions.py), the session is cached here, and assets that do not need Spark never
+start it. With SPARK_REMOTE set, a Spark Connect session to that server is used instead (~0.5 s to
+connect); the asset code is the same for both.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+import dagster as dg
+from pydantic import Field
+from pyspark.sql import SparkSession
+
+from medallion_assets.settings import get_settings
+
+_lock = threading.Lock()
+
+
+class SparkResource(dg.ConfigurableResource):
+    """The run's Spark session: embedded local[*] by default, Spark Connect when SPARK_REMOTE is set."""
+
+    shuffle_partitions: int = Field(4, description="Small machine: few shuffle partitions.")
+    driver_memory: str = Field("4g", description="Local sessions only.")
+
+    def session(self) -> SparkSession:
+        with _lock:
+            return _session(get_settings().spark_remote, self.shuffle_partitions, self.driver_memory)
+
+
+@functools.cache
+def _session(remote: str | None, shuffle_partitions: int, driver_memory: str) -> SparkSession:
+    builder = SparkSession.builder.appName("medallion_assets")
+    if remote:
+        builder = builder.remote(remote)
+    else:
+        builder = (
+            builder.master("local[*]")
+            .config("spark.driver.memory", driver_memory)
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+        )
+    session = builder.getOrCreate()
+    for key, value in {
+        "spark.sql.shuffle.partitions": str(shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        # Olist times have no zone: naive Arrow timestamps become TIMESTAMP_NTZ, and back.
+        "spark.sql.timestampType": "TIMESTAMP_NTZ",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+    }.items():
+        session.conf.set(key, value)
+    if not remote:
+        session.sparkContext.setLogLevel("ERROR")
+    return session

@@ -1,0 +1,368 @@
+"""The Delta IO manager through real materializations, on a local folder and on an S3 server.
+
+The S3 server is moto's, a real HTTP S3 endpoint on 127.0.0.1; delta-rs talks to it as to MinIO.
+"""
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from deltalake import DeltaTable
+from moto.server import ThreadedMotoServer
+from pyspark.sql import DataFrame
+
+from medallion_assets.resources.delta_lake import DeltaLakeIOManager, Lake, LakeError, lake_metadata
+from medallion_assets.resources.spark import SparkResource
+from medallion_assets.settings import get_settings
+from medallion_assets.specs import LakeTable, WriteMode
+
+DAILY = dg.DailyPartitionsDefinition(start_date="2017-01-01", end_date="2017-02-01")
+SECRET = "moto-secret-key-value"
+SOURCE: dict[str, pa.Table] = {}  # what the test asset returns, filtered to its partition window
+
+
+def rows(*items: tuple[str, str, int]) -> pa.Table:
+    """(id, day, value) -> a table with a date partition column and a change timestamp."""
+    return pa.table(
+        {
+            "id": pa.array([i for i, _, _ in items], pa.string()),
+            "value": pa.array([v for _, _, v in items], pa.int64()),
+            "_change_ts": pa.array([dt.datetime.fromisoformat(d) for _, d, _ in items], pa.timestamp("us")),
+            "_change_date": pa.array([dt.date.fromisoformat(d[:10]) for _, d, _ in items], pa.date32()),
+        }
+    )
+
+
+def events_asset(mode: WriteMode) -> dg.AssetsDefinition:
+    spec = LakeTable(
+        "bronze",
+        "events",
+        ("id",) if mode == "merge_latest" else ("id", "_change_ts"),
+        "_change_date",
+        mode,
+        version_column="_change_ts" if mode == "merge_latest" else None,
+    )
+
+    @dg.asset(
+        key=spec.asset_path,
+        partitions_def=DAILY,
+        metadata=lake_metadata(spec),
+        io_manager_key="lake",
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def events(context: dg.AssetExecutionContext) -> pa.Table:
+        window = context.partition_time_window
+        data = SOURCE["events"]
+        day = data["_change_date"]
+        inside = pc.and_(
+            pc.greater_equal(day, pa.scalar(window.start.date())), pc.less(day, pa.scalar(window.end.date()))
+        )
+        return data if SOURCE.get("ignore_window") else data.filter(inside)
+
+    return events
+
+
+@dg.asset(
+    key=["silver", "seen"],
+    partitions_def=DAILY,
+    io_manager_key="mem",
+    ins={"events": dg.AssetIn(key=["bronze", "events"])},
+)
+def seen_as_spark(events: DataFrame) -> None:
+    SOURCE["seen"] = events
+
+
+@dg.asset(
+    key=["silver", "seen_arrow"],
+    partitions_def=DAILY,
+    io_manager_key="mem",
+    ins={"events": dg.AssetIn(key=["bronze", "events"])},
+)
+def seen_as_arrow(events: pa.Table) -> None:
+    SOURCE["seen"] = events
+
+
+# ------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+    ).create_bucket(Bucket="lake")
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def lake_root(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh lake root; for s3 the AWS_* environment points at the S3 server."""
+    if request.param == "local":
+        root = str(tmp_path / "lake")
+    else:
+        endpoint = request.getfixturevalue("s3_endpoint")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+        monkeypatch.setenv("AWS_REGION", "us-east-1")
+        root = f"s3://lake/{uuid.uuid4().hex}"
+    monkeypatch.setenv("MEDALLION_LAKE_URI", root)
+    SOURCE.clear()
+    return root
+
+
+@pytest.fixture(scope="session")
+def spark_resource() -> SparkResource:
+    resource = SparkResource()
+    resource.session()  # started once for the whole test session
+    return resource
+
+
+def materialize(
+    assets: list, spark: SparkResource, first: str, last: str | None = None
+) -> dg.ExecuteInProcessResult:
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last} if last else {}
+    return dg.materialize(
+        assets,
+        partition_key=None if last else first,
+        tags=tags,
+        resources={"lake": DeltaLakeIOManager(spark=spark), "mem": dg.InMemoryIOManager()},
+        raise_on_error=False,
+    )
+
+
+def lake_table(name: str = "events") -> DeltaTable:
+    lake = Lake.from_settings(get_settings())
+    return DeltaTable(lake.uri(dg.AssetKey(["bronze", name])), storage_options=lake.storage_options)
+
+
+def contents() -> list[dict]:
+    return sorted(
+        lake_table().to_pyarrow_dataset().to_table().to_pylist(), key=lambda r: (r["id"], r["_change_ts"])
+    )
+
+
+def output_metadata(result: dg.ExecuteInProcessResult) -> dict:
+    return {
+        k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()
+    }
+
+
+# --------------------------------------------------------------------------------------------- tests
+
+
+def test_replace_one_partition_then_a_range(lake_root: str, spark_resource: SparkResource) -> None:
+    asset = events_asset("replace_partition")
+    SOURCE["events"] = rows(("a", "2017-01-01", 1), ("b", "2017-01-02", 2), ("c", "2017-01-03", 3))
+    assert materialize([asset], spark_resource, "2017-01-01", "2017-01-03").success
+    assert [r["id"] for r in contents()] == ["a", "b", "c"]
+
+    SOURCE["events"] = rows(("b2", "2017-01-02", 20), ("b3", "2017-01-02 10:00", 21))
+    result = materialize([asset], spark_resource, "2017-01-02")
+    assert result.success
+    assert [r["id"] for r in contents()] == ["a", "b2", "b3", "c"]  # only 2017-01-02 replaced
+    metadata = output_metadata(result)
+    assert metadata["dagster/row_count"] == 2
+    assert [c.name for c in metadata["dagster/column_schema"].columns] == [
+        "id",
+        "value",
+        "_change_ts",
+        "_change_date",
+    ]
+    assert metadata["dagster/uri"].endswith("/bronze/events") and metadata["delta_version"] == 1
+
+    SOURCE["events"] = rows(("x", "2017-01-01", 9))  # 2017-01-02 is now empty in the source
+    assert materialize([asset], spark_resource, "2017-01-01", "2017-01-02").success
+    assert [r["id"] for r in contents()] == ["c", "x"]
+
+
+def test_rematerializing_is_idempotent(lake_root: str, spark_resource: SparkResource) -> None:
+    for mode in ("replace_partition", "insert_new", "merge_latest"):
+        SOURCE["events"] = rows(("a", "2017-01-05", 1), ("b", "2017-01-06", 2))
+        asset = events_asset(mode)  # type: ignore[arg-type]
+        assert materialize([asset], spark_resource, "2017-01-05", "2017-01-06").success
+        first = contents()
+        assert materialize([asset], spark_resource, "2017-01-05", "2017-01-06").success
+        assert contents() == first, mode
+        lake = Lake.from_settings(get_settings())
+        DeltaTable(lake.uri(dg.AssetKey(["bronze", "events"])), storage_options=lake.storage_options).delete()
+
+
+def test_insert_new_keeps_every_version(lake_root: str, spark_resource: SparkResource) -> None:
+    asset = events_asset("insert_new")
+    SOURCE["events"] = rows(("a", "2017-01-01 08:00", 1), ("b", "2017-01-01 09:00", 2))
+    assert materialize([asset], spark_resource, "2017-01-01").success
+
+    SOURCE["events"] = rows(("a", "2017-01-01 08:00", 1), ("a", "2017-01-01 12:00", 5))  # b left the source
+    result = materialize([asset], spark_resource, "2017-01-01")
+    metadata = output_metadata(result)
+    assert metadata["rows_inserted"] == 1 and metadata["rows_unchanged"] == 1
+    assert [(r["id"], r["value"]) for r in contents()] == [("a", 1), ("a", 5), ("b", 2)]  # nothing removed
+
+
+def test_merge_latest_never_regresses(lake_root: str, spark_resource: SparkResource) -> None:
+    asset = events_asset("merge_latest")
+    SOURCE["ignore_window"] = False
+    SOURCE["events"] = rows(("a", "2017-01-03 10:00", 3))
+    assert materialize([asset], spark_resource, "2017-01-03").success
+    SOURCE["events"] = rows(("a", "2017-01-03 09:00", 1), ("b", "2017-01-03 09:00", 2))  # an older change
+    result = materialize([asset], spark_resource, "2017-01-03")
+    assert output_metadata(result)["rows_updated"] == 0
+    assert [(r["id"], r["value"]) for r in contents()] == [("a", 3), ("b", 2)]
+    SOURCE["events"] = rows(("a", "2017-01-03 11:00", 4))
+    assert output_metadata(materialize([asset], spark_resource, "2017-01-03"))["rows_updated"] == 1
+    assert [(r["id"], r["value"]) for r in contents()] == [("a", 4), ("b", 2)]
+
+
+def test_rows_outside_the_window_write_nothing(lake_root: str, spark_resource: SparkResource) -> None:
+    asset = events_asset("replace_partition")
+    SOURCE["events"] = rows(("a", "2017-01-01", 1))
+    assert materialize([asset], spark_resource, "2017-01-01").success
+    SOURCE.update(ignore_window=True, events=rows(("a", "2017-01-01", 2), ("z", "2017-01-09", 9)))
+    result = materialize([asset], spark_resource, "2017-01-01")
+    assert not result.success
+    failure = result.get_step_failure_events()[0].event_specific_data.error
+    assert "1 row(s) have _change_date outside the partition window" in failure.cause.message
+    assert lake_table().version() == 0 and [r["value"] for r in contents()] == [1]
+
+
+def test_inputs_read_only_the_partitions_asked_for(lake_root: str, spark_resource: SparkResource) -> None:
+    asset = events_asset("replace_partition")
+    SOURCE["events"] = rows(*[(f"k{d}", f"2017-01-{d:02d}", d) for d in range(1, 8)])
+    assert materialize([asset], spark_resource, "2017-01-01", "2017-01-07").success
+
+    assert materialize([asset, seen_as_spark], spark_resource, "2017-01-03", "2017-01-04").success
+    seen = SOURCE["seen"]
+    assert isinstance(seen, DataFrame)
+    assert sorted(r["id"] for r in seen.collect()) == ["k3", "k4"]
+    assert dict(seen.dtypes)["_change_ts"] == "timestamp_ntz"  # zone-less stays zone-less
+
+    assert materialize([asset, seen_as_arrow], spark_resource, "2017-01-05").success
+    assert isinstance(SOURCE["seen"], pa.Table) and SOURCE["seen"]["id"].to_pylist() == ["k5"]
+
+
+def test_partition_pruning_skips_other_partitions_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark_resource: SparkResource
+) -> None:
+    monkeypatch.setenv("MEDALLION_LAKE_URI", str(tmp_path))
+    asset = events_asset("replace_partition")
+    SOURCE.clear()
+    SOURCE["events"] = rows(("a", "2017-01-01", 1), ("b", "2017-01-02", 2))
+    assert materialize([asset], spark_resource, "2017-01-01", "2017-01-02").success
+    for damaged in (tmp_path / "bronze" / "events" / "_change_date=2017-01-02").glob("*.parquet"):
+        damaged.write_bytes(b"not parquet")  # only a reader that opens this file can fail
+    upstream = asset.to_source_asset()
+    assert materialize([upstream, seen_as_arrow], spark_resource, "2017-01-01").success
+    assert SOURCE["seen"]["id"].to_pylist() == ["a"]
+    assert not materialize([upstream, seen_as_arrow], spark_resource, "2017-01-02").success
+
+
+def test_missing_table_is_a_clear_error(lake_root: str, spark_resource: SparkResource) -> None:
+    result = materialize(
+        [events_asset("insert_new").to_source_asset(), seen_as_arrow], spark_resource, "2017-01-01"
+    )
+    assert not result.success
+    message = result.get_step_failure_events()[0].event_specific_data.error.cause.message
+    assert "bronze/events has no Delta table at" in message and "materialize it first" in message
+
+
+def test_unreachable_store_is_a_clear_error_without_secrets(
+    monkeypatch: pytest.MonkeyPatch, spark_resource: SparkResource
+) -> None:
+    monkeypatch.setenv("MEDALLION_LAKE_URI", "s3://lake/unreachable")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    SOURCE["events"] = rows(("a", "2017-01-01", 1))
+    started = time.perf_counter()
+    result = materialize([events_asset("insert_new")], spark_resource, "2017-01-01")
+    assert not result.success and time.perf_counter() - started < 60
+    error = result.get_step_failure_events()[0].event_specific_data.error
+    text = str(error.cause.message if error.cause else error.message)
+    assert "cannot reach the Delta table at s3://lake/unreachable/bronze/events" in text
+    assert SECRET not in text
+
+
+def test_no_secret_in_metadata(lake_root: str, spark_resource: SparkResource) -> None:
+    SOURCE["events"] = rows(("a", "2017-01-01", 1))
+    result = materialize([events_asset("insert_new")], spark_resource, "2017-01-01")
+    assert result.success
+    assert SECRET not in repr(output_metadata(result))
+
+
+WRITER = """
+import sys, datetime as dt, numpy as np, pyarrow as pa, dagster as dg
+from medallion_assets.resources.delta_lake import DeltaLakeIOManager, lake_metadata
+from medallion_assets.resources.spark import SparkResource
+from medallion_assets.specs import LakeTable
+spec = LakeTable("bronze", "big", ("id",), "_change_date", "replace_partition")
+n = int(sys.argv[1])
+@dg.asset(key=spec.asset_path, partitions_def=dg.DailyPartitionsDefinition(start_date="2017-01-01"),
+          metadata=lake_metadata(spec), io_manager_key="lake")
+def big() -> pa.Table:
+    rng = np.random.default_rng(int(sys.argv[2]))
+    return pa.table({"id": np.arange(n), "payload": rng.random(n), "noise": rng.integers(0, 2**62, n),
+                     "_change_date": pa.array([dt.date(2017, 1, 1)] * n, pa.date32())})
+dg.materialize([big], partition_key="2017-01-01", resources={"lake": DeltaLakeIOManager(spark=SparkResource())})
+print("done")
+"""
+
+
+def test_a_killed_write_leaves_the_previous_version(tmp_path: Path) -> None:
+    """Invariant 4: kill the writer while it writes data files; the table stays at its last commit."""
+    env = {**os.environ, "MEDALLION_LAKE_URI": str(tmp_path), "MEDALLION_HOME": str(tmp_path / "home")}
+
+    def write(rows_count: int, seed: int) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(rows_count), str(seed)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    assert write(1000, 1).wait(timeout=120) == 0
+    table_dir = tmp_path / "bronze" / "big"
+    before = DeltaTable(str(table_dir))
+    assert before.version() == 0 and before.to_pyarrow_dataset().count_rows() == 1000
+
+    writer = write(30_000_000, 2)
+    deadline = time.monotonic() + 120
+    while not any(
+        p.stat().st_size > 0
+        for p in table_dir.rglob("*.parquet")
+        if p.stat().st_mtime > time.time() - 60
+        and p.name not in {f.split("/")[-1] for f in before.file_uris()}
+    ):
+        assert writer.poll() is None, "the big write finished before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(writer.pid, signal.SIGKILL)
+    writer.wait()
+
+    after = DeltaTable(str(table_dir))
+    assert after.version() == 0 and after.to_pyarrow_dataset().count_rows() == 1000
+    assert write(2000, 3).wait(timeout=300) == 0  # the re-run completes, without duplicates
+    final = DeltaTable(str(table_dir))
+    assert final.version() == 1 and final.to_pyarrow_dataset().count_rows() == 2000
