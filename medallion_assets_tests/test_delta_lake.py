@@ -23,7 +23,7 @@ from deltalake import DeltaTable
 from moto.server import ThreadedMotoServer
 from pyspark.sql import DataFrame
 
-from medallion_assets.resources.delta_lake import DeltaLakeIOManager, Lake, LakeError, lake_metadata
+from medallion_assets.resources.delta_lake import DeltaLakeIOManager, Lake, lake_metadata
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
 from medallion_assets.specs import LakeTable, WriteMode
@@ -324,7 +324,8 @@ def big() -> pa.Table:
     rng = np.random.default_rng(int(sys.argv[2]))
     return pa.table({"id": np.arange(n), "payload": rng.random(n), "noise": rng.integers(0, 2**62, n),
                      "_change_date": pa.array([dt.date(2017, 1, 1)] * n, pa.date32())})
-dg.materialize([big], partition_key="2017-01-01", resources={"lake": DeltaLakeIOManager(spark=SparkResource())})
+lake = DeltaLakeIOManager(spark=SparkResource())
+dg.materialize([big], partition_key="2017-01-01", resources={"lake": lake})
 print("done")
 """
 
