@@ -20,7 +20,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from medallion_assets.definitions import build_definitions
 from medallion_assets.resources.postgres import source_database_url
-from medallion_assets.settings import Settings
+from medallion_assets.settings import Settings, get_settings
 from medallion_assets.sources.source_system import source_change_dates
 
 Echo = Callable[[str], None]
@@ -61,13 +61,14 @@ def ensure_dagster_home(settings: Settings) -> str:
 
 
 def build(
-    settings: Settings,
     selection: str | None = None,
     start: dt.date | None = None,
     end: dt.date | None = None,
     echo: Echo = print,
 ) -> BuildSummary:
+    """Build with the settings of the environment: the same ones the resources read at run time."""
     started = time.perf_counter()
+    settings = get_settings()
     ensure_dagster_home(settings)
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()

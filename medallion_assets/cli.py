@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -195,11 +196,18 @@ def quickstart(scale: float, seed: int, csv_dir: Path | None) -> None:
     url = _source_url()
     report = load_source(url, csv_dir, seed=seed, replace=True)
     _print_step(f"loaded the source as of {report.as_of}", report, time.perf_counter() - started)
-    click.echo("\nWhere to look:")
+    click.echo("\nbuilding every asset over the whole history")
+    summary = run_build(echo=click.echo)
+    click.echo(format_summary(summary))
+    outcome = "done" if summary.success else "FAILED"
+    click.echo(f"\nquickstart {outcome} in {time.perf_counter() - started:.0f}s.")
+    click.echo("Where to look:")
     click.echo(f"  Olist CSV files     {csv_dir}")
-    click.echo(f"  source database     {redact(url)}  (schema olist)")
-    click.echo("  source status       medallion source status")
-    click.echo(f"  lake (next layers)  {settings.lake_uri}")
+    click.echo(f"  source database     {redact(url)}  (schema olist; medallion source status / sql)")
+    click.echo(f"  lake (Delta tables) {settings.lake_uri}/<layer>/<table>")
+    click.echo(f"  Dagster runs        DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev")
+    if not summary.success:
+        raise SystemExit(1)
 
 
 def _generate(scale: float, seed: int, out_dir: Path) -> None:
@@ -256,7 +264,6 @@ def _print_step(headline: str, report: StepReport, seconds: float) -> None:
 def build_command(selection: str | None, start: dt.datetime | None, end: dt.datetime | None) -> None:
     """Materialize the selection (default: everything) over the range, in dependency order, in one process."""
     summary = run_build(
-        get_settings(),
         selection,
         start.date() if start else None,
         end.date() if end else None,

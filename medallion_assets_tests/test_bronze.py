@@ -70,7 +70,7 @@ def test_bronze_over_a_replay_keeps_every_version(
             poll = advance_source(pg_url, to=poll).as_of
         for name, versions in versions_in_source(pg_url).items():
             shown[name] |= versions
-        summary = build(settings, "key:bronze/*", previous_day, poll.date(), echo=lambda _: None)
+        summary = build("key:bronze/*", previous_day, poll.date(), echo=lambda _: None)
         assert summary.success, format_summary(summary)
         previous_day = poll.date()
 
@@ -88,7 +88,7 @@ def test_bronze_over_a_replay_keeps_every_version(
 
     # Re-running days already ingested adds nothing and removes nothing.
     before = {t.name: bronze(settings, t.name).num_rows for t in BRONZE_TABLES}
-    again = build(settings, "key:bronze/*", dt.date(2016, 12, 1), dt.date(2016, 12, 25), echo=lambda _: None)
+    again = build("key:bronze/*", dt.date(2016, 12, 1), dt.date(2016, 12, 25), echo=lambda _: None)
     assert again.success
     assert {t.name: bronze(settings, t.name).num_rows for t in BRONZE_TABLES} == before
     assert versions_in_bronze(settings) == in_bronze
@@ -96,7 +96,7 @@ def test_bronze_over_a_replay_keeps_every_version(
 
 def test_real_sample_lands_in_bronze_row_for_row(settings: Settings, pg_url: str, sample_dir: Path) -> None:
     load_source(pg_url, sample_dir, attribute_changes="none", replace=True)
-    summary = build(settings, "key:bronze/*", echo=lambda _: None)
+    summary = build("key:bronze/*", echo=lambda _: None)
     assert summary.success, format_summary(summary)
     for table in BRONZE_TABLES:
         source_rows = read_source_table(pg_url, table.name).num_rows
