@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 from medallion_assets.resources.postgres import embedded_server_url, stop_embedded_server
+from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.generator import GenerationResult, generate, write_kaggle_files
 from medallion_assets.sources.kaggle_csv import read_directory
@@ -59,3 +60,11 @@ def pg_url(medallion_home: Path) -> Iterator[str]:
     url = os.environ.get("MEDALLION_TEST_SOURCE_URL") or embedded_server_url(settings)
     yield url
     stop_embedded_server(settings)
+
+
+@pytest.fixture(scope="session")
+def spark_resource() -> SparkResource:
+    """The one local Spark session of the test session (started once, ~5-10 s)."""
+    resource = SparkResource()
+    resource.session()
+    return resource

@@ -131,13 +131,6 @@ def lake_root(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
     return root
 
 
-@pytest.fixture(scope="session")
-def spark_resource() -> SparkResource:
-    resource = SparkResource()
-    resource.session()  # started once for the whole test session
-    return resource
-
-
 def materialize(
     assets: list, spark: SparkResource, first: str, last: str | None = None
 ) -> dg.ExecuteInProcessResult:
