@@ -4,6 +4,7 @@ The S3 server is moto's, a real HTTP S3 endpoint on 127.0.0.1; delta-rs talks to
 """
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -360,3 +361,62 @@ def test_a_killed_write_leaves_the_previous_version(tmp_path: Path) -> None:
     assert write(2000, 3).wait(timeout=300) == 0  # the re-run completes, without duplicates
     final = DeltaTable(str(table_dir))
     assert final.version() == 1 and final.to_pyarrow_dataset().count_rows() == 2000
+
+
+BAD_CREDENTIALS = """
+import json, os
+os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "4"  # moto enforces IAM auth after creating the user and key
+import boto3, dagster as dg, pyarrow as pa, datetime as dt
+from moto.server import ThreadedMotoServer
+from medallion_assets.resources.delta_lake import DeltaLakeIOManager, lake_metadata
+from medallion_assets.resources.spark import SparkResource
+from medallion_assets.specs import LakeTable
+
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+endpoint = "http://%s:%s" % server.get_host_and_port()
+iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x",
+                   aws_secret_access_key="y")
+iam.create_user(UserName="lake")
+key = iam.create_access_key(UserName="lake")["AccessKey"]
+policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+iam.put_user_policy(UserName="lake", PolicyName="all", PolicyDocument=json.dumps(policy))
+boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=key["AccessKeyId"],
+             aws_secret_access_key=key["SecretAccessKey"]).create_bucket(Bucket="lake")
+
+spec = LakeTable("bronze", "events", ("id",), "_change_date", "insert_new")
+@dg.asset(key=spec.asset_path, partitions_def=dg.DailyPartitionsDefinition(start_date="2017-01-01"),
+          metadata=lake_metadata(spec), io_manager_key="lake")
+def events() -> pa.Table:
+    return pa.table({"id": ["a"], "_change_date": pa.array([dt.date(2017, 1, 1)], pa.date32())})
+
+os.environ.update(MEDALLION_LAKE_URI="s3://lake/lake", AWS_ENDPOINT_URL=endpoint, AWS_REGION="us-east-1",
+                  AWS_ACCESS_KEY_ID=key["AccessKeyId"])
+outcome = {}
+for label, secret in (("good", key["SecretAccessKey"]), ("bad", "wrong-secret-value")):
+    os.environ["AWS_SECRET_ACCESS_KEY"] = secret
+    result = dg.materialize([events], partition_key="2017-01-01", raise_on_error=False,
+                            resources={"lake": DeltaLakeIOManager(spark=SparkResource())})
+    failure = result.get_step_failure_events()
+    outcome[label] = failure[0].event_specific_data.error.cause.message if failure else "ok"
+server.stop()
+print(json.dumps(outcome))
+"""
+
+
+def test_bad_credentials_are_a_clear_error_without_secrets(tmp_path: Path) -> None:
+    """Against an S3 server that enforces credentials (moto with IAM auth, in its own process)."""
+    result = subprocess.run(
+        [sys.executable, "-c", BAD_CREDENTIALS],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "MEDALLION_HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["good"] == "ok"
+    assert "cannot reach the Delta table at s3://lake/lake/bronze/events" in outcome["bad"]
+    assert "403 Forbidden" in outcome["bad"] or "privileges" in outcome["bad"]
+    assert "wrong-secret-value" not in outcome["bad"]
