@@ -106,14 +106,17 @@ def test_real_sample_lands_in_bronze_row_for_row(settings: Settings, pg_url: str
     assert pc.sum(items["price"]).as_py() == pc.sum(read_source_table(pg_url, "order_items")["price"]).as_py()
 
 
-def cli_env(settings: Settings, pg_url: str) -> dict[str, str]:
-    return {
+def run_command(settings: Settings, pg_url: str, *command: str) -> subprocess.CompletedProcess:
+    env = {
         **os.environ,
         "MEDALLION_SOURCE_URL": pg_url,
         "MEDALLION_HOME": str(settings.home),
         "MEDALLION_LAKE_URI": settings.lake_uri,
         "DAGSTER_HOME": os.environ["DAGSTER_HOME"],
     }
+    return subprocess.run(
+        [str(BIN / command[0]), *command[1:]], env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_dagster_cli_materializes_a_partition_range(
@@ -121,22 +124,18 @@ def test_dagster_cli_materializes_a_partition_range(
 ) -> None:
     load_source(pg_url, small_generated_dir, as_of=dt.datetime(2017, 2, 1), replace=True)
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [
-            str(BIN / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "medallion_assets",
-            "--select",
-            "key:bronze/*",
-            "--partition-range",
-            "2016-09-01...2017-01-31",
-        ],
-        env=cli_env(settings, pg_url),
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_command(
+        settings,
+        pg_url,
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "medallion_assets",
+        "--select",
+        "key:bronze/*",
+        "--partition-range",
+        "2016-09-01...2017-01-31",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     orders = bronze(settings, "orders")
@@ -147,21 +146,17 @@ def test_dagster_cli_materializes_a_partition_range(
 
 def test_medallion_build_command(settings: Settings, pg_url: str, small_generated_dir: Path) -> None:
     load_source(pg_url, small_generated_dir, as_of=dt.datetime(2016, 12, 1), replace=True)
-    result = subprocess.run(
-        [
-            str(BIN / "medallion"),
-            "build",
-            "--select",
-            "key:bronze/orders",
-            "--from",
-            "2016-09-01",
-            "--to",
-            "2016-11-30",
-        ],
-        env=cli_env(settings, pg_url),
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_command(
+        settings,
+        pg_url,
+        "medallion",
+        "build",
+        "--select",
+        "key:bronze/orders",
+        "--from",
+        "2016-09-01",
+        "--to",
+        "2016-11-30",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "run 1: 1 asset(s) over partitions 2016-09-01..2016-11-30" in result.stdout
@@ -170,11 +165,5 @@ def test_medallion_build_command(settings: Settings, pg_url: str, small_generate
     rows = read_source_table(pg_url, "orders").num_rows
     assert f"bronze/orders{'':<27}{91:>11,}{rows:>14,}" in result.stdout
 
-    wrong = subprocess.run(
-        [str(BIN / "medallion"), "build", "--select", "bronze/*"],
-        env=cli_env(settings, pg_url),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    wrong = run_command(settings, pg_url, "medallion", "build", "--select", "bronze/*")
     assert wrong.returncode == 1 and "key:bronze/*" in wrong.stderr and "Traceback" not in wrong.stderr
