@@ -18,6 +18,7 @@ from medallion_assets.resources.delta_lake import DeltaLakeIOManager
 from medallion_assets.resources.postgres import SourceDatabase
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import Settings, get_settings
+from medallion_assets.silver.assets import silver_assets
 
 
 def build_definitions(
@@ -27,7 +28,7 @@ def build_definitions(
     daily = daily_partitions(settings)
     spark = SparkResource()
     return dg.Definitions(
-        assets=[*bronze_assets(daily)],
+        assets=[*bronze_assets(daily), *silver_assets(daily)],
         resources={
             "lake": DeltaLakeIOManager(spark=spark),
             "source_db": SourceDatabase(),

@@ -37,12 +37,65 @@ POSTGRES_TYPES: dict[ColumnType, str] = {
 KAGGLE_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
+# How silver cleans a text value before checking it (every text is trimmed, "" becomes null).
+Normalize = Literal["city", "upper", "lower", "zip"]
+ID_PATTERN = r"^[0-9a-f]{32}$"
+ORDER_STATUSES = (
+    "created",
+    "approved",
+    "invoiced",
+    "processing",
+    "shipped",
+    "delivered",
+    "canceled",
+    "unavailable",
+)
+PAYMENT_TYPES = ("credit_card", "boleto", "voucher", "debit_card", "not_defined")
+BRAZIL_STATES = (
+    "AC",
+    "AL",
+    "AM",
+    "AP",
+    "BA",
+    "CE",
+    "DF",
+    "ES",
+    "GO",
+    "MA",
+    "MG",
+    "MS",
+    "MT",
+    "PA",
+    "PB",
+    "PE",
+    "PI",
+    "PR",
+    "RJ",
+    "RN",
+    "RO",
+    "RR",
+    "RS",
+    "SC",
+    "SE",
+    "SP",
+    "TO",
+)
+
+
 @dataclass(frozen=True)
 class Column:
+    """A column: its type, and the contract silver holds it to (quarantining the rows that break it)."""
+
     name: str
     type: ColumnType = "string"
     required: bool = False
     quoting: Quoting = "leading_digit"
+    pattern: str | None = None
+    allowed: tuple[str, ...] | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+    max_length: int | None = None
+    normalize: Normalize | None = None
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -54,12 +107,28 @@ class Column:
 
 
 def _id(name: str) -> Column:
-    return Column(name, "string", required=True)
+    return Column(name, "string", required=True, pattern=ID_PATTERN)
 
 
 def _zip(name: str) -> Column:
     # Zip prefixes are 5-character strings with leading zeros ("01037"), never integers.
-    return Column(name, "string")
+    return Column(name, "string", pattern=r"^\d{5}$", normalize="zip")
+
+
+def _city(name: str) -> Column:
+    return Column(name, max_length=100, normalize="city")
+
+
+def _state(name: str) -> Column:
+    return Column(name, allowed=BRAZIL_STATES, normalize="upper")
+
+
+def _amount(name: str) -> Column:
+    return Column(name, "money", min_value=0)
+
+
+def _count(name: str, maximum: float | None = None) -> Column:
+    return Column(name, "int", min_value=0, max_value=maximum)
 
 
 @dataclass(frozen=True)
@@ -76,6 +145,8 @@ class SourceTable:
     csv_line_terminator: str = "\n"
     csv_bom: bool = False
     csv_quoted_header: bool = True
+    # (column, parent table) pairs: silver flags rows whose parent is not known (yet), never drops them.
+    parents: tuple[tuple[str, str], ...] = ()
 
     @property
     def csv_columns(self) -> tuple[Column, ...]:
@@ -109,8 +180,8 @@ OLIST_TABLES: tuple[SourceTable, ...] = (
             _id("customer_id"),
             _id("customer_unique_id"),
             _zip("customer_zip_code_prefix"),
-            Column("customer_city"),
-            Column("customer_state"),
+            _city("customer_city"),
+            _state("customer_state"),
         ),
         primary_key=("customer_id",),
     ),
@@ -118,11 +189,12 @@ OLIST_TABLES: tuple[SourceTable, ...] = (
         name="geolocation",
         csv_file="olist_geolocation_dataset.csv",
         columns=(
-            _zip("geolocation_zip_code_prefix"),
-            Column("geolocation_lat", "float"),
-            Column("geolocation_lng", "float"),
-            Column("geolocation_city"),
-            Column("geolocation_state"),
+            Column("geolocation_zip_code_prefix", required=True, pattern=r"^\d{5}$", normalize="zip"),
+            # Brazil lies within these bounds; Olist has a few points elsewhere (quarantined).
+            Column("geolocation_lat", "float", required=True, min_value=-34.0, max_value=5.5),
+            Column("geolocation_lng", "float", required=True, min_value=-74.0, max_value=-28.5),
+            _city("geolocation_city"),
+            _state("geolocation_state"),
         ),
         # Olist geolocation has many rows per zip prefix, some exactly alike: no natural key.
         primary_key=("geolocation_id",),
@@ -134,7 +206,7 @@ OLIST_TABLES: tuple[SourceTable, ...] = (
         columns=(
             _id("order_id"),
             _id("customer_id"),
-            Column("order_status", required=True),
+            Column("order_status", required=True, allowed=ORDER_STATUSES, normalize="lower"),
             Column("order_purchase_timestamp", "timestamp", required=True),
             Column("order_approved_at", "timestamp"),
             Column("order_delivered_carrier_date", "timestamp"),
@@ -142,63 +214,67 @@ OLIST_TABLES: tuple[SourceTable, ...] = (
             Column("order_estimated_delivery_date", "timestamp"),
         ),
         primary_key=("order_id",),
+        parents=(("customer_id", "customers"),),
     ),
     SourceTable(
         name="order_items",
         csv_file="olist_order_items_dataset.csv",
         columns=(
             _id("order_id"),
-            Column("order_item_id", "int", required=True),
+            Column("order_item_id", "int", required=True, min_value=1),
             _id("product_id"),
             _id("seller_id"),
             Column("shipping_limit_date", "timestamp"),
-            Column("price", "money"),
-            Column("freight_value", "money"),
+            _amount("price"),
+            _amount("freight_value"),
         ),
         primary_key=("order_id", "order_item_id"),
+        parents=(("order_id", "orders"), ("product_id", "products"), ("seller_id", "sellers")),
     ),
     SourceTable(
         name="order_payments",
         csv_file="olist_order_payments_dataset.csv",
         columns=(
             _id("order_id"),
-            Column("payment_sequential", "int", required=True),
-            Column("payment_type"),
-            Column("payment_installments", "int"),
-            Column("payment_value", "money"),
+            Column("payment_sequential", "int", required=True, min_value=1),
+            Column("payment_type", allowed=PAYMENT_TYPES, normalize="lower"),
+            _count("payment_installments", 24),
+            _amount("payment_value"),
         ),
         primary_key=("order_id", "payment_sequential"),
+        parents=(("order_id", "orders"),),
     ),
     SourceTable(
         name="order_reviews",
         csv_file="olist_order_reviews_dataset.csv",
         columns=(
             # The review file quotes every id; Olist reuses some review_ids across orders.
-            Column("review_id", required=True, quoting="always"),
-            Column("order_id", required=True, quoting="always"),
-            Column("review_score", "int"),
-            Column("review_comment_title", quoting="needed"),
-            Column("review_comment_message", quoting="needed"),
+            Column("review_id", required=True, quoting="always", pattern=ID_PATTERN),
+            Column("order_id", required=True, quoting="always", pattern=ID_PATTERN),
+            Column("review_score", "int", min_value=1, max_value=5),
+            Column("review_comment_title", quoting="needed", max_length=200),
+            Column("review_comment_message", quoting="needed", max_length=5000),
             Column("review_creation_date", "timestamp", required=True),
             Column("review_answer_timestamp", "timestamp"),
         ),
         primary_key=("review_id", "order_id"),
         csv_line_terminator="\r\n",
+        parents=(("order_id", "orders"),),
     ),
     SourceTable(
         name="products",
         csv_file="olist_products_dataset.csv",
         columns=(
             _id("product_id"),
-            Column("product_category_name"),
+            Column("product_category_name", max_length=100, pattern=r"^[a-z0-9_]+$"),
             # The original misspellings are part of the format.
-            Column("product_name_lenght", "int"),
-            Column("product_description_lenght", "int"),
-            Column("product_photos_qty", "int"),
-            Column("product_weight_g", "int"),
-            Column("product_length_cm", "int"),
-            Column("product_height_cm", "int"),
-            Column("product_width_cm", "int"),
+            _count("product_name_lenght"),
+            _count("product_description_lenght"),
+            _count("product_photos_qty"),
+            _count("product_weight_g"),
+            _count("product_length_cm"),
+            _count("product_height_cm"),
+            _count("product_width_cm"),
         ),
         primary_key=("product_id",),
     ),
@@ -208,8 +284,8 @@ OLIST_TABLES: tuple[SourceTable, ...] = (
         columns=(
             _id("seller_id"),
             _zip("seller_zip_code_prefix"),
-            Column("seller_city"),
-            Column("seller_state"),
+            _city("seller_city"),
+            _state("seller_state"),
         ),
         primary_key=("seller_id",),
     ),
@@ -217,8 +293,8 @@ OLIST_TABLES: tuple[SourceTable, ...] = (
         name="product_category_name_translation",
         csv_file="product_category_name_translation.csv",
         columns=(
-            Column("product_category_name", required=True),
-            Column("product_category_name_english"),
+            Column("product_category_name", required=True, max_length=100, pattern=r"^[a-z0-9_]+$"),
+            Column("product_category_name_english", max_length=100),
         ),
         primary_key=("product_category_name",),
         csv_line_terminator="\r\n",
@@ -232,7 +308,7 @@ TABLES_BY_NAME: dict[str, SourceTable] = {t.name: t for t in OLIST_TABLES}
 
 # ------------------------------------------------------------------------------------ lake tables
 
-Layer = Literal["bronze", "silver", "gold"]
+Layer = Literal["bronze", "silver", "gold", "quarantine"]
 # How the Delta IO manager writes a materialization (see resources/delta_lake.py):
 # - replace_partition: the partition window (or the whole table, unpartitioned) is replaced;
 # - insert_new: rows whose key is not in the window yet are appended, nothing else changes;
@@ -280,3 +356,37 @@ def bronze_table(source: SourceTable) -> LakeTable:
 
 
 BRONZE_TABLES: tuple[LakeTable, ...] = tuple(bronze_table(t) for t in OLIST_TABLES)
+
+
+def silver_table(source: SourceTable) -> LakeTable:
+    """Silver holds the current state: one row per key, a change applies only if newer."""
+    # Geolocation has many rows per zip prefix: silver collapses them to one row per prefix.
+    key = ("geolocation_zip_code_prefix",) if source.name == "geolocation" else source.primary_key
+    return LakeTable(
+        layer="silver",
+        name=source.name,
+        primary_key=key,
+        partition_column=CHANGE_DATE,
+        write_mode="merge_latest",
+        version_column=CHANGE_TS,
+        source=source,
+        description=(
+            f"Current state of olist.{source.name}: typed, normalised, deduplicated, contract-checked; "
+            "each day's bronze changes merged latest-wins."
+        ),
+    )
+
+
+def quarantine_table(source: SourceTable) -> LakeTable:
+    return LakeTable(
+        layer="quarantine",
+        name=source.name,
+        primary_key=(),
+        partition_column=CHANGE_DATE,
+        source=source,
+        description=f"Bronze rows of {source.name} that broke the silver contract, with the rule and reason.",
+    )
+
+
+SILVER_TABLES: tuple[LakeTable, ...] = tuple(silver_table(t) for t in OLIST_TABLES)
+QUARANTINE_TABLES: tuple[LakeTable, ...] = tuple(quarantine_table(t) for t in OLIST_TABLES)

@@ -85,6 +85,14 @@ class Lake:
         except Exception as exc:  # unreachable store, bad credentials, corrupt log...
             raise LakeError(f"cannot reach the Delta table at {uri}: {self.redact(str(exc))}") from None
 
+    def read(self, asset_key: dg.AssetKey, columns: list[str] | None = None) -> pa.Table | None:
+        """A whole table as Arrow (None if it does not exist yet), e.g. a parent table's keys."""
+        uri = self.uri(asset_key)
+        table = self.open(uri)
+        if table is None:
+            return None
+        return self.guarded(uri, "read", lambda: table.to_pyarrow_dataset().to_table(columns=columns))
+
     def guarded(self, uri: str, action: str, operation: Callable[[], T]) -> T:
         try:
             return operation()
@@ -175,7 +183,9 @@ class DeltaLakeIOManager(dg.ConfigurableIOManager):
         existing: DeltaTable | None,
     ) -> dict[str, int]:
         exists = existing is not None
-        partition_by = [window.column] if window else None
+        # merge_latest tables hold current state: a key's row moves to the day of its latest change,
+        # so they are neither physically partitioned nor matched within the window.
+        partition_by = [window.column] if window and mode != "merge_latest" else None
         if not exists or mode == "replace_partition":
             write_deltalake(
                 uri,
@@ -190,7 +200,8 @@ class DeltaLakeIOManager(dg.ConfigurableIOManager):
         if data.num_rows == 0:
             return {"rows_inserted": 0, "rows_updated": 0}
         keys = spec[PRIMARY_KEY]
-        match = " AND ".join([f"t.{k} = s.{k}" for k in keys] + ([window.sql("t")] if window else []))
+        in_window = [window.sql("t")] if window and mode == "insert_new" else []
+        match = " AND ".join([f"t.{k} = s.{k}" for k in keys] + in_window)
         merger = existing.merge(data, predicate=match, source_alias="s", target_alias="t")
         if mode == "merge_latest":
             version = spec[VERSION_COLUMN]

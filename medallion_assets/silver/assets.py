@@ -1,0 +1,263 @@
+"""Silver: one asset per source table, each day's bronze changes applied to the current state.
+
+For every partition (or range, in one run) of bronze/<table>:
+1. conform: precise types, normalised text, and per row the first broken contract rule;
+2. rows that break a rule go to quarantine/<table> with the rule, a readable reason, the raw
+   bronze row and the run id; they never reach silver and never fail the run;
+3. one row per key: the latest change wins (ties: ingestion time, then content hash); another row
+   with the winner's key and change time is a conflict and is quarantined too;
+4. rows whose parent is not known yet (an item of an unknown order) are kept and flagged in
+   `_missing_parents`;
+5. the pandera contract validates what is about to be written; the IO manager merges it
+   latest-wins, so an old or repeated day never regresses the state.
+Accounting in the metadata: rows read = accepted + quarantined + superseded, and accepted =
+inserted + updated + unchanged (for geolocation, accepted rows are collapsed per zip prefix first).
+"""
+
+# No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
+import datetime as dt
+import json
+import warnings
+
+import dagster as dg
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from medallion_assets.resources.delta_lake import Lake, lake_metadata
+from medallion_assets.resources.spark import SparkResource
+from medallion_assets.settings import get_settings
+from medallion_assets.silver.contracts import enforce, silver_contract
+from medallion_assets.silver.transform import (
+    FATE,
+    KEY,
+    RAW,
+    REASON,
+    RULE,
+    conform,
+    key_text,
+    latest_per_key,
+)
+from medallion_assets.specs import (
+    CHANGE_DATE,
+    CHANGE_TS,
+    QUARANTINE_TABLES,
+    RUN_ID,
+    SILVER_TABLES,
+    Column,
+    LakeTable,
+)
+
+warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
+
+MISSING_PARENTS = "_missing_parents"
+ENGLISH_CATEGORY = "product_category_name_english"
+GEO_ROWS = "geolocation_rows"
+
+
+def silver_columns(table: LakeTable) -> list[Column]:
+    """The contract columns of a silver table (its source columns, reshaped where silver reshapes)."""
+    source = table.source
+    assert source is not None
+    columns = [c for c in source.all_columns if c.name != "geolocation_id"]
+    if source.name == "geolocation":
+        columns.append(Column(GEO_ROWS, "int", required=True, min_value=1))
+    if source.name == "products":
+        columns.append(Column(ENGLISH_CATEGORY, max_length=100))
+    return [
+        *columns,
+        Column("created_at", "timestamp", required=True),
+        Column("updated_at", "timestamp", required=True),
+    ]
+
+
+def apply_changes(
+    bronze: DataFrame, table: LakeTable, run_id: str, window_end: dt.datetime, spark: SparkSession, lake: Lake
+) -> tuple[DataFrame, DataFrame, dict]:
+    """(silver rows to merge, quarantine rows, accounting) for one batch of bronze changes."""
+    source = table.source
+    assert source is not None
+    # Every bronze row gets one fate, computed once: broken (a rule), winner, conflict or superseded.
+    rows = conform(bronze, source)
+    valid = latest_per_key(rows.filter(F.col(RULE).isNull()), source.primary_key)
+    fates = valid.unionByName(rows.filter(F.col(RULE).isNotNull()).withColumn(FATE, F.lit("broken"))).cache()
+    winners = fates.filter(F.col(FATE) == "winner").drop(FATE, RULE, REASON)
+
+    if source.name == "geolocation":
+        accepted = _collapse_geolocation(winners, source.primary_key, window_end, spark, lake)
+    else:
+        accepted = winners
+    if source.name == "products":
+        accepted = _with_english_category(accepted, spark, lake)
+    if source.parents:
+        accepted = _flag_missing_parents(accepted, source.parents, spark, lake)
+    columns = [c.name for c in silver_columns(table)]
+    extra = [MISSING_PARENTS] if source.parents else []
+    # Cached: the contract's checks and the write would each recompute it otherwise.
+    silver = (
+        accepted.select(*columns, *extra, CHANGE_TS, CHANGE_DATE).withColumn(RUN_ID, F.lit(run_id)).cache()
+    )
+    silver = enforce(silver_contract(table, silver_columns(table)), silver)
+
+    quarantine = (
+        fates.filter(F.col(RULE).isNotNull())
+        .select(key_text(source.primary_key).alias(KEY), RULE, REASON, RAW, CHANGE_TS, CHANGE_DATE)
+        .withColumn(RUN_ID, F.lit(run_id))
+    )
+    counts = fates.groupBy(FATE, RULE).count().collect()  # one pass for the whole accounting
+    by_fate: dict[str, int] = {}
+    by_rule: dict[str, int] = {}
+    for row in counts:
+        by_fate[row[FATE]] = by_fate.get(row[FATE], 0) + row["count"]
+        if row[RULE] is not None:
+            by_rule[row[RULE]] = by_rule.get(row[RULE], 0) + row["count"]
+    accounting = {
+        "rows_read": sum(by_fate.values()),
+        "rows_accepted": by_fate.get("winner", 0),
+        "rows_quarantined": sum(by_rule.values()),
+        "rows_superseded": by_fate.get("superseded", 0),
+        "quarantined_by_rule": dg.MetadataValue.json(dict(sorted(by_rule.items()))),
+    }
+    return silver, quarantine, accounting
+
+
+def _read(
+    spark: SparkSession, lake: Lake, key: list[str], columns: list[str] | None = None
+) -> DataFrame | None:
+    table = lake.read(dg.AssetKey(key), columns)
+    return None if table is None else spark.createDataFrame(table)
+
+
+def _flag_missing_parents(
+    rows: DataFrame, parents: tuple[tuple[str, str], ...], spark: SparkSession, lake: Lake
+) -> DataFrame:
+    """`_missing_parents` names the parent tables that do not know the row's reference (yet)."""
+    flags = []
+    for column, parent in parents:
+        parent_key = next(t for t in SILVER_TABLES if t.name == parent).primary_key[0]
+        known = _read(spark, lake, ["silver", parent], [parent_key])
+        marker = f"_known_{parent}"
+        if known is None:
+            rows = rows.withColumn(marker, F.lit(False))
+        else:
+            known = known.select(F.col(parent_key).alias(column)).distinct().withColumn(marker, F.lit(True))
+            rows = rows.join(F.broadcast(known), on=column, how="left")
+        flags.append(F.when(F.col(marker).isNull() | ~F.col(marker), F.lit(parent)))
+        rows = rows.withColumn(marker, F.coalesce(F.col(marker), F.lit(False)))
+    missing = F.concat_ws(",", *flags)
+    markers = [f"_known_{parent}" for _, parent in parents]
+    return rows.withColumn(MISSING_PARENTS, F.when(missing != "", missing)).drop(*markers)
+
+
+def _with_english_category(products: DataFrame, spark: SparkSession, lake: Lake) -> DataFrame:
+    translation = _read(
+        spark,
+        lake,
+        ["silver", "product_category_name_translation"],
+        ["product_category_name", ENGLISH_CATEGORY],
+    )
+    if translation is None:
+        return products.withColumn(ENGLISH_CATEGORY, F.lit(None).cast("string"))
+    return products.join(F.broadcast(translation), on="product_category_name", how="left")
+
+
+def _collapse_geolocation(
+    changed: DataFrame, key: tuple[str, ...], window_end: dt.datetime, spark: SparkSession, lake: Lake
+) -> DataFrame:
+    """One row per zip prefix touched by the batch, from every current geolocation row of that prefix
+    as of the end of the window: median latitude and longitude, the most frequent city and state
+    (ties: alphabetical), the number of rows; its change time is the latest of those rows'."""
+    prefix = "geolocation_zip_code_prefix"
+    touched = changed.select(prefix).distinct()
+    history = _read(spark, lake, ["bronze", "geolocation"])
+    assert history is not None  # the batch came from it
+    source = next(t for t in SILVER_TABLES if t.name == "geolocation").source
+    assert source is not None
+    known = conform(history.filter(F.col(CHANGE_TS) < F.lit(window_end)), source).filter(F.col(RULE).isNull())
+    current = latest_per_key(known, key).filter(F.col(FATE) == "winner")
+    rows = current.join(F.broadcast(touched), on=prefix)
+
+    def most_frequent(column: str) -> DataFrame:
+        ranked = (
+            rows.groupBy(prefix, column)
+            .count()
+            .withColumn(
+                "_rank",
+                F.row_number().over(Window.partitionBy(prefix).orderBy(F.desc("count"), F.asc(column))),
+            )
+        )
+        return ranked.filter("_rank = 1").select(prefix, column)
+
+    return (
+        rows.groupBy(prefix)
+        .agg(
+            F.percentile("geolocation_lat", 0.5).alias("geolocation_lat"),
+            F.percentile("geolocation_lng", 0.5).alias("geolocation_lng"),
+            F.count("*").cast("int").alias(GEO_ROWS),
+            F.min("created_at").alias("created_at"),
+            F.max("updated_at").alias("updated_at"),
+            F.max(CHANGE_TS).alias(CHANGE_TS),
+        )
+        .join(most_frequent("geolocation_city"), on=prefix)
+        .join(most_frequent("geolocation_state"), on=prefix)
+        .withColumn(CHANGE_DATE, F.to_date(CHANGE_TS))
+    )
+
+
+def build_silver_asset(
+    table: LakeTable, quarantine: LakeTable, partitions: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    source = table.source
+    assert source is not None
+    parents = {parent for _, parent in source.parents}
+    if source.name == "products":
+        parents.add("product_category_name_translation")
+
+    @dg.multi_asset(
+        name=f"silver_{source.name}",
+        outs={
+            "silver": dg.AssetOut(
+                key=table.asset_path,
+                io_manager_key="lake",
+                metadata=lake_metadata(table),
+                description=table.description,
+                group_name="silver",
+                kinds={"spark", "delta"},
+            ),
+            "quarantine": dg.AssetOut(
+                key=quarantine.asset_path,
+                io_manager_key="lake",
+                metadata=lake_metadata(quarantine),
+                description=quarantine.description,
+                group_name="quarantine",
+                kinds={"delta"},
+            ),
+        },
+        ins={"bronze": dg.AssetIn(key=["bronze", source.name])},
+        deps=[dg.AssetKey(["silver", parent]) for parent in sorted(parents)],
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def silver_asset(context: dg.AssetExecutionContext, bronze: DataFrame, spark: SparkResource):
+        window_end = context.partition_time_window.end.replace(tzinfo=None)
+        silver, quarantined, accounting = apply_changes(
+            bronze, table, context.run_id, window_end, spark.session(), Lake.from_settings(get_settings())
+        )
+        counts = {k: v for k, v in accounting.items() if k != "quarantined_by_rule"}
+        context.log.info(f"silver/{source.name}: {json.dumps(counts)}")
+        yield dg.Output(silver, output_name="silver", metadata=accounting)
+        yield dg.Output(
+            quarantined.withColumn("_quarantined_at", F.current_timestamp()),
+            output_name="quarantine",
+            metadata={
+                "rows_quarantined": accounting["rows_quarantined"],
+                "quarantined_by_rule": accounting["quarantined_by_rule"],
+            },
+        )
+
+    return silver_asset
+
+
+def silver_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    return [
+        build_silver_asset(s, q, partitions) for s, q in zip(SILVER_TABLES, QUARANTINE_TABLES, strict=True)
+    ]

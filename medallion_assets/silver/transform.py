@@ -1,0 +1,214 @@
+"""Spark transformations from bronze changes to silver rows, all driven by the column specs.
+
+`conform` types and normalises every column (accepting bronze columns that are already typed, or
+raw text as a landing file would give) and finds, per row, the first contract rule it breaks with
+a readable reason. `latest_per_key` gives every row its fate: one winner per key (the latest
+change; ties by ingestion time, then by the row's content hash, so the outcome never depends on the
+order rows arrive in), a conflict (another row with the winner's key and change time: quarantined,
+not dropped), or superseded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import Column as SparkColumn
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from medallion_assets.specs import CHANGE_DATE, CHANGE_TS, INGESTED_AT, Column, SourceTable
+
+SPARK_TYPES = {
+    "string": "string",
+    "int": "int",
+    "money": "decimal(12,2)",
+    "float": "double",
+    "timestamp": "timestamp_ntz",
+}
+# Text forms a value must have before it is cast, so a cast never rounds or truncates silently.
+TEXT_FORMS = {
+    "int": r"^[+-]?\d{1,9}$",
+    "money": r"^[+-]?\d{1,10}(\.\d{1,2})?$",
+    "float": r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$",
+}
+TYPE_NAMES = {
+    "int": "an integer",
+    "money": "an amount with at most 2 decimals",
+    "float": "a number",
+    "timestamp": "a timestamp yyyy-MM-dd HH:mm:ss",
+}
+ACCENTED, PLAIN = "áàâãäéèêëíìîïóòôõöúùûüçñ", "aaaaaeeeeiiiiooooouuuucn"
+RAW, RULE, REASON, KEY = "_raw", "rule", "reason", "key"
+
+
+def conform(bronze: DataFrame, spec: SourceTable) -> DataFrame:
+    """Typed, normalised columns plus `_raw` (the bronze row as JSON) and the first broken rule."""
+    columns = [
+        *spec.all_columns,
+        Column("created_at", "timestamp", required=True),
+        Column("updated_at", "timestamp", required=True),
+    ]
+    raw_text = {c.name: _clean_text(F.col(c.name).cast("string")) for c in columns}
+    typed = {c.name: _typed(bronze, c, raw_text[c.name]) for c in columns}
+    broken = [check for c in columns for check in _checks(c, raw_text[c.name], typed[c.name])]
+    first = (
+        F.coalesce(
+            *[
+                F.when(condition, F.struct(F.lit(rule).alias(RULE), reason.alias(REASON)))
+                for condition, rule, reason in broken
+            ]
+        )
+        if broken
+        else F.lit(None)
+    )
+    return (
+        bronze.select(
+            *[typed[c.name].alias(c.name) for c in columns],
+            F.col(CHANGE_TS),
+            F.col(CHANGE_DATE),
+            F.col(INGESTED_AT),
+            F.to_json(F.struct(*[F.col(c) for c in bronze.columns])).alias(RAW),
+            first.alias("_broken"),
+        )
+        .select("*", F.col("_broken")[RULE].alias(RULE), F.col("_broken")[REASON].alias(REASON))
+        .drop("_broken")
+    )
+
+
+FATE = "_fate"  # winner, conflict or superseded
+
+
+def latest_per_key(rows: DataFrame, key: Sequence[str]) -> DataFrame:
+    """`rows` with a `_fate` per row: one winner per key, the latest change (ties: ingestion time, then
+    content hash); a loser with the winner's change time but other content is a `conflict` (which one
+    is right cannot be known: it is quarantined), any other loser is `superseded`."""
+    content = F.sha2(F.col(RAW), 256)
+    by_key = Window.partitionBy(*key)
+    ranked = (
+        rows.withColumn("_content", content)
+        .withColumn(
+            "_rank",
+            F.row_number().over(
+                by_key.orderBy(F.col(CHANGE_TS).desc(), F.col(INGESTED_AT).desc(), F.col("_content").desc())
+            ),
+        )
+        .withColumn("_winner_ts", F.max(CHANGE_TS).over(by_key))
+        .withColumn("_same_content", F.count("*").over(Window.partitionBy(*key, CHANGE_TS, "_content")))
+    )
+    conflict = (F.col(CHANGE_TS) == F.col("_winner_ts")) & (F.col("_same_content") == 1)
+    fate = (
+        F.when(F.col("_rank") == 1, F.lit("winner"))
+        .when(conflict, F.lit("conflict"))
+        .otherwise(F.lit("superseded"))
+    )
+    reason = F.concat(
+        F.lit("another row has the same key and change time "),
+        F.col(CHANGE_TS).cast("string"),
+        F.lit(" but other values"),
+    )
+    return (
+        ranked.withColumn(FATE, fate)
+        .withColumn(RULE, F.when(F.col(FATE) == "conflict", F.lit("key:conflict")))
+        .withColumn(REASON, F.when(F.col(FATE) == "conflict", reason))
+        .drop("_content", "_rank", "_winner_ts", "_same_content")
+    )
+
+
+def key_text(key: Sequence[str]) -> SparkColumn:
+    return F.to_json(F.struct(*[F.col(k) for k in key]))
+
+
+# ----------------------------------------------------------------------------------------- columns
+
+
+def _clean_text(text: SparkColumn) -> SparkColumn:
+    trimmed = F.trim(text)
+    return F.when(trimmed == "", None).otherwise(trimmed)
+
+
+def _typed(bronze: DataFrame, column: Column, text: SparkColumn) -> SparkColumn:
+    source_type = dict(bronze.dtypes)[column.name]
+    target = SPARK_TYPES[column.type]
+    if column.type == "string":
+        return _normalized(text, column)
+    if source_type != "string":  # already typed upstream (the PostgreSQL source): a safe cast
+        return F.col(column.name).cast(target)
+    if column.type == "timestamp":
+        return F.try_to_timestamp(text, F.lit("yyyy-MM-dd HH:mm:ss"))
+    return F.when(text.rlike(TEXT_FORMS[column.type]), F.expr(f"try_cast(`{column.name}` as {target})"))
+
+
+def _normalized(text: SparkColumn, column: Column) -> SparkColumn:
+    if column.normalize == "city":
+        plain = F.translate(F.lower(text), ACCENTED, PLAIN)
+        return F.regexp_replace(plain, r"\s+", " ")
+    if column.normalize == "upper":
+        return F.upper(text)
+    if column.normalize == "lower":
+        return F.lower(text)
+    if column.normalize == "zip":  # a zip prefix that lost its leading zeros ("1037") gets them back
+        return F.when(text.rlike(r"^\d{1,4}$"), F.lpad(text, 5, "0")).otherwise(text)
+    return text
+
+
+def _checks(
+    column: Column, raw: SparkColumn, value: SparkColumn
+) -> list[tuple[SparkColumn, str, SparkColumn]]:
+    """(broken?, rule, reason) in the order they are reported: the first broken one names the row's fault."""
+    name = column.name
+    shown = F.coalesce(F.substring(raw, 1, 60), F.lit("null"))
+    checks = []
+    if column.required:
+        checks.append((raw.isNull(), f"{name}:required", F.lit(f"{name} is missing")))
+    if column.type != "string":
+        checks.append(
+            (
+                raw.isNotNull() & value.isNull(),
+                f"{name}:type",
+                F.format_string(f"{name} %s is not {TYPE_NAMES[column.type]}", shown),
+            )
+        )
+    if column.max_length is not None:
+        checks.append(
+            (
+                F.length(value) > column.max_length,
+                f"{name}:length",
+                F.format_string(
+                    f"{name} is %d characters long, more than {column.max_length}", F.length(value)
+                ),
+            )
+        )
+    if column.pattern is not None:
+        checks.append(
+            (
+                ~value.rlike(column.pattern),
+                f"{name}:pattern",
+                F.format_string(f"{name} '%s' does not match {column.pattern}", shown),
+            )
+        )
+    if column.allowed is not None:
+        checks.append(
+            (
+                ~value.isin(*column.allowed),
+                f"{name}:allowed",
+                F.format_string(f"{name} '%s' is not one of {', '.join(column.allowed)}", shown),
+            )
+        )
+    if column.min_value is not None:
+        checks.append(
+            (
+                value < column.min_value,
+                f"{name}:min",
+                F.format_string(f"{name} %s is below the minimum {column.min_value:g}", shown),
+            )
+        )
+    if column.max_value is not None:
+        checks.append(
+            (
+                value > column.max_value,
+                f"{name}:max",
+                F.format_string(f"{name} %s is above the maximum {column.max_value:g}", shown),
+            )
+        )
+    # A comparison with null is null, never true: coalesce so a null value breaks only `required`.
+    return [(F.coalesce(condition, F.lit(False)), rule, reason) for condition, rule, reason in checks]
