@@ -68,3 +68,24 @@ def spark_resource() -> SparkResource:
     resource = SparkResource()
     resource.session()
     return resource
+
+
+@pytest.fixture(scope="session")
+def sample_bronze_lake(pg_url: str, sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real sample loaded into the source (no synthetic changes) and built into bronze, once.
+
+    Building 745 days of partitions costs ~2 minutes of Dagster bookkeeping, so tests share it.
+    """
+    from medallion_assets.build import build, format_summary
+    from medallion_assets.sources.source_system import load_source
+
+    work = tmp_path_factory.mktemp("sample-lake")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MEDALLION_SOURCE_URL", pg_url)
+        env.setenv("MEDALLION_HOME", str(work / "home"))
+        env.setenv("DAGSTER_HOME", str(work / "dagster"))
+        env.setenv("MEDALLION_LAKE_URI", str(work / "lake"))
+        load_source(pg_url, sample_dir, attribute_changes="none", replace=True)
+        summary = build("key:bronze/*", echo=lambda _: None)
+        assert summary.success, format_summary(summary)
+    return work / "lake"

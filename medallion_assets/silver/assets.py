@@ -6,8 +6,8 @@ For every partition (or range, in one run) of bronze/<table>:
    bronze row and the run id; they never reach silver and never fail the run;
 3. one row per key: the latest change wins (ties: ingestion time, then content hash); another row
    with the winner's key and change time is a conflict and is quarantined too;
-4. rows whose parent is not known yet (an item of an unknown order) are kept and flagged in
-   `_missing_parents`;
+4. rows whose parent the source had not shown yet when they changed (an item of an unknown order)
+   are kept and flagged in `_missing_parents`;
 5. the pandera contract validates what is about to be written; the IO manager merges it
    latest-wins, so an old or repeated day never regresses the state.
 Accounting in the metadata: rows read = accepted + quarantined + superseded, and accepted =
@@ -130,34 +130,57 @@ def _read(
 def _flag_missing_parents(
     rows: DataFrame, parents: tuple[tuple[str, str], ...], spark: SparkSession, lake: Lake
 ) -> DataFrame:
-    """`_missing_parents` names the parent tables that do not know the row's reference (yet)."""
-    flags = []
+    """`_missing_parents` names the parents the source had not shown yet when the row changed.
+
+    Judged against bronze (when each parent key first appeared), not against silver's current
+    state, so the flag depends only on the data, never on the order days are processed in.
+    """
+    flags, helpers = [], []
     for column, parent in parents:
         parent_key = next(t for t in SILVER_TABLES if t.name == parent).primary_key[0]
-        known = _read(spark, lake, ["silver", parent], [parent_key])
-        marker = f"_known_{parent}"
-        if known is None:
-            rows = rows.withColumn(marker, F.lit(False))
+        seen = lake.read(dg.AssetKey(["bronze", parent]), [parent_key, CHANGE_TS])
+        first_seen = f"_first_seen_{parent}"
+        helpers.append(first_seen)
+        if seen is None or seen.num_rows == 0:
+            rows = rows.withColumn(first_seen, F.lit(None).cast("timestamp_ntz"))
         else:
-            known = known.select(F.col(parent_key).alias(column)).distinct().withColumn(marker, F.lit(True))
-            rows = rows.join(F.broadcast(known), on=column, how="left")
-        flags.append(F.when(F.col(marker).isNull() | ~F.col(marker), F.lit(parent)))
-        rows = rows.withColumn(marker, F.coalesce(F.col(marker), F.lit(False)))
+            first = seen.group_by(parent_key).aggregate([(CHANGE_TS, "min")])
+            first = spark.createDataFrame(first.rename_columns([column, first_seen]))
+            rows = rows.join(F.broadcast(first), on=column, how="left")
+        flags.append(
+            F.when(F.col(first_seen).isNull() | (F.col(first_seen) > F.col(CHANGE_TS)), F.lit(parent))
+        )
     missing = F.concat_ws(",", *flags)
-    markers = [f"_known_{parent}" for _, parent in parents]
-    return rows.withColumn(MISSING_PARENTS, F.when(missing != "", missing)).drop(*markers)
+    return rows.withColumn(MISSING_PARENTS, F.when(missing != "", missing)).drop(*helpers)
 
 
 def _with_english_category(products: DataFrame, spark: SparkSession, lake: Lake) -> DataFrame:
-    translation = _read(
-        spark,
-        lake,
-        ["silver", "product_category_name_translation"],
-        ["product_category_name", ENGLISH_CATEGORY],
+    """The English category name the translation table held when the product changed (from bronze,
+    so the result does not depend on the order days are processed in)."""
+    category = "product_category_name"
+    history = lake.read(
+        dg.AssetKey(["bronze", "product_category_name_translation"]), [category, ENGLISH_CATEGORY, CHANGE_TS]
     )
-    if translation is None:
+    if history is None or history.num_rows == 0:
         return products.withColumn(ENGLISH_CATEGORY, F.lit(None).cast("string"))
-    return products.join(F.broadcast(translation), on="product_category_name", how="left")
+    versions = spark.createDataFrame(history).select(
+        F.trim(F.col(category)).alias("_category"),
+        F.trim(F.col(ENGLISH_CATEGORY)).alias("_english"),
+        F.col(CHANGE_TS).alias("_translated_at"),
+    )
+    key = [c for c in products.columns if c == "product_id"]
+    matched = products.join(
+        F.broadcast(versions),
+        (F.col(category) == F.col("_category")) & (F.col("_translated_at") <= F.col(CHANGE_TS)),
+        how="left",
+    )
+    latest = Window.partitionBy(*key).orderBy(F.col("_translated_at").desc_nulls_last())
+    return (
+        matched.withColumn("_rank", F.row_number().over(latest))
+        .filter("_rank = 1")
+        .withColumn(ENGLISH_CATEGORY, F.col("_english"))
+        .drop("_category", "_english", "_translated_at", "_rank")
+    )
 
 
 def _collapse_geolocation(
