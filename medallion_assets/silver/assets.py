@@ -276,6 +276,7 @@ def build_silver_asset(
                 "quarantined_by_rule": accounting["quarantined_by_rule"],
             },
         )
+        spark.session().catalog.clearCache()  # both outputs are written: free the cached batch
 
     return silver_asset
 
