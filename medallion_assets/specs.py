@@ -35,6 +35,19 @@ POSTGRES_TYPES: dict[ColumnType, str] = {
     "timestamp": "timestamp without time zone",
 }
 KAGGLE_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+# The text a value of each type must be before it is cast (CSV reader, silver), so a cast never
+# fails half-way or rounds silently; and how each type is named in error messages.
+TEXT_FORMS: dict[ColumnType, str] = {
+    "int": r"^[+-]?\d{1,9}$",
+    "money": r"^[+-]?\d{1,10}(\.\d{1,2})?$",
+    "float": r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$",
+}
+TYPE_DESCRIPTIONS: dict[ColumnType, str] = {
+    "int": "an integer",
+    "money": "an amount with at most 2 decimals",
+    "float": "a number",
+    "timestamp": "a timestamp YYYY-MM-DD HH:MM:SS",
+}
 
 
 # How silver cleans a text value before checking it (every text is trimmed, "" becomes null).

@@ -16,7 +16,15 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from medallion_assets.specs import CHANGE_DATE, CHANGE_TS, INGESTED_AT, Column, SourceTable
+from medallion_assets.specs import (
+    CHANGE_DATE,
+    CHANGE_TS,
+    INGESTED_AT,
+    TEXT_FORMS,
+    TYPE_DESCRIPTIONS,
+    Column,
+    SourceTable,
+)
 
 SPARK_TYPES = {
     "string": "string",
@@ -24,18 +32,6 @@ SPARK_TYPES = {
     "money": "decimal(12,2)",
     "float": "double",
     "timestamp": "timestamp_ntz",
-}
-# Text forms a value must have before it is cast, so a cast never rounds or truncates silently.
-TEXT_FORMS = {
-    "int": r"^[+-]?\d{1,9}$",
-    "money": r"^[+-]?\d{1,10}(\.\d{1,2})?$",
-    "float": r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$",
-}
-TYPE_NAMES = {
-    "int": "an integer",
-    "money": "an amount with at most 2 decimals",
-    "float": "a number",
-    "timestamp": "a timestamp yyyy-MM-dd HH:mm:ss",
 }
 ACCENTED, PLAIN = "áàâãäéèêëíìîïóòôõöúùûüçñ", "aaaaaeeeeiiiiooooouuuucn"
 RAW, RULE, REASON, KEY = "_raw", "rule", "reason", "key"
@@ -134,7 +130,7 @@ def _typed(bronze: DataFrame, column: Column, text: SparkColumn) -> SparkColumn:
     if source_type != "string":  # already typed upstream (the PostgreSQL source): a safe cast
         return F.col(column.name).cast(target)
     if column.type == "timestamp":
-        return F.try_to_timestamp(text, F.lit("yyyy-MM-dd HH:mm:ss"))
+        return F.try_to_timestamp(text, F.lit("yyyy-MM-dd HH:mm:ss"))  # = KAGGLE_TIMESTAMP_FORMAT
     return F.when(text.rlike(TEXT_FORMS[column.type]), F.expr(f"try_cast(`{column.name}` as {target})"))
 
 
@@ -165,7 +161,7 @@ def _checks(
             (
                 raw.isNotNull() & value.isNull(),
                 f"{name}:type",
-                F.format_string(f"{name} %s is not {TYPE_NAMES[column.type]}", shown),
+                F.format_string(f"{name} %s is not {TYPE_DESCRIPTIONS[column.type]}", shown),
             )
         )
     if column.max_length is not None:

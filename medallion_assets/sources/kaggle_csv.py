@@ -19,21 +19,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from medallion_assets.specs import KAGGLE_TIMESTAMP_FORMAT, OLIST_TABLES, Column, SourceTable
+from medallion_assets.specs import (
+    KAGGLE_TIMESTAMP_FORMAT,
+    OLIST_TABLES,
+    TEXT_FORMS,
+    TYPE_DESCRIPTIONS,
+    Column,
+    SourceTable,
+)
 
 OnBadRows = Literal["error", "skip"]
-# Patterns a cell must match before it is cast, so a cast never fails (or rounds) half-way.
-VALUE_PATTERNS = {
-    "int": r"^[+-]?\d{1,9}(\.0+)?$",
-    "money": r"^[+-]?\d{1,10}(\.\d{1,2})?$",
-    "float": r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$",
-}
-VALUE_DESCRIPTIONS = {
-    "int": "an integer",
-    "money": "an amount with at most 2 decimals",
-    "float": "a number",
-    "timestamp": "a timestamp YYYY-MM-DD HH:MM:SS",
-}
+# Exports through pandas write integers as "40.0": the reader accepts that form too.
+VALUE_PATTERNS = {**TEXT_FORMS, "int": r"^[+-]?\d{1,9}(\.0+)?$"}
 ERRORS_SHOWN = 10
 
 
@@ -172,7 +169,7 @@ def _parse_columns(spec: SourceTable, raw: pa.Table) -> tuple[pa.Table, np.ndarr
             flag(
                 unparsable,
                 lambda i, c=column, t=text: (
-                    f"column {c.name}: cannot read {t[i].as_py()!r} as {VALUE_DESCRIPTIONS[c.type]}"
+                    f"column {c.name}: cannot read {t[i].as_py()!r} as {TYPE_DESCRIPTIONS[c.type]}"
                 ),
             )
         if column.required:
