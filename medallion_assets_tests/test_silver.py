@@ -236,7 +236,9 @@ def replay_env(
     return tmp_path
 
 
-def test_any_order_of_days_equals_one_backfill(replay_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_day_by_day_in_any_order_equals_one_backfill(
+    replay_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     silent = {"echo": lambda _: None}
     assert build("key:bronze/*", **silent).success
     shutil.copytree(replay_env / "backfill" / "bronze", replay_env / "stepwise" / "bronze")
@@ -247,8 +249,17 @@ def test_any_order_of_days_equals_one_backfill(replay_env: Path, monkeypatch: py
     monkeypatch.setenv("MEDALLION_LAKE_URI", str(replay_env / "stepwise"))
     first, last = summary.range
     middle = first + (last - first) / 2
-    # newest days first, then the older ones, then a day again
-    steps = [(middle, last), (first, middle - dt.timedelta(days=1)), (middle, middle)]
+    day = dt.timedelta(days=1)
+    # The newest days first, then three days one by one (incremental), then the older days, then a
+    # day again: the state must equal the one backfill.
+    steps = [
+        (middle + 3 * day, last),
+        (middle, middle),
+        (middle + day, middle + day),
+        (middle + 2 * day, middle + 2 * day),
+        (first, middle - day),
+        (middle + day, middle + day),
+    ]
     for start, end in steps:
         assert build("key:silver/* or key:quarantine/*", start, end, **silent).success
     assert silver_state(str(replay_env / "stepwise")) == backfill
