@@ -152,7 +152,13 @@ def _clamp(partitions: dg.PartitionsDefinition, window: tuple[dt.date, dt.date])
 
 
 def _collect(result: dg.ExecuteInProcessResult, summary: BuildSummary) -> None:
-    counted: set[str] = set()
+    counted: set[tuple[str, str]] = set()
+    # A multi-asset step materializes several assets: its time goes to the first one it yields.
+    first_asset_of_step: dict[str, str] = {}
+    for event in result.all_events:
+        if event.is_step_materialization:
+            asset = event.step_materialization_data.materialization.asset_key.to_user_string()
+            first_asset_of_step.setdefault(event.step_key, asset)
     for event in result.all_events:
         if event.is_step_materialization:
             materialization = event.step_materialization_data.materialization
@@ -161,11 +167,11 @@ def _collect(result: dg.ExecuteInProcessResult, summary: BuildSummary) -> None:
             outcome.partitions += 1
             # A ranged step reports one materialization per partition, all with the range's metadata.
             row_count = materialization.metadata.get("dagster/row_count")
-            if row_count is not None and event.step_key not in counted:
+            if row_count is not None and (event.step_key, key) not in counted:
                 outcome.rows += int(row_count.value)
-                counted.add(event.step_key)
+                counted.add((event.step_key, key))
         elif event.is_step_success:
-            key = event.step_key.replace("__", "/")
+            key = first_asset_of_step.get(event.step_key, event.step_key)
             summary.assets.setdefault(key, AssetOutcome(key)).seconds += (
                 event.event_specific_data.duration_ms / 1000
             )
