@@ -231,9 +231,10 @@ def build_silver_asset(
 ) -> dg.AssetsDefinition:
     source = table.source
     assert source is not None
-    parents = {parent for _, parent in source.parents}
+    # Parent flags and translations are read from these bronze tables' history (whole tables, by key).
+    looked_up = {parent for _, parent in source.parents}
     if source.name == "products":
-        parents.add("product_category_name_translation")
+        looked_up.add("product_category_name_translation")
 
     @dg.multi_asset(
         name=f"silver_{source.name}",
@@ -256,7 +257,7 @@ def build_silver_asset(
             ),
         },
         ins={"bronze": dg.AssetIn(key=["bronze", source.name])},
-        deps=[dg.AssetKey(["silver", parent]) for parent in sorted(parents)],
+        deps=[dg.AssetKey(["bronze", name]) for name in sorted(looked_up)],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
