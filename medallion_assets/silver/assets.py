@@ -226,6 +226,17 @@ def _collapse_geolocation(
     )
 
 
+def _lake_out(table: LakeTable, group: str, kinds: set[str]) -> dg.AssetOut:
+    return dg.AssetOut(
+        key=table.asset_path,
+        io_manager_key="lake",
+        metadata=lake_metadata(table),
+        description=table.description,
+        group_name=group,
+        kinds=kinds,
+    )
+
+
 def build_silver_asset(
     table: LakeTable, quarantine: LakeTable, partitions: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
@@ -239,22 +250,8 @@ def build_silver_asset(
     @dg.multi_asset(
         name=f"silver_{source.name}",
         outs={
-            "silver": dg.AssetOut(
-                key=table.asset_path,
-                io_manager_key="lake",
-                metadata=lake_metadata(table),
-                description=table.description,
-                group_name="silver",
-                kinds={"spark", "delta"},
-            ),
-            "quarantine": dg.AssetOut(
-                key=quarantine.asset_path,
-                io_manager_key="lake",
-                metadata=lake_metadata(quarantine),
-                description=quarantine.description,
-                group_name="quarantine",
-                kinds={"delta"},
-            ),
+            "silver": _lake_out(table, "silver", {"spark", "delta"}),
+            "quarantine": _lake_out(quarantine, "quarantine", {"delta"}),
         },
         ins={"bronze": dg.AssetIn(key=["bronze", source.name])},
         deps=[dg.AssetKey(["bronze", name]) for name in sorted(looked_up)],
