@@ -14,12 +14,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from medallion_assets.definitions import build_definitions
+from medallion_assets.gold.facts import stale_order_dates
+from medallion_assets.resources.delta_lake import Lake
 from medallion_assets.resources.postgres import source_database_url
+from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import Settings, get_settings
 from medallion_assets.sources.source_system import source_change_dates
 
@@ -77,35 +81,77 @@ def build(
         raise ValueError(f"the selection {selection!r} matches no asset")
     ordered = [key for key in graph.toposorted_asset_keys if key in keys]
     summary = BuildSummary()
-    stretches = _stretches(ordered, lambda key: graph.get(key).partitions_def)
-    if any(partitions is not None for partitions, _ in stretches):
+    # Gold's partitions are order dates, the other layers' change dates: never one run for both.
+    stretches = _stretches(
+        ordered,
+        lambda key: (graph.get(key).partitions_def, key.path[0] == "gold"),
+        lambda key: graph.get(key).parent_keys,
+    )
+    if any(partitions is not None for (partitions, _), _ in stretches):
         summary.range = _date_range(settings, start, end)
     with dg.DagsterInstance.get() as instance:
-        for index, (partitions, stretch) in enumerate(stretches, start=1):
+        for index, ((partitions, by_order_date), stretch) in enumerate(stretches, start=1):
             name = f"medallion_build_{index}"
             job = dg.define_asset_job(
                 name, selection=dg.AssetSelection.assets(*stretch), partitions_def=partitions
             )
             job_def = build_definitions(settings, jobs=[job]).resolve_job_def(name)
-            tags = {}
-            if partitions is not None:
-                first, last = _clamp(partitions, summary.range)
-                tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
-                echo(f"run {index}: {len(stretch)} asset(s) over partitions {first}..{last}")
-            else:
+            if partitions is None:
+                ranges: list[tuple[str, str] | None] = [None]
                 echo(f"run {index}: {len(stretch)} unpartitioned asset(s)")
-            result = job_def.execute_in_process(
-                instance=instance,
-                tags=tags,
-                raise_on_error=False,
-                run_config={"loggers": {"medallion_progress": {}}},
-            )
-            summary.runs.append(result.run_id)
-            _collect(result, summary)
-            if not result.success:
+            elif by_order_date:
+                ranges = _order_date_ranges(settings, partitions, summary.range, echo)
+            else:
+                ranges = [_clamp(partitions, summary.range)]
+            for window in ranges:
+                tags = {}
+                if window is not None:
+                    tags = {
+                        ASSET_PARTITION_RANGE_START_TAG: window[0],
+                        ASSET_PARTITION_RANGE_END_TAG: window[1],
+                    }
+                    echo(f"run {index}: {len(stretch)} asset(s) over partitions {window[0]}..{window[1]}")
+                result = job_def.execute_in_process(
+                    instance=instance,
+                    tags=tags,
+                    raise_on_error=False,
+                    run_config={"loggers": {"medallion_progress": {}}},
+                )
+                summary.runs.append(result.run_id)
+                _collect(result, summary)
+                if not result.success:
+                    break
+            if not summary.success:
                 break  # later stretches depend on this one
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+# Stale order dates closer than this are recomputed in one run: a run costs more than a few days.
+MERGE_GAP_DAYS = 31
+
+
+def _order_date_ranges(
+    settings: Settings, partitions: dg.PartitionsDefinition, requested: tuple[dt.date, dt.date], echo: Echo
+) -> list[tuple[str, str]]:
+    """The order-date partitions to (re)compute: the requested range, plus every older order date
+    whose facts a change has made stale (a late review, a status change), in as few runs as sensible."""
+    stale = stale_order_dates(SparkResource().session(), Lake.from_settings(settings))
+    keys = partitions.get_partition_keys()
+    first_key, last_key = dt.date.fromisoformat(keys[0]), dt.date.fromisoformat(keys[-1])
+    outside = [d for d in stale if not first_key <= d <= last_key]
+    if outside:
+        echo(f"warning: {len(outside)} order date(s) outside the partitions {keys[0]}..{keys[-1]} not built")
+    intervals = sorted([requested, *[(d, d) for d in stale if first_key <= d <= last_key]])
+    merged: list[list[dt.date]] = []
+    for begin, end in intervals:
+        if merged and begin <= merged[-1][1] + dt.timedelta(days=MERGE_GAP_DAYS):
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([begin, end])
+    outside_requested = [d for d in stale if not requested[0] <= d <= requested[1]]
+    echo(f"gold: {len(stale)} order date(s) changed, {len(outside_requested)} of them before the range")
+    return [_clamp(partitions, (begin, end)) for begin, end in merged]
 
 
 def _resolve(selection: str | None, graph: dg.AssetGraph) -> set[dg.AssetKey]:
@@ -118,14 +164,24 @@ def _resolve(selection: str | None, graph: dg.AssetGraph) -> set[dg.AssetKey]:
         raise ValueError(f"the selection {selection!r} matches no asset{hint}: {exc}") from None
 
 
-def _stretches(ordered: list[dg.AssetKey], partitioning: Callable) -> list[tuple[object, list[dg.AssetKey]]]:
-    stretches: list[tuple[object, list[dg.AssetKey]]] = []
-    for key in ordered:
-        partitions = partitioning(key)
-        if stretches and stretches[-1][0] == partitions:
-            stretches[-1][1].append(key)
-        else:
-            stretches.append((partitions, [key]))
+def _stretches(
+    ordered: list[dg.AssetKey], partitioning: Callable, parents: Callable
+) -> list[tuple[Any, list[dg.AssetKey]]]:
+    """Cut the dependency order into as few runs as possible: each stretch takes every asset of its
+    partitioning whose selected parents are built (by earlier stretches or by itself)."""
+    selected, done = set(ordered), set()
+    stretches: list[tuple[Any, list[dg.AssetKey]]] = []
+    remaining = list(ordered)
+    while remaining:
+        kind = partitioning(remaining[0])
+        stretch: list[dg.AssetKey] = []
+        for key in remaining:  # in dependency order, so parents inside the stretch come first
+            ready = all(p in done or p in stretch or p not in selected for p in parents(key))
+            if partitioning(key) == kind and ready:
+                stretch.append(key)
+        done.update(stretch)
+        remaining = [key for key in remaining if key not in done]
+        stretches.append((kind, stretch))
     return stretches
 
 

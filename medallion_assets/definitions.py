@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from medallion_assets.bronze.assets import bronze_assets
+from medallion_assets.gold.assets import gold_assets
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.progress import medallion_progress
 from medallion_assets.resources.delta_lake import DeltaLakeIOManager
@@ -28,7 +29,7 @@ def build_definitions(
     daily = daily_partitions(settings)
     spark = SparkResource()
     return dg.Definitions(
-        assets=[*bronze_assets(daily), *silver_assets(daily)],
+        assets=[*bronze_assets(daily), *silver_assets(daily), *gold_assets(daily)],
         resources={
             "lake": DeltaLakeIOManager(spark=spark),
             "source_db": SourceDatabase(),

@@ -403,3 +403,106 @@ def quarantine_table(source: SourceTable) -> LakeTable:
 
 SILVER_TABLES: tuple[LakeTable, ...] = tuple(silver_table(t) for t in OLIST_TABLES)
 QUARANTINE_TABLES: tuple[LakeTable, ...] = tuple(quarantine_table(t) for t in OLIST_TABLES)
+
+
+# The source's own audit trail of attribute changes (the Olist replay keeps one in
+# olist_replay.attribute_changes). Bronze keeps it like any source table; gold's SCD2 dimensions
+# read history from it, so a build from scratch sees the same versions as one that watched them.
+ATTRIBUTE_CHANGES = LakeTable(
+    layer="bronze",
+    name="attribute_changes",
+    primary_key=("table_name", "row_key", "column_name", CHANGE_TS),
+    partition_column=CHANGE_DATE,
+    write_mode="insert_new",
+    description=(
+        "The source's audit trail of attribute changes (table, row key, column, old and new value, "
+        "changed_at), append-only, partitioned by the date of the change."
+    ),
+)
+
+
+# ------------------------------------------------------------------------------------ gold tables
+
+ORDER_DATE = "order_date"
+
+
+def gold_table(
+    name: str, primary_key: tuple[str, ...], description: str, by_order_date: bool = False
+) -> LakeTable:
+    """Gold tables are rebuilt whole (dimensions, features) or per order-date partition (facts, reports)."""
+    return LakeTable(
+        layer="gold",
+        name=name,
+        primary_key=primary_key,
+        partition_column=ORDER_DATE if by_order_date else None,
+        description=description,
+    )
+
+
+GOLD_DIMENSIONS: dict[str, LakeTable] = {
+    t.name: t
+    for t in (
+        gold_table(
+            "dim_customer",
+            ("customer_key",),
+            "SCD2 on customer_unique_id: one version per address a person had, from the customer_ids "
+            "they used (by purchase time) and the source's attribute changes. Key -1: unknown customer.",
+        ),
+        gold_table(
+            "dim_product",
+            ("product_key",),
+            "SCD2 on product_id: category, weight and size as they were over time; product_category is "
+            "the English name (current translation), else the Portuguese name, else 'unknown'.",
+        ),
+        gold_table("dim_seller", ("seller_key",), "SCD2 on seller_id: the seller's address over time."),
+        gold_table(
+            "dim_location",
+            ("zip_code_prefix",),
+            "One row per zip prefix: median position, usual city and state.",
+        ),
+        gold_table(
+            "dim_date", ("date_key",), "Calendar days over the whole range, with Brazilian national holidays."
+        ),
+    )
+}
+GOLD_FACTS: dict[str, LakeTable] = {
+    t.name: t
+    for t in (
+        gold_table(
+            "fact_orders",
+            ("order_id",),
+            "One row per order (all statuses) with the dimension versions valid at purchase time.",
+            by_order_date=True,
+        ),
+        gold_table(
+            "fact_order_items",
+            ("order_id", "order_item_id"),
+            "One row per order item with the product, seller and customer versions valid at purchase time.",
+            by_order_date=True,
+        ),
+    )
+}
+GOLD_REPORTS: dict[str, LakeTable] = {
+    t.name: t
+    for t in (
+        gold_table(
+            "daily_order_report",
+            (ORDER_DATE,),
+            "Per order date over revenue orders: orders, total revenue, average order revenue.",
+            by_order_date=True,
+        ),
+        gold_table(
+            "daily_category_report",
+            (ORDER_DATE, "product_category"),
+            "Per order date and product category over the items of revenue orders: items, orders, "
+            "revenue, average and exact median item revenue.",
+            by_order_date=True,
+        ),
+        gold_table(
+            "customer_rfm",
+            ("customer_unique_id",),
+            "Recency, frequency and monetary value per known customer over revenue orders, "
+            "quintile scores 1-5 (5 best) and a segment.",
+        ),
+    )
+}

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from medallion_assets.resources.postgres import connect
 from medallion_assets.sources.kaggle_csv import FileReport, OnBadRows, read_directory
-from medallion_assets.sources.replay import AttributeChanges, Replay, build_replay
+from medallion_assets.sources.replay import ATTRIBUTE_CHANGES_SCHEMA, AttributeChanges, Replay, build_replay
 from medallion_assets.specs import OLIST_TABLES, TABLES_BY_NAME, SourceTable
 
 SOURCE_SCHEMA = "olist"
@@ -175,12 +175,30 @@ def source_change_dates(url: str) -> tuple[dt.date, dt.date] | None:
     return (first.date(), last.date()) if first else None
 
 
-def read_attribute_changes(url: str) -> pa.Table:
+def read_attribute_changes(
+    url: str, changed_from: dt.datetime | None = None, changed_before: dt.datetime | None = None
+) -> pa.Table:
+    """The source's audit trail of attribute changes that have happened by its clock, optionally
+    only those in [from, before). A source without such a trail gives an empty table."""
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
-            f"SELECT * FROM {REPLAY_SCHEMA}.attribute_changes ORDER BY changed_at, table_name, row_key"
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
+            (REPLAY_SCHEMA, "attribute_changes"),
         )
-        return cur.fetch_arrow_table()
+        if cur.fetchone()[0] == 0:
+            return ATTRIBUTE_CHANGES_SCHEMA.empty_table()
+        clock = _clock(cur)
+        cur.execute(
+            f"SELECT * FROM {REPLAY_SCHEMA}.attribute_changes"
+            " WHERE changed_at <= $1 AND changed_at >= $2 AND changed_at < $3"
+            " ORDER BY changed_at, table_name, row_key, column_name",
+            (
+                clock["as_of"],
+                changed_from or dt.datetime(1, 1, 1),
+                changed_before or dt.datetime(9999, 1, 1),
+            ),
+        )
+        return cur.fetch_arrow_table().cast(ATTRIBUTE_CHANGES_SCHEMA)
 
 
 # ------------------------------------------------------------------------------------------- SQL

@@ -1,0 +1,217 @@
+"""Gold assets, built from the table specs: dimensions, facts, reports and features.
+
+- Dimensions and customer_rfm are unpartitioned and rebuilt whole on each materialization (the
+  SCD2 history is recomputed, so a late or out-of-order change lands in the right version; keys are
+  hashes of (member, valid_from), so unchanged versions keep their keys).
+- Facts and the daily reports are partitioned by order date (the same daily calendar as the other
+  layers, but the key is the purchase date). A partition is computed from silver's current state;
+  which old order dates a day of changes touched is found by `stale_order_dates` (facts.py).
+"""
+
+# No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
+import warnings
+
+import dagster as dg
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from medallion_assets.gold.dimensions import (
+    SCD2_DIMENSIONS,
+    Scd2Dimension,
+    build_dim_date,
+    build_dim_location,
+    build_scd2_dimension,
+    date_range_of_orders,
+    version_changes,
+)
+from medallion_assets.gold.facts import compute_facts, items_without_order
+from medallion_assets.gold.reports import customer_rfm, daily_category_report, daily_order_report
+from medallion_assets.resources.delta_lake import Lake, lake_metadata
+from medallion_assets.resources.spark import SparkResource
+from medallion_assets.settings import get_settings
+from medallion_assets.specs import (
+    ATTRIBUTE_CHANGES,
+    GOLD_DIMENSIONS,
+    GOLD_FACTS,
+    GOLD_REPORTS,
+    ORDER_DATE,
+    LakeTable,
+)
+
+warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
+
+GROUP = "gold"
+PREVIEW_ROWS = 10
+
+
+def _key(layer: str, name: str) -> dg.AssetKey:
+    return dg.AssetKey([layer, name])
+
+
+def _all_of(*keys: dg.AssetKey) -> list[dg.AssetDep]:
+    """Dependencies on whole tables: a gold partition reads silver's current state, which every
+    silver partition (change day) may have touched."""
+    return [dg.AssetDep(key, partition_mapping=dg.AllPartitionMapping()) for key in keys]
+
+
+def preview(table: pa.Table, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
+    """The first rows as a Markdown table, for the asset's page in the UI."""
+    head = table.slice(0, rows).to_pylist()
+    names = table.column_names
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    lines += ["| " + " | ".join("" if r[n] is None else str(r[n]) for n in names) + " |" for r in head]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def _lake() -> Lake:
+    return Lake.from_settings(get_settings())
+
+
+def build_scd2_asset(spec: Scd2Dimension) -> dg.AssetsDefinition:
+    used_by_table = spec.used_by[0]
+    upstream = {_key("bronze", spec.source), _key("silver", spec.source), _key(*ATTRIBUTE_CHANGES.asset_path)}
+    upstream |= {_key("silver", used_by_table), _key("silver", "orders")}
+    if spec.source == "products":
+        upstream.add(_key("silver", "product_category_name_translation"))
+
+    @dg.asset(
+        key=spec.table.asset_path,
+        description=spec.table.description,
+        deps=_all_of(*sorted(upstream, key=lambda k: k.path)),
+        io_manager_key="lake",
+        metadata=lake_metadata(spec.table),
+        group_name=GROUP,
+        kinds={"spark", "delta"},
+    )
+    def scd2_dimension(context: dg.AssetExecutionContext, spark: SparkResource) -> DataFrame:
+        lake = _lake()
+        versions = build_scd2_dimension(spec, spark.session(), lake).cache()
+        keys = versions.select(spec.surrogate_key, "is_current").toArrow()
+        previous = lake.read(dg.AssetKey(spec.table.asset_path), [spec.surrogate_key, "is_current"])
+        changes = version_changes(previous, keys, spec.surrogate_key)
+        context.log.info(f"{spec.table.name}: {changes}")
+        context.add_output_metadata(changes)
+        return versions
+
+    return scd2_dimension
+
+
+@dg.asset(
+    key=GOLD_DIMENSIONS["dim_location"].asset_path,
+    description=GOLD_DIMENSIONS["dim_location"].description,
+    deps=_all_of(_key("silver", "geolocation")),
+    io_manager_key="lake",
+    metadata=lake_metadata(GOLD_DIMENSIONS["dim_location"]),
+    group_name=GROUP,
+    kinds={"spark", "delta"},
+)
+def dim_location(spark: SparkResource) -> DataFrame:
+    return build_dim_location(spark.session(), _lake())
+
+
+@dg.asset(
+    key=GOLD_DIMENSIONS["dim_date"].asset_path,
+    description=GOLD_DIMENSIONS["dim_date"].description,
+    deps=_all_of(_key("silver", "orders")),
+    io_manager_key="lake",
+    metadata=lake_metadata(GOLD_DIMENSIONS["dim_date"]),
+    group_name=GROUP,
+    kinds={"delta"},
+)
+def dim_date(context: dg.AssetExecutionContext, spark: SparkResource) -> pa.Table:
+    first, last = date_range_of_orders(spark.session(), _lake(), get_settings().start_date)
+    days = build_dim_date(first, last)
+    context.add_output_metadata(
+        {
+            "first_day": first.isoformat(),
+            "last_day": last.isoformat(),
+            "holidays": sum(days["is_holiday"].to_pylist()),
+        }
+    )
+    return days
+
+
+def _out(table: LakeTable) -> dg.AssetOut:
+    return dg.AssetOut(
+        key=table.asset_path,
+        io_manager_key="lake",
+        metadata=lake_metadata(table),
+        description=table.description,
+        group_name=GROUP,
+        kinds={"spark", "delta"},
+    )
+
+
+def build_fact_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    silver_inputs = ("orders", "order_items", "order_payments", "order_reviews", "customers")
+
+    @dg.multi_asset(
+        name="gold_facts",
+        outs={name: _out(table) for name, table in GOLD_FACTS.items()},
+        deps=[
+            *_all_of(*[_key("silver", name) for name in silver_inputs]),
+            *[_key("gold", name) for name in ("dim_customer", "dim_product", "dim_seller")],
+        ],
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def gold_facts(context: dg.AssetExecutionContext, spark: SparkResource):
+        window = context.partition_time_window
+        dates = (window.start.date(), window.end.date())
+        lake = _lake()
+        orders, items = compute_facts(spark.session(), lake, dates)
+        orders, items = (
+            orders.withColumn("_run_id", F.lit(context.run_id)),
+            items.withColumn("_run_id", F.lit(context.run_id)),
+        )
+        revenue_orders = orders.filter("is_revenue_order").count()
+        yield dg.Output(orders, output_name="fact_orders", metadata={"revenue_orders": revenue_orders})
+        yield dg.Output(
+            items,
+            output_name="fact_order_items",
+            # Counted over all of silver: they have no order date until their order arrives.
+            metadata={"items_waiting_for_their_order": items_without_order(spark.session(), lake)},
+        )
+
+    return gold_facts
+
+
+def build_report_asset(
+    table: LakeTable, upstream: LakeTable, compute, partitions: dg.PartitionsDefinition | None
+) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=table.asset_path,
+        description=table.description,
+        ins={"facts": dg.AssetIn(key=upstream.asset_path)},
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitions else None,
+        io_manager_key="lake",
+        metadata=lake_metadata(table),
+        group_name=GROUP,
+        kinds={"spark", "delta"},
+    )
+    def report(context: dg.AssetExecutionContext, facts: DataFrame) -> DataFrame:
+        rows = compute(facts).cache()
+        ordered = [F.col(c).desc() if c == ORDER_DATE else F.col(c) for c in table.primary_key]
+        context.add_output_metadata(
+            {"preview": preview(rows.orderBy(*ordered).limit(PREVIEW_ROWS).toArrow())}
+        )
+        return rows
+
+    return report
+
+
+def gold_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    fact_orders, fact_items = GOLD_FACTS["fact_orders"], GOLD_FACTS["fact_order_items"]
+    return [
+        *(build_scd2_asset(spec) for spec in SCD2_DIMENSIONS),
+        dim_location,
+        dim_date,
+        build_fact_assets(partitions),
+        build_report_asset(GOLD_REPORTS["daily_order_report"], fact_orders, daily_order_report, partitions),
+        build_report_asset(
+            GOLD_REPORTS["daily_category_report"], fact_items, daily_category_report, partitions
+        ),
+        build_report_asset(GOLD_REPORTS["customer_rfm"], fact_orders, customer_rfm, None),
+    ]

@@ -1,0 +1,201 @@
+"""Gold dimensions: three SCD2 dimensions declared as data and built by one function, plus the
+location and date dimensions.
+
+An SCD2 dimension names its source table, the member it versions (a person is a
+customer_unique_id, with one customer_id per order), the attributes whose change makes a new
+version, and the column of orders/order_items that uses a record (its first use starts its first
+version, so an order always finds the version it used).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import holidays
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from medallion_assets.gold.history import IS_CURRENT, read_spark, record_states, scd2
+from medallion_assets.resources.delta_lake import Lake
+from medallion_assets.specs import GOLD_DIMENSIONS, TABLES_BY_NAME, LakeTable
+
+UNKNOWN_CATEGORY = "unknown"
+
+
+@dataclass(frozen=True)
+class Scd2Dimension:
+    table: LakeTable
+    source: str
+    member: str
+    surrogate_key: str
+    attributes: tuple[str, ...]
+    used_by: tuple[str, str]  # (silver table, column) whose rows use a record
+    record_attributes: tuple[str, ...] = ()  # record columns that are not versioned (the member id)
+
+
+SCD2_DIMENSIONS: tuple[Scd2Dimension, ...] = (
+    Scd2Dimension(
+        table=GOLD_DIMENSIONS["dim_customer"],
+        source="customers",
+        member="customer_unique_id",
+        surrogate_key="customer_key",
+        attributes=("customer_zip_code_prefix", "customer_city", "customer_state"),
+        used_by=("orders", "customer_id"),
+        record_attributes=("customer_unique_id",),
+    ),
+    Scd2Dimension(
+        table=GOLD_DIMENSIONS["dim_product"],
+        source="products",
+        member="product_id",
+        surrogate_key="product_key",
+        attributes=(
+            "product_category_name",
+            "product_weight_g",
+            "product_length_cm",
+            "product_height_cm",
+            "product_width_cm",
+        ),
+        used_by=("order_items", "product_id"),
+    ),
+    Scd2Dimension(
+        table=GOLD_DIMENSIONS["dim_seller"],
+        source="sellers",
+        member="seller_id",
+        surrogate_key="seller_key",
+        attributes=("seller_zip_code_prefix", "seller_city", "seller_state"),
+        used_by=("order_items", "seller_id"),
+    ),
+)
+SCD2_BY_NAME = {d.table.name: d for d in SCD2_DIMENSIONS}
+
+
+def silver(spark: SparkSession, lake: Lake, name: str, columns: list[str] | None = None) -> DataFrame:
+    frame = read_spark(spark, lake, ["silver", name], columns)
+    if frame is None:
+        raise ValueError(f"silver/{name} does not exist yet: materialize it first")
+    return frame
+
+
+def first_use(spark: SparkSession, lake: Lake, table: str, column: str) -> DataFrame:
+    """(record key, `_first_use`): the earliest purchase of an order that used the record."""
+    orders = silver(spark, lake, "orders", ["order_id", "customer_id", "order_purchase_timestamp"])
+    if table == "order_items":
+        orders = silver(spark, lake, "order_items", ["order_id", column]).join(
+            orders.drop("customer_id"), "order_id"
+        )
+    return orders.groupBy(column).agg(F.min("order_purchase_timestamp").alias("_first_use"))
+
+
+def build_scd2_dimension(spec: Scd2Dimension, spark: SparkSession, lake: Lake) -> DataFrame:
+    source = TABLES_BY_NAME[spec.source]
+    (record,) = source.primary_key
+    states = record_states(
+        spark,
+        lake,
+        source,
+        [*spec.record_attributes, *spec.attributes],
+        first_use(spark, lake, *spec.used_by),
+    )
+    # Two records of one person at the same moment: the later customer_id wins, deterministically.
+    tiebreak = [record] if record != spec.member else []
+    versions = scd2(states, spec.member, spec.attributes, spec.surrogate_key, tiebreak)
+    if spec.source == "products":
+        versions = with_category_label(versions, spark, lake)
+    return versions
+
+
+def with_category_label(products: DataFrame, spark: SparkSession, lake: Lake) -> DataFrame:
+    """`product_category`: the English name from the current translation, else the Portuguese name,
+    else 'unknown'. A translation is a label for the same category, so it applies to every version."""
+    translation = silver(
+        spark,
+        lake,
+        "product_category_name_translation",
+        ["product_category_name", "product_category_name_english"],
+    )
+    return products.join(F.broadcast(translation), on="product_category_name", how="left").select(
+        *products.columns,
+        F.coalesce("product_category_name_english", "product_category_name", F.lit(UNKNOWN_CATEGORY)).alias(
+            "product_category"
+        ),
+    )
+
+
+def version_changes(previous: pa.Table | None, current: pa.Table, key: str) -> dict[str, int]:
+    """How a rebuild changed an SCD2 dimension: versions that are new, and versions that were
+    current before and are not any more (closed by a newer one)."""
+    if previous is None:
+        previous = pa.table({key: pa.array([], pa.int64()), IS_CURRENT: pa.array([], pa.bool_())})
+    new = pc.invert(pc.is_in(current[key], previous[key]))
+    was_current = previous.filter(previous[IS_CURRENT])[key]
+    still_current = current.filter(current[IS_CURRENT])[key]
+    closed = pc.invert(pc.is_in(was_current, still_current))
+    return {
+        "versions_new": int(pc.sum(new).as_py() or 0),
+        "versions_closed": int(pc.sum(closed).as_py() or 0),
+        "versions": current.num_rows,
+        "members_current": int(pc.sum(current[IS_CURRENT]).as_py() or 0),
+    }
+
+
+def build_dim_location(spark: SparkSession, lake: Lake) -> DataFrame:
+    return silver(spark, lake, "geolocation").select(
+        F.col("geolocation_zip_code_prefix").alias("zip_code_prefix"),
+        F.col("geolocation_lat").alias("latitude"),
+        F.col("geolocation_lng").alias("longitude"),
+        F.col("geolocation_city").alias("city"),
+        F.col("geolocation_state").alias("state"),
+        F.col("geolocation_rows").alias("source_rows"),
+    )
+
+
+def build_dim_date(first: dt.date, last: dt.date) -> pa.Table:
+    """Every day from `first` to `last` with calendar attributes and Brazil's national holidays
+    (the `holidays` package: computed locally, no network)."""
+    days = pd.date_range(first, last, freq="D")
+    national = holidays.Brazil(years=range(first.year, last.year + 1))
+    names = pd.Series(days.date).map(national.get)
+    iso = days.isocalendar()
+    return pa.table(
+        {
+            "date_key": pa.array((days.year * 10000 + days.month * 100 + days.day).to_numpy(np.int32)),
+            "date": pa.array(days.date, pa.date32()),
+            "year": pa.array(days.year.to_numpy(np.int32)),
+            "quarter": pa.array(days.quarter.to_numpy(np.int32)),
+            "month": pa.array(days.month.to_numpy(np.int32)),
+            "month_name": pa.array(days.month_name().to_numpy(object), pa.string()),
+            "day_of_month": pa.array(days.day.to_numpy(np.int32)),
+            "day_of_week": pa.array((days.dayofweek + 1).to_numpy(np.int32)),  # ISO: Monday = 1
+            "day_name": pa.array(days.day_name().to_numpy(object), pa.string()),
+            "iso_week": pa.array(iso.week.to_numpy(np.int32)),
+            "is_weekend": pa.array(np.asarray(days.dayofweek >= 5)),
+            "is_holiday": pa.array(names.notna().to_numpy(bool)),
+            "holiday_name": pa.array(names.to_numpy(object), pa.string()),
+        }
+    )
+
+
+def date_range_of_orders(spark: SparkSession, lake: Lake, start: dt.date) -> tuple[dt.date, dt.date]:
+    """From the first partition day (or an earlier order) to the end of the year of the latest date
+    any order mentions, estimated deliveries included."""
+    columns = [
+        "order_purchase_timestamp",
+        "order_approved_at",
+        "order_delivered_carrier_date",
+        "order_delivered_customer_date",
+        "order_estimated_delivery_date",
+    ]
+    row = (
+        silver(spark, lake, "orders", columns)
+        .select(F.least(*columns).alias("first"), F.greatest(*columns).alias("last"))
+        .agg(F.min("first").alias("first"), F.max("last").alias("last"))
+        .first()
+    )
+    first = min(start, row["first"].date()) if row["first"] else start
+    last = row["last"].date() if row["last"] else start
+    return first, dt.date(max(last.year, first.year), 12, 31)

@@ -1,0 +1,185 @@
+"""Gold facts: orders and order items with the dimension versions valid at purchase time.
+
+Facts and the daily reports are partitioned by order date and computed from silver's current
+state, so recomputing a partition always gives what a build from scratch would. Silver is
+partitioned by change date, though: a status change or a late review on day D changes the facts of
+an older order date. `stale_order_dates` finds those dates by content: it computes every order's
+fact rows and compares their row hashes with the stored ones; `medallion build` (and the
+automation) then recomputes exactly those partitions. It also catches what no change date would
+show: a dimension version that moved, an order whose purchase date was corrected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from medallion_assets.gold.dimensions import UNKNOWN_CATEGORY, silver
+from medallion_assets.gold.history import read_spark, version_at
+from medallion_assets.resources.delta_lake import Lake
+from medallion_assets.specs import GOLD_FACTS, ORDER_DATE
+
+NOT_REVENUE_STATUSES = ("canceled", "unavailable")
+ROW_HASH = "_row_hash"
+PURCHASE = "order_purchase_timestamp"
+
+
+def money(column: Column | str) -> Column:
+    return F.col(column).cast("decimal(18,2)") if isinstance(column, str) else column.cast("decimal(18,2)")
+
+
+def date_key(column: str) -> Column:
+    return (F.year(column) * 10000 + F.month(column) * 100 + F.dayofmonth(column)).cast("int")
+
+
+def with_row_hash(frame: DataFrame) -> DataFrame:
+    """A hash of the row's content (lineage columns aside): what `stale_order_dates` compares."""
+    return frame.withColumn(ROW_HASH, F.xxhash64(*[c for c in frame.columns if not c.startswith("_")]))
+
+
+def compute_facts(
+    spark: SparkSession, lake: Lake, window: tuple[dt.date, dt.date] | None = None
+) -> tuple[DataFrame, DataFrame]:
+    """(fact_orders, fact_order_items) for orders purchased in [start, end), or for all orders."""
+    orders = silver(spark, lake, "orders").withColumn(ORDER_DATE, F.to_date(PURCHASE))
+    if window is not None:
+        orders = orders.filter((F.col(ORDER_DATE) >= window[0]) & (F.col(ORDER_DATE) < window[1]))
+    dimension = {name: gold(spark, lake, name) for name in ("dim_customer", "dim_product", "dim_seller")}
+
+    people = silver(spark, lake, "customers", ["customer_id", "customer_unique_id"])
+    orders = version_at(
+        orders.join(people, on="customer_id", how="left"),
+        dimension["dim_customer"],
+        "customer_unique_id",
+        PURCHASE,
+        "customer_key",
+    ).withColumn("is_revenue_status", ~F.col("order_status").isin(*NOT_REVENUE_STATUSES))
+
+    # Items without a known order have no purchase time yet: they wait (counted in the metadata).
+    items = silver(spark, lake, "order_items").join(
+        orders.select("order_id", ORDER_DATE, PURCHASE, "customer_key", "is_revenue_status"), on="order_id"
+    )
+    items = version_at(items, dimension["dim_product"], "product_id", PURCHASE, "product_key")
+    items = version_at(items, dimension["dim_seller"], "seller_id", PURCHASE, "seller_key")
+    labels = dimension["dim_product"].select("product_key", "product_category")
+    items = items.join(F.broadcast(labels), on="product_key", how="left").select(
+        "order_id",
+        "order_item_id",
+        ORDER_DATE,
+        date_key(ORDER_DATE).alias("order_date_key"),
+        "customer_key",
+        "product_key",
+        "seller_key",
+        "product_id",
+        "seller_id",
+        F.coalesce("product_category", F.lit(UNKNOWN_CATEGORY)).alias("product_category"),
+        "shipping_limit_date",
+        "price",
+        "freight_value",
+        money(F.col("price") + F.col("freight_value")).alias("item_revenue"),
+        F.col("is_revenue_status").alias("is_revenue_order"),  # it has an item, this one
+    )
+
+    per_order = items.groupBy("order_id").agg(
+        F.count("*").cast("int").alias("item_count"),
+        money(F.sum("price")).alias("item_value"),
+        money(F.sum("freight_value")).alias("freight_value"),
+    )
+    payments = (
+        silver(spark, lake, "order_payments")
+        .groupBy("order_id")
+        .agg(
+            money(F.sum("payment_value")).alias("payment_total"),
+            F.count("*").cast("int").alias("payment_count"),
+        )
+    )
+    latest_review = Window.partitionBy("order_id").orderBy(
+        F.col("review_creation_date").desc(),
+        F.col("review_answer_timestamp").desc_nulls_last(),
+        F.col("review_id").desc(),
+    )
+    reviews = (
+        silver(spark, lake, "order_reviews")
+        .withColumn("_n", F.row_number().over(latest_review))
+        .filter("_n = 1")
+        .select("order_id", F.col("review_score").alias("latest_review_score"))
+    )
+    delivered = F.to_date("order_delivered_customer_date")
+    zero = F.lit(0).cast("decimal(18,2)")
+    fact_orders = (
+        orders.join(per_order, on="order_id", how="left")
+        .join(payments, on="order_id", how="left")
+        .join(reviews, on="order_id", how="left")
+        .select(
+            "order_id",
+            ORDER_DATE,
+            date_key(ORDER_DATE).alias("order_date_key"),
+            "customer_key",
+            "customer_id",
+            "customer_unique_id",
+            "order_status",
+            PURCHASE,
+            "order_approved_at",
+            "order_delivered_carrier_date",
+            "order_delivered_customer_date",
+            "order_estimated_delivery_date",
+            F.coalesce("item_count", F.lit(0)).alias("item_count"),
+            F.coalesce("item_value", zero).alias("item_value"),
+            F.coalesce("freight_value", zero).alias("freight_value"),
+            money(F.coalesce("item_value", zero) + F.coalesce("freight_value", zero)).alias("revenue"),
+            F.coalesce("payment_total", zero).alias("payment_total"),
+            F.coalesce("payment_count", F.lit(0)).alias("payment_count"),
+            "latest_review_score",
+            F.datediff(delivered, F.col(ORDER_DATE)).alias("delivery_days"),
+            # Late when delivered after the estimated day; unknown (null) while not delivered.
+            F.when(delivered.isNotNull(), delivered > F.to_date("order_estimated_delivery_date")).alias(
+                "is_late"
+            ),
+            (F.col("is_revenue_status") & (F.coalesce("item_count", F.lit(0)) > 0)).alias("is_revenue_order"),
+        )
+    )
+    return with_row_hash(fact_orders), with_row_hash(items)
+
+
+def gold(spark: SparkSession, lake: Lake, name: str) -> DataFrame:
+    frame = read_spark(spark, lake, ["gold", name])
+    if frame is None:
+        raise ValueError(f"gold/{name} does not exist yet: materialize the dimensions first")
+    return frame
+
+
+def items_without_order(spark: SparkSession, lake: Lake) -> int:
+    items = silver(spark, lake, "order_items", ["order_id"])
+    return items.join(silver(spark, lake, "orders", ["order_id"]), on="order_id", how="left_anti").count()
+
+
+def stale_order_dates(spark: SparkSession, lake: Lake) -> list[dt.date]:
+    """Order dates whose stored fact rows differ from what silver and the dimensions give now
+    (rows changed, added, or gone), in order. Empty when gold is up to date."""
+    fresh_orders, fresh_items = compute_facts(spark, lake)
+    stale: set[dt.date] = set()
+    for fresh, table in (
+        (fresh_orders, GOLD_FACTS["fact_orders"]),
+        (fresh_items, GOLD_FACTS["fact_order_items"]),
+    ):
+        key = list(table.primary_key)
+        now = fresh.select(*key, F.col(ORDER_DATE).alias("_date_now"), F.col(ROW_HASH).alias("_hash_now"))
+        stored_rows = lake.read(dg.AssetKey(table.asset_path), [*key, ORDER_DATE, ROW_HASH])
+        if stored_rows is None or stored_rows.num_rows == 0:
+            stale.update(r[0] for r in now.select("_date_now").distinct().collect())
+            continue
+        stored = spark.createDataFrame(stored_rows).select(
+            *key, F.col(ORDER_DATE).alias("_date_was"), F.col(ROW_HASH).alias("_hash_was")
+        )
+        differing = now.join(stored, on=key, how="full_outer").filter(
+            ~F.col("_hash_now").eqNullSafe(F.col("_hash_was"))
+            | ~F.col("_date_now").eqNullSafe(F.col("_date_was"))
+        )
+        dates = differing.select(F.explode(F.array("_date_now", "_date_was")).alias("d")).filter(
+            "d IS NOT NULL"
+        )
+        stale.update(r[0] for r in dates.distinct().collect())
+    return sorted(stale)
