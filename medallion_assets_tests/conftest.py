@@ -6,10 +6,13 @@ under a temporary MEDALLION_HOME), one per test session.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pyarrow as pa
 import pytest
 
@@ -86,6 +89,40 @@ def sample_bronze_lake(pg_url: str, sample_dir: Path, tmp_path_factory: pytest.T
         env.setenv("DAGSTER_HOME", str(work / "dagster"))
         env.setenv("MEDALLION_LAKE_URI", str(work / "lake"))
         load_source(pg_url, sample_dir, attribute_changes="none", replace=True)
-        summary = build("key:bronze/*", echo=lambda _: None)
+        summary = build("key:bronze/*", echo=lambda _: None, instance=dg.DagsterInstance.ephemeral())
         assert summary.success, format_summary(summary)
     return work / "lake"
+
+
+@pytest.fixture(scope="session")
+def sample_silver(
+    sample_bronze_lake: Path, spark_resource: SparkResource, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, dict]]:
+    """The real sample's bronze through the silver logic, called directly (a Dagster run over its 745
+    days of partitions spends minutes on per-partition bookkeeping alone): the lake, and per table
+    the accounting plus the rows quarantined and written."""
+    from deltalake import write_deltalake
+
+    from medallion_assets.resources.delta_lake import Lake
+    from medallion_assets.silver.assets import apply_changes
+    from medallion_assets.specs import SILVER_TABLES
+
+    root = tmp_path_factory.mktemp("sample-silver")
+    shutil.copytree(sample_bronze_lake / "bronze", root / "bronze")
+    lake = Lake(str(root), {})
+    spark = spark_resource.session()
+    report: dict[str, dict] = {}
+    for table in SILVER_TABLES:
+        bronze = lake.read(dg.AssetKey(["bronze", table.name]))
+        silver, quarantine, accounting = apply_changes(
+            spark.createDataFrame(bronze), table, "sample", dt.datetime(2019, 1, 1), spark, lake
+        )
+        written = silver.toArrow()
+        write_deltalake(lake.uri(dg.AssetKey(["silver", table.name])), written, mode="overwrite")
+        report[table.name] = {
+            **accounting,
+            "bronze_rows": bronze.num_rows,
+            "quarantine_rows": quarantine.count(),
+            "written_rows": written.num_rows,
+        }
+    return root, report

@@ -1,0 +1,371 @@
+"""Gold: SCD2 history, point-in-time facts, exact reports, freshness of old partitions, replay = full."""
+
+import datetime as dt
+import itertools
+import json
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from medallion_assets.build import build, format_summary
+from medallion_assets.gold.history import UNKNOWN_KEY, record_states, scd2, version_at
+from medallion_assets.resources.delta_lake import Lake
+from medallion_assets.resources.spark import SparkResource
+from medallion_assets.sources.source_system import advance_source, load_source
+from medallion_assets.specs import GOLD_DIMENSIONS, GOLD_FACTS, GOLD_REPORTS, TABLES_BY_NAME
+from medallion_assets_tests import handmade
+from medallion_assets_tests.handmade import P1, at, write_handmade
+
+GOLD = {**GOLD_DIMENSIONS, **GOLD_FACTS, **GOLD_REPORTS}
+SCD2_MEMBERS = {"dim_customer": "customer_unique_id", "dim_product": "product_id", "dim_seller": "seller_id"}
+
+
+def gold_rows(lake_root: Path | str, name: str) -> list[dict]:
+    rows = DeltaTable(f"{lake_root}/gold/{name}").to_pyarrow_dataset().to_table()
+    rows = rows.drop_columns([c for c in rows.column_names if c == "_run_id"])
+    return sorted(rows.to_pylist(), key=lambda r: json.dumps(r, default=str, sort_keys=True))
+
+
+def assert_scd2_invariants(versions: list[dict], member: str, key: str) -> None:
+    """Per member: versions in time order touch end to start (no gap, no overlap), one is current."""
+    by_member: dict[str, list[dict]] = {}
+    for row in versions:
+        if row[key] != UNKNOWN_KEY:
+            by_member.setdefault(row[member], []).append(row)
+    assert by_member
+    for rows in by_member.values():
+        rows.sort(key=lambda r: r["valid_from"])
+        for earlier, later in itertools.pairwise(rows):
+            assert earlier["valid_to"] == later["valid_from"] and earlier["is_current"] is False
+        assert rows[-1]["valid_to"] is None and rows[-1]["is_current"] is True
+    assert len({r[key] for r in versions}) == len(versions)  # surrogate keys are unique
+    unknown = [r for r in versions if r[key] == UNKNOWN_KEY]
+    assert len(unknown) == 1 and unknown[0][member] is None
+
+
+# ------------------------------------------------------------------------ SCD2 and point in time
+
+
+def test_scd2_same_day_and_out_of_order_changes(spark_resource: SparkResource) -> None:
+    spark = spark_resource.session()
+    states = [  # (member, record, valid_from, city) deliberately out of time order
+        ("p", "r2", dt.datetime(2018, 3, 5, 17), "recife"),  # the second change on 5 March
+        ("p", "r1", dt.datetime(2018, 3, 1, 10), "sao paulo"),
+        ("p", "r1", dt.datetime(2018, 3, 5, 9), "santos"),  # the first change on 5 March
+        ("p", "r1", dt.datetime(2018, 3, 3), "santos"),  # a state arriving late, before 5 March
+        ("p", "r1", dt.datetime(2018, 3, 7), "recife"),  # no change: no new version
+        ("p", "r1", dt.datetime(2018, 3, 9), "natal"),  # two records at one moment:
+        ("p", "r2", dt.datetime(2018, 3, 9), "olinda"),  # the later record id wins
+        ("q", "r3", dt.datetime(2018, 3, 2), "manaus"),
+    ]
+    frame = spark.createDataFrame(
+        states, "person string, record string, valid_from timestamp_ntz, city string"
+    )
+    versions = scd2(frame, "person", ["city"], "person_key", tiebreak=["record"]).toArrow().to_pylist()
+    assert_scd2_invariants(versions, "person", "person_key")
+    history = [
+        (r["city"], r["valid_from"])
+        for r in sorted(versions, key=lambda r: r["valid_from"])
+        if r["person"] == "p"
+    ]
+    assert history == [
+        ("sao paulo", dt.datetime(2018, 3, 1, 10)),
+        ("santos", dt.datetime(2018, 3, 3)),  # 5 March 09:00 repeats it: no version
+        ("recife", dt.datetime(2018, 3, 5, 17)),
+        ("olinda", dt.datetime(2018, 3, 9)),
+    ]
+    again = scd2(frame.orderBy("city"), "person", ["city"], "person_key", tiebreak=["record"]).toArrow()
+    assert sorted(again.to_pylist(), key=str) == sorted(versions, key=str)  # keys stable across rebuilds
+
+
+def _customer_bronze(rows: list[tuple[str, str, str, dt.datetime, dt.datetime]]) -> pa.Table:
+    """Bronze customers as the source gave them: (id, city, state, created_at, updated_at)."""
+    n = len(rows)
+    spec = TABLES_BY_NAME["customers"]
+    return pa.table(
+        {
+            "customer_id": [r[0] for r in rows],
+            "customer_unique_id": [P1] * n,
+            "customer_zip_code_prefix": ["01001"] * n,
+            "customer_city": [r[1] for r in rows],
+            "customer_state": [r[2] for r in rows],
+            "created_at": pa.array([r[3] for r in rows], pa.timestamp("us")),
+            "updated_at": pa.array([r[4] for r in rows], pa.timestamp("us")),
+            "_ingested_at": pa.array(
+                [dt.datetime(2018, 4, 1, tzinfo=dt.UTC)] * n, pa.timestamp("us", tz="UTC")
+            ),
+            "_source": ["test"] * n,
+            "_run_id": ["test"] * n,
+            "_change_ts": pa.array([r[4] for r in rows], pa.timestamp("us")),
+            "_change_date": pa.array([r[4].date() for r in rows], pa.date32()),
+        }
+    ).select(
+        [c.name for c in spec.columns]
+        + ["created_at", "updated_at", "_ingested_at", "_source", "_run_id", "_change_ts", "_change_date"]
+    )
+
+
+def test_history_is_the_same_whether_bronze_saw_each_change_or_only_the_end(
+    spark_resource: SparkResource, tmp_path: Path
+) -> None:
+    """A from-scratch build sees only each row's final version; the source's trail of attribute
+    changes gives back the versions in between, equal to what a build that watched them captured."""
+    c1, created = "c" * 32, dt.datetime(2018, 3, 1, 10)
+    move, fix = dt.datetime(2018, 3, 9, 16), dt.datetime(2018, 3, 12)
+    trail = pa.table(
+        {
+            "table_name": ["customers"] * 3,
+            "row_key": [c1] * 3,
+            "column_name": ["customer_city", "customer_state", "customer_city"],
+            "old_value": ["São Paulo", "SP", "Rio de Janeiro"],  # as the source wrote them
+            "new_value": ["Rio de Janeiro", "RJ", "rio de janeiro"],
+            "_change_ts": pa.array([move, move, fix], pa.timestamp("us")),
+        }
+    )
+    watched = _customer_bronze(
+        [
+            (c1, "São Paulo", "SP", created, created),
+            (c1, "Rio de Janeiro", "RJ", created, move),
+            (c1, "rio de janeiro", "RJ", created, fix),
+        ]
+    )
+    final_only = watched.slice(2)
+    states = {}
+    for name, bronze in (("watched", watched), ("final_only", final_only)):
+        root = tmp_path / name
+        write_deltalake(f"{root}/bronze/customers", bronze)
+        write_deltalake(f"{root}/bronze/attribute_changes", trail)
+        lake = Lake(str(root), {})
+        rows = record_states(
+            spark_resource.session(), lake, TABLES_BY_NAME["customers"], ["customer_city", "customer_state"]
+        )
+        states[name] = sorted(rows.toArrow().to_pylist(), key=lambda r: r["valid_from"])
+    assert states["watched"] == states["final_only"]
+    assert [(s["valid_from"], s["customer_city"], s["customer_state"]) for s in states["watched"]] == [
+        (created, "sao paulo", "SP"),
+        (move, "rio de janeiro", "RJ"),
+        (fix, "rio de janeiro", "RJ"),  # normalised like silver: the fix changes nothing, scd2 drops it
+    ]
+
+
+def test_point_in_time_join_picks_the_version_valid_then(spark_resource: SparkResource) -> None:
+    spark = spark_resource.session()
+    dimension = spark.createDataFrame(
+        [
+            (UNKNOWN_KEY, None, dt.datetime(1900, 1, 1), None),
+            (11, "p", dt.datetime(2018, 3, 1), dt.datetime(2018, 3, 5)),
+            (12, "p", dt.datetime(2018, 3, 5), None),
+        ],
+        "k long, person string, valid_from timestamp_ntz, valid_to timestamp_ntz",
+    )
+    facts = spark.createDataFrame(
+        [
+            ("before any version", "p", dt.datetime(2018, 2, 28)),
+            ("at the first version's start", "p", dt.datetime(2018, 3, 1)),
+            ("just before the change", "p", dt.datetime(2018, 3, 4, 23, 59, 59)),
+            ("at the change", "p", dt.datetime(2018, 3, 5)),
+            ("long after", "p", dt.datetime(2019, 1, 1)),
+            ("unknown member", "x", dt.datetime(2018, 3, 2)),
+            ("no member at all", None, dt.datetime(2018, 3, 2)),
+        ],
+        "case string, person string, at timestamp_ntz",
+    )
+    joined = version_at(facts, dimension, "person", "at", "k").toArrow().to_pylist()
+    assert {r["case"]: r["k"] for r in joined} == {
+        "before any version": UNKNOWN_KEY,
+        "at the first version's start": 11,
+        "just before the change": 11,
+        "at the change": 12,
+        "long after": 12,
+        "unknown member": UNKNOWN_KEY,
+        "no member at all": UNKNOWN_KEY,
+    }
+    assert len(joined) == facts.count()  # never dropped, never duplicated
+
+
+# ----------------------------------------------------------------- the hand-made shop, through Dagster
+
+
+@pytest.fixture
+def shop(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MEDALLION_SOURCE_URL", pg_url)
+    monkeypatch.setenv("MEDALLION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MEDALLION_LAKE_URI", str(tmp_path / "lake"))
+    return write_handmade(tmp_path / "csv")
+
+
+def test_reports_equal_values_worked_out_by_hand(shop: Path, pg_url: str, tmp_path: Path) -> None:
+    load_source(pg_url, shop, attribute_changes="none", replace=True)
+    instance = dg.DagsterInstance.ephemeral()
+    summary = build(echo=lambda _: None, instance=instance)
+    assert summary.success, format_summary(summary)
+    lake = tmp_path / "lake"
+
+    daily = {
+        r["order_date"]: (r["orders"], r["total_revenue"], r["avg_order_revenue"])
+        for r in gold_rows(lake, "daily_order_report")
+    }
+    assert daily == handmade.expected_daily_orders()
+    assert daily[dt.date(2018, 3, 1)] == (2, Decimal("170.65"), Decimal("85.33"))  # 85.325 half-up
+    categories = {
+        (r["order_date"], r["product_category"]): (
+            r["items"],
+            r["orders"],
+            r["total_revenue"],
+            r["avg_item_revenue"],
+            r["median_item_revenue"],
+        )
+        for r in gold_rows(lake, "daily_category_report")
+    }
+    assert categories == handmade.expected_daily_categories()
+    assert categories[(dt.date(2018, 3, 1), "health_beauty")][4] == Decimal("10.08")  # (10.05 + 10.10) / 2
+    assert categories[(dt.date(2018, 3, 3), "health_beauty")][4] == Decimal("7.00")  # odd count
+    assert (dt.date(2018, 3, 1), "categoria_nova") in categories  # untranslated: the Portuguese name
+    assert (dt.date(2018, 3, 1), "unknown") in categories  # no category at all
+
+    rfm = {r["customer_unique_id"]: r for r in gold_rows(lake, "customer_rfm")}
+    assert set(rfm) == {handmade.P1, handmade.P2, handmade.P3}  # canceled-only and item-less orders: out
+    assert (rfm[P1]["recency_days"], rfm[P1]["frequency"], rfm[P1]["monetary"]) == (1, 2, Decimal("90.15"))
+    # 1 + floor(5 * customers strictly worse / 3), worked out per score
+    assert {p: (r["r_score"], r["f_score"], r["m_score"], r["segment"]) for p, r in rfm.items()} == {
+        handmade.P1: (2, 4, 1, "at risk"),
+        handmade.P2: (1, 1, 4, "hibernating"),
+        handmade.P3: (4, 1, 2, "promising"),
+    }
+
+    customers = gold_rows(lake, "dim_customer")
+    assert_scd2_invariants(customers, "customer_unique_id", "customer_key")
+    p1 = sorted((r for r in customers if r["customer_unique_id"] == P1), key=lambda r: r["valid_from"])
+    assert [(r["customer_city"], r["valid_from"]) for r in p1] == [
+        ("sao paulo", at(1, 10)),
+        ("rio de janeiro", at(2, 15)),
+    ]
+    orders = {r["order_id"]: r for r in gold_rows(lake, "fact_orders")}
+    assert len(orders) == len(handmade.ORDERS)  # every status, the item-less order too
+    first, second = (
+        next(o for o in handmade.ORDERS if o[0] == i) for i in (handmade._id("o1"), handmade._id("o5"))
+    )
+    assert orders[first[0]]["customer_key"] == p1[0]["customer_key"]  # the address of March 1st
+    assert orders[second[0]]["customer_key"] == p1[1]["customer_key"]
+    assert orders[first[0]]["latest_review_score"] == 5 and orders[first[0]]["is_late"] is True
+    assert orders[handmade._id("o4")]["is_revenue_order"] is False  # no items
+    items = gold_rows(lake, "fact_order_items")
+    assert len(items) == len(handmade.ITEMS)
+    assert all(r["product_key"] != UNKNOWN_KEY and r["seller_key"] != UNKNOWN_KEY for r in items)
+    for name, member in SCD2_MEMBERS.items():
+        assert_scd2_invariants(gold_rows(lake, name), member, GOLD[name].primary_key[0])
+
+    # What the UI shows: row counts, a preview of each report, versions new and closed.
+    def metadata(name: str) -> dict:
+        event = instance.get_latest_materialization_event(dg.AssetKey(["gold", name]))
+        assert event is not None and event.asset_materialization is not None
+        return event.asset_materialization.metadata
+
+    assert "85.33" in metadata("daily_order_report")["preview"].value
+    assert metadata("dim_customer")["versions_new"].value == len(customers)
+    assert metadata("fact_orders")["dagster/row_count"].value >= 1
+
+
+def test_late_changes_reach_old_order_dates_and_replay_equals_a_full_build(
+    shop: Path, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seed 81 moves customer c1 and seller s1 and re-categorises p1 mid-history (asserted below).
+    load_source(pg_url, shop, as_of=at(1, 23), seed=81, replace=True)
+    instance, quiet = dg.DagsterInstance.ephemeral(), {"echo": lambda _: None}
+    assert build(instance=instance, **quiet).success
+    lake = tmp_path / "lake"
+    march_first = dt.date(2018, 3, 1)
+
+    def report_day_one() -> tuple[int, Decimal]:
+        row = next(r for r in gold_rows(lake, "daily_order_report") if r["order_date"] == march_first)
+        return row["orders"], row["total_revenue"]
+
+    assert report_day_one() == (3, Decimal("225.65"))  # o3 not canceled yet
+    # The cancellation of o3 comes 1-72 hours after its approval on day 10.
+    steps = [
+        (at(5), march_first + dt.timedelta(days=1)),
+        (at(14), at(6).date()),
+        (handmade.END, at(15).date()),
+    ]
+    for to, first_day in steps:
+        advance_source(pg_url, to=to)
+        summary = build(start=first_day, end=to.date(), instance=instance, **quiet)
+        assert summary.success, format_summary(summary)
+        if to == at(14):
+            assert report_day_one() == (2, Decimal("170.65"))  # canceled on day 10: gone from day 1
+            product = instance.get_latest_materialization_event(dg.AssetKey(["gold", "dim_product"]))
+            changes = product.asset_materialization.metadata
+            assert (changes["versions_new"].value, changes["versions_closed"].value) == (1, 1)
+    o1 = next(r for r in gold_rows(lake, "fact_orders") if r["order_id"] == handmade._id("o1"))
+    assert o1["latest_review_score"] == 5  # the review of day 20 reached the order of day 1
+    stepwise = {name: gold_rows(lake, name) for name in GOLD if name != "dim_date"}
+
+    # Re-running the last step changes nothing (idempotent).
+    assert build(start=at(15).date(), end=handmade.END.date(), instance=instance, **quiet).success
+    assert {name: gold_rows(lake, name) for name in stepwise} == stepwise
+
+    # A build from scratch over the same source state: bronze holds only the final rows.
+    monkeypatch.setenv("MEDALLION_LAKE_URI", str(tmp_path / "scratch"))
+    assert build(instance=dg.DagsterInstance.ephemeral(), **quiet).success
+    for name, rows in stepwise.items():
+        assert gold_rows(tmp_path / "scratch", name) == rows, name
+    assert len(DeltaTable(f"{lake}/bronze/customers").to_pyarrow_table()) > len(
+        DeltaTable(f"{tmp_path / 'scratch'}/bronze/customers").to_pyarrow_table()
+    )  # the two lakes really saw different histories
+    products = [r for r in stepwise["dim_product"] if r["product_id"] == handmade._id("p1")]
+    assert [r["product_category"] for r in sorted(products, key=lambda r: r["valid_from"])] == [
+        "health_beauty",
+        "categoria_nova",
+    ]
+    assert len([r for r in stepwise["dim_seller"] if r["seller_id"] == handmade._id("s1")]) == 2
+    for name, member in SCD2_MEMBERS.items():
+        assert_scd2_invariants(stepwise[name], member, GOLD[name].primary_key[0])
+
+
+# ---------------------------------------------------------------------------------- the real sample
+
+
+def test_real_sample_through_gold(
+    sample_silver: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real (partial) sample from silver through every gold asset, in Dagster."""
+    shutil.copytree(sample_silver[0], tmp_path / "lake")
+    monkeypatch.setenv("MEDALLION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MEDALLION_LAKE_URI", str(tmp_path / "lake"))
+    summary = build(
+        "group:gold",
+        dt.date(2016, 9, 1),
+        dt.date(2018, 10, 31),
+        echo=lambda _: None,
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert summary.success, format_summary(summary)
+    lake = tmp_path / "lake"
+    silver_orders = DeltaTable(f"{lake}/silver/orders").to_pyarrow_table()
+    silver_items = DeltaTable(f"{lake}/silver/order_items").to_pyarrow_table()
+    orders, items = gold_rows(lake, "fact_orders"), gold_rows(lake, "fact_order_items")
+    assert len(orders) == silver_orders.num_rows  # every order, whatever its status
+    known_orders = pc.is_in(silver_items["order_id"], silver_orders["order_id"])
+    assert len(items) == pc.sum(known_orders).as_py()  # the others wait for their order
+    # The sample lacks most customers: those orders point at the unknown member, none is dropped.
+    silver_customers = DeltaTable(f"{lake}/silver/customers").to_pyarrow_table()
+    missing = pc.sum(
+        pc.invert(pc.is_in(silver_orders["customer_id"], silver_customers["customer_id"]))
+    ).as_py()
+    assert sum(o["customer_key"] == UNKNOWN_KEY for o in orders) == missing > 0
+    revenue_orders = [o for o in orders if o["is_revenue_order"]]
+    daily = gold_rows(lake, "daily_order_report")
+    assert sum(r["orders"] for r in daily) == len(revenue_orders)
+    assert sum(r["total_revenue"] for r in daily) == sum(o["revenue"] for o in revenue_orders)
+    categories = gold_rows(lake, "daily_category_report")
+    assert sum(r["items"] for r in categories) == sum(i["is_revenue_order"] for i in items)
+    for name, member in SCD2_MEMBERS.items():
+        assert_scd2_invariants(gold_rows(lake, name), member, GOLD[name].primary_key[0])
+    holidays = [r for r in gold_rows(lake, "dim_date") if r["is_holiday"]]
+    assert {"Christmas Day", "Independence Day"} <= {r["holiday_name"] for r in holidays}
