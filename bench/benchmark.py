@@ -4,8 +4,9 @@
 
 Stages: generate the Olist files, read them back, derive the change history, load the source as of
 the first quarter of history, advance it in steps to the end, load everything at once, then build
-bronze, then silver, over the whole range (one run each, every daily partition) and show per-asset
-times (silver's first step includes starting Spark). Per stage: wall time, rows, rows/s;
+bronze, then silver, then gold over the whole range (every daily partition), then gold once more
+with nothing changed (what a daily run pays for the dimensions and the stale-date check), and show
+per-asset times (silver's first step includes starting Spark). Per stage: wall time, rows, rows/s;
 at the end the peak memory of this process and the memory of the embedded PostgreSQL server.
 """
 
@@ -108,7 +109,24 @@ def main() -> None:
             summary = build("key:silver/* or key:quarantine/*", echo=lambda _: None)
             s.rows = sum(o.rows for key, o in summary.assets.items() if key.startswith("silver/"))
         print("\n".join("    " + line for line in format_summary(summary).splitlines()))
+        with stage("gold: dimensions, facts, reports, features") as s:
+            summary = build("group:gold", echo=lambda _: None)
+            s.rows = sum(o.rows for o in summary.assets.values())
+        print("\n".join("    " + line for line in format_summary(summary).splitlines()))
+        with stage("gold again, nothing changed (the daily cost)") as s:
+            last_day = summary.range[1] if summary.range else None
+            summary = build("group:gold", start=last_day, end=last_day, echo=lambda _: None)
+            s.rows = sum(o.rows for o in summary.assets.values())
+        print("\n".join("    " + line for line in format_summary(summary).splitlines()))
         server_mib = embedded_server_mib(settings.embedded_postgres_dir)
+        spark_mib = (
+            sum(
+                child.memory_info().rss
+                for child in psutil.Process().children(recursive=True)
+                if "java" in child.name()
+            )
+            / 2**20
+        )
     finally:
         stop_embedded_server(settings)
         if not args.keep:
@@ -116,7 +134,7 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"total {time.perf_counter() - started:.1f} s; peak memory of this process {peak:,.0f} MiB;"
-        f" PostgreSQL server processes {server_mib:,.0f} MiB"
+        f" Spark JVM {spark_mib:,.0f} MiB at the end; PostgreSQL server processes {server_mib:,.0f} MiB"
     )
 
 
