@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from contextlib import nullcontext
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
