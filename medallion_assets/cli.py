@@ -205,6 +205,8 @@ def quickstart(scale: float, seed: int, csv_dir: Path | None) -> None:
     click.echo(f"  Olist CSV files     {csv_dir}")
     click.echo(f"  source database     {redact(url)}  (schema olist; medallion source status / sql)")
     click.echo(f"  lake (Delta tables) {settings.lake_uri}/<layer>/<table>")
+    reports = "(daily_order_report|daily_category_report|customer_rfm)"
+    click.echo(f"  gold reports        {settings.lake_uri}/gold/{reports}  (README: query the gold tables)")
     click.echo(f"  Dagster runs        DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev")
     if not summary.success:
         raise SystemExit(1)
