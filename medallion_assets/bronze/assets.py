@@ -10,6 +10,7 @@ A backfill of many days is one run and one query per table (BackfillPolicy.singl
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 import datetime as dt
 import warnings
+from collections.abc import Callable
 
 import dagster as dg
 import pyarrow as pa
@@ -53,9 +54,14 @@ def with_lineage(
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 
-def build_bronze_asset(table: LakeTable, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    assert table.source is not None
-    source_name = f"{SOURCE_SCHEMA}.{table.source.name}"
+def build_bronze_asset(
+    table: LakeTable,
+    partitions: dg.PartitionsDefinition,
+    source_name: str,
+    read: Callable[[str, dt.datetime, dt.datetime], pa.Table],
+    changed_at: str = "updated_at",
+) -> dg.AssetsDefinition:
+    """A bronze asset landing, per day, what `read(url, start, end)` returns for the window."""
 
     @dg.asset(
         key=table.asset_path,
@@ -70,43 +76,33 @@ def build_bronze_asset(table: LakeTable, partitions: dg.PartitionsDefinition) ->
     def bronze_table(context: dg.AssetExecutionContext, source_db: SourceDatabase) -> pa.Table:
         window = context.partition_time_window
         start, end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
-        changes = read_source_table(source_db.url(), table.source.name, start, end)
+        changes = read(source_db.url(), start, end)
         context.log.info(
             f"{changes.num_rows:,} changes of {source_name} in [{start:%Y-%m-%d}, {end:%Y-%m-%d})"
         )
         now = dt.datetime.now(dt.UTC)
-        return with_lineage(changes, f"postgres:{source_name}", context.run_id, now)
+        return with_lineage(changes, f"postgres:{source_name}", context.run_id, now, changed_at)
 
     return bronze_table
 
 
-def build_attribute_changes_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    source_name = f"{REPLAY_SCHEMA}.attribute_changes"
-
-    @dg.asset(
-        key=ATTRIBUTE_CHANGES.asset_path,
-        description=ATTRIBUTE_CHANGES.description,
-        partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        io_manager_key="lake",
-        metadata={**lake_metadata(ATTRIBUTE_CHANGES), "source_table": source_name},
-        group_name="bronze",
-        kinds={"postgres", "delta"},
-    )
-    def attribute_changes(context: dg.AssetExecutionContext, source_db: SourceDatabase) -> pa.Table:
-        window = context.partition_time_window
-        start, end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
-        # Empty for a source that keeps no such trail: gold then has bronze's captured history only.
-        changes = read_attribute_changes(source_db.url(), start, end)
-        context.log.info(f"{changes.num_rows:,} attribute changes in [{start:%Y-%m-%d}, {end:%Y-%m-%d})")
-        now = dt.datetime.now(dt.UTC)
-        return with_lineage(changes, f"postgres:{source_name}", context.run_id, now, changed_at="changed_at")
-
-    return attribute_changes
+def _source_table_reader(name: str) -> Callable[[str, dt.datetime, dt.datetime], pa.Table]:
+    return lambda url, start, end: read_source_table(url, name, start, end)
 
 
 def bronze_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    return [
-        *(build_bronze_asset(table, partitions) for table in BRONZE_TABLES),
-        build_attribute_changes_asset(partitions),
+    tables = [
+        build_bronze_asset(
+            table, partitions, f"{SOURCE_SCHEMA}.{table.name}", _source_table_reader(table.name)
+        )
+        for table in BRONZE_TABLES
     ]
+    # The source's audit trail (empty for a source without one: gold then has bronze's history only).
+    trail = build_bronze_asset(
+        ATTRIBUTE_CHANGES,
+        partitions,
+        f"{REPLAY_SCHEMA}.attribute_changes",
+        read_attribute_changes,
+        changed_at="changed_at",
+    )
+    return [*tables, trail]

@@ -10,6 +10,7 @@
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 import warnings
+from collections.abc import Callable
 
 import dagster as dg
 import pyarrow as pa
@@ -68,6 +69,19 @@ def _lake() -> Lake:
     return Lake.from_settings(get_settings())
 
 
+def _gold_asset(table: LakeTable, kinds: set[str] | None = None, **options) -> Callable:
+    """The decorator of a gold table's asset: key, description and storage from its spec."""
+    return dg.asset(
+        key=table.asset_path,
+        description=table.description,
+        io_manager_key="lake",
+        metadata=lake_metadata(table),
+        group_name=GROUP,
+        kinds=kinds or {"spark", "delta"},
+        **options,
+    )
+
+
 def build_scd2_asset(spec: Scd2Dimension) -> dg.AssetsDefinition:
     used_by_table = spec.used_by[0]
     upstream = {_key("bronze", spec.source), _key("silver", spec.source), _key(*ATTRIBUTE_CHANGES.asset_path)}
@@ -75,15 +89,7 @@ def build_scd2_asset(spec: Scd2Dimension) -> dg.AssetsDefinition:
     if spec.source == "products":
         upstream.add(_key("silver", "product_category_name_translation"))
 
-    @dg.asset(
-        key=spec.table.asset_path,
-        description=spec.table.description,
-        deps=_all_of(*sorted(upstream, key=lambda k: k.path)),
-        io_manager_key="lake",
-        metadata=lake_metadata(spec.table),
-        group_name=GROUP,
-        kinds={"spark", "delta"},
-    )
+    @_gold_asset(spec.table, deps=_all_of(*sorted(upstream, key=lambda k: k.path)))
     def scd2_dimension(context: dg.AssetExecutionContext, spark: SparkResource) -> DataFrame:
         lake = _lake()
         versions = build_scd2_dimension(spec, spark.session(), lake).cache()
@@ -97,28 +103,12 @@ def build_scd2_asset(spec: Scd2Dimension) -> dg.AssetsDefinition:
     return scd2_dimension
 
 
-@dg.asset(
-    key=GOLD_DIMENSIONS["dim_location"].asset_path,
-    description=GOLD_DIMENSIONS["dim_location"].description,
-    deps=_all_of(_key("silver", "geolocation")),
-    io_manager_key="lake",
-    metadata=lake_metadata(GOLD_DIMENSIONS["dim_location"]),
-    group_name=GROUP,
-    kinds={"spark", "delta"},
-)
+@_gold_asset(GOLD_DIMENSIONS["dim_location"], deps=_all_of(_key("silver", "geolocation")))
 def dim_location(spark: SparkResource) -> DataFrame:
     return build_dim_location(spark.session(), _lake())
 
 
-@dg.asset(
-    key=GOLD_DIMENSIONS["dim_date"].asset_path,
-    description=GOLD_DIMENSIONS["dim_date"].description,
-    deps=_all_of(_key("silver", "orders")),
-    io_manager_key="lake",
-    metadata=lake_metadata(GOLD_DIMENSIONS["dim_date"]),
-    group_name=GROUP,
-    kinds={"delta"},
-)
+@_gold_asset(GOLD_DIMENSIONS["dim_date"], kinds={"delta"}, deps=_all_of(_key("silver", "orders")))
 def dim_date(context: dg.AssetExecutionContext, spark: SparkResource) -> pa.Table:
     first, last = date_range_of_orders(spark.session(), _lake(), get_settings().start_date)
     days = build_dim_date(first, last)
@@ -178,18 +168,16 @@ def build_fact_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
 
 
 def build_report_asset(
-    table: LakeTable, upstream: LakeTable, compute, partitions: dg.PartitionsDefinition | None
+    table: LakeTable,
+    upstream: LakeTable,
+    compute: Callable[[DataFrame], DataFrame],
+    partitions: dg.PartitionsDefinition | None,
 ) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=table.asset_path,
-        description=table.description,
+    @_gold_asset(
+        table,
         ins={"facts": dg.AssetIn(key=upstream.asset_path)},
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run() if partitions else None,
-        io_manager_key="lake",
-        metadata=lake_metadata(table),
-        group_name=GROUP,
-        kinds={"spark", "delta"},
     )
     def report(context: dg.AssetExecutionContext, facts: DataFrame) -> DataFrame:
         rows = compute(facts).cache()
