@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -90,12 +91,11 @@ def build_scd2_asset(spec: Scd2Dimension) -> dg.AssetsDefinition:
         upstream.add(_key("silver", "product_category_name_translation"))
 
     @_gold_asset(spec.table, deps=_all_of(*sorted(upstream, key=lambda k: k.path)))
-    def scd2_dimension(context: dg.AssetExecutionContext, spark: SparkResource) -> DataFrame:
+    def scd2_dimension(context: dg.AssetExecutionContext, spark: SparkResource) -> pa.Table:
         lake = _lake()
-        versions = build_scd2_dimension(spec, spark.session(), lake).cache()
-        keys = versions.select(spec.surrogate_key, "is_current").toArrow()
+        versions = build_scd2_dimension(spec, spark.session(), lake).toArrow()
         previous = lake.read(dg.AssetKey(spec.table.asset_path), [spec.surrogate_key, "is_current"])
-        changes = version_changes(previous, keys, spec.surrogate_key)
+        changes = version_changes(previous, versions, spec.surrogate_key)
         context.log.info(f"{spec.table.name}: {changes}")
         context.add_output_metadata(changes)
         return versions
@@ -150,12 +150,11 @@ def build_fact_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         window = context.partition_time_window
         dates = (window.start.date(), window.end.date())
         lake = _lake()
-        orders, items = compute_facts(spark.session(), lake, dates)
         orders, items = (
-            orders.withColumn("_run_id", F.lit(context.run_id)),
-            items.withColumn("_run_id", F.lit(context.run_id)),
+            facts.withColumn("_run_id", F.lit(context.run_id)).toArrow()
+            for facts in compute_facts(spark.session(), lake, dates)
         )
-        revenue_orders = orders.filter("is_revenue_order").count()
+        revenue_orders = pc.sum(orders["is_revenue_order"]).as_py() or 0
         yield dg.Output(orders, output_name="fact_orders", metadata={"revenue_orders": revenue_orders})
         yield dg.Output(
             items,
@@ -179,12 +178,11 @@ def build_report_asset(
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run() if partitions else None,
     )
-    def report(context: dg.AssetExecutionContext, facts: DataFrame) -> DataFrame:
-        rows = compute(facts).cache()
-        ordered = [F.col(c).desc() if c == ORDER_DATE else F.col(c) for c in table.primary_key]
-        context.add_output_metadata(
-            {"preview": preview(rows.orderBy(*ordered).limit(PREVIEW_ROWS).toArrow())}
-        )
+    def report(context: dg.AssetExecutionContext, facts: DataFrame) -> pa.Table:
+        # Collected once as Arrow (reports are small): the preview and the write share it.
+        rows = compute(facts).toArrow()
+        order = [(c, "descending" if c == ORDER_DATE else "ascending") for c in table.primary_key]
+        context.add_output_metadata({"preview": preview(rows.sort_by(order))})
         return rows
 
     return report
