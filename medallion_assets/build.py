@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.job_base import InMemoryJob
+from dagster._core.execution.execute_in_process import core_execute_in_process
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from medallion_assets.definitions import build_definitions
@@ -117,12 +119,7 @@ def build(
                         ASSET_PARTITION_RANGE_END_TAG: window[1],
                     }
                     echo(f"run {index}: {len(stretch)} asset(s) over partitions {window[0]}..{window[1]}")
-                result = job_def.execute_in_process(
-                    instance=instance,
-                    tags=tags,
-                    raise_on_error=False,
-                    run_config={"loggers": {"medallion_progress": {}}},
-                )
+                result = _execute(job_def, instance, tags)
                 summary.runs.append(result.run_id)
                 _collect(result, summary)
                 if not result.success:
@@ -131,6 +128,22 @@ def build(
                 break  # later stretches depend on this one
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _execute(
+    job: dg.JobDefinition, instance: dg.DagsterInstance, tags: dict[str, str]
+) -> dg.ExecuteInProcessResult:
+    """`job.execute_in_process`, minus its capture of every step's output for the result object:
+    that keeps each output (a Spark DataFrame with the data it came from) alive until the run ends,
+    and a scale-1 build ran the Spark driver out of memory with it."""
+    return core_execute_in_process(
+        job=InMemoryJob(job_def=job),
+        run_config={"loggers": {"medallion_progress": {}}},
+        instance=instance,
+        output_capturing_enabled=False,
+        raise_on_error=False,
+        run_tags=tags,
+    )
 
 
 # Stale order dates closer than this are recomputed in one run: a run costs more than a few days.

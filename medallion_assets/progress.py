@@ -23,10 +23,17 @@ class _ProgressHandler(logging.Handler):
                 flush=True,
             )
         elif event.is_step_failure:
-            error = event.event_specific_data.error
-            print(f"  FAILED {event.step_key}: {error.message.strip() if error else ''}", flush=True)
+            print(f"  FAILED {event.step_key}: {_root_cause(event.event_specific_data.error)}", flush=True)
         elif event.is_step_start:
             print(f"  start  {event.step_key}", flush=True)
+
+
+def _root_cause(error: object) -> str:
+    """The innermost error's first line: Dagster wraps the asset's own exception in its own."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause  # type: ignore[attr-defined]
+    message = (getattr(error, "message", "") or "").strip()
+    return message.splitlines()[0][:500] if message else ""
 
 
 @dg.logger(description="Concise progress lines for `medallion build`.")
