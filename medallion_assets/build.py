@@ -169,7 +169,7 @@ def _order_date_ranges(
         else:
             merged.append([begin, end])
     outside_requested = [d for d in stale if not requested[0] <= d <= requested[1]]
-    echo(f"gold: {len(stale)} order date(s) changed, {len(outside_requested)} of them before the range")
+    echo(f"gold: {len(stale)} order date(s) changed, {len(outside_requested)} outside the requested range")
     return [_clamp(partitions, (begin, end)) for begin, end in merged]
 
 
