@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from medallion_assets.gold.history import IS_CURRENT, read_spark, record_states, scd2
-from medallion_assets.resources.delta_lake import Lake
+from medallion_assets.gold.history import IS_CURRENT, record_states, scd2
+from medallion_assets.resources.delta_lake import Lake, read_spark
 from medallion_assets.specs import GOLD_DIMENSIONS, TABLES_BY_NAME, LakeTable
 
 UNKNOWN_CATEGORY = "unknown"

@@ -18,8 +18,8 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from medallion_assets.gold.dimensions import UNKNOWN_CATEGORY, silver
-from medallion_assets.gold.history import read_spark, version_at
-from medallion_assets.resources.delta_lake import Lake
+from medallion_assets.gold.history import version_at
+from medallion_assets.resources.delta_lake import Lake, read_spark
 from medallion_assets.specs import GOLD_FACTS, ORDER_DATE
 
 NOT_REVENUE_STATUSES = ("canceled", "unavailable")

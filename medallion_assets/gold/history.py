@@ -18,11 +18,10 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 
-import dagster as dg
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from medallion_assets.resources.delta_lake import Lake
+from medallion_assets.resources.delta_lake import Lake, read_spark
 from medallion_assets.silver.transform import FATE, RULE, conform, latest_per_key
 from medallion_assets.specs import ATTRIBUTE_CHANGES, CHANGE_DATE, CHANGE_TS, INGESTED_AT, SourceTable
 
@@ -30,13 +29,6 @@ VALID_FROM, VALID_TO, IS_CURRENT = "valid_from", "valid_to", "is_current"
 UNKNOWN_KEY = -1
 # The unknown member is valid over all time, so a fact can always point at it.
 BEGINNING_OF_TIME = dt.datetime(1900, 1, 1)
-
-
-def read_spark(
-    spark: SparkSession, lake: Lake, key: Sequence[str], columns: list[str] | None = None
-) -> DataFrame | None:
-    table = lake.read(dg.AssetKey(list(key)), columns)
-    return None if table is None else spark.createDataFrame(table)
 
 
 def record_states(

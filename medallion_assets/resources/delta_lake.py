@@ -25,6 +25,7 @@ import pyarrow.dataset as ds
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from pydantic import Field
+from pyspark.sql import DataFrame, SparkSession
 
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import Settings, get_settings
@@ -105,6 +106,14 @@ class Lake:
             if secret:
                 text = text.replace(secret, "***")
         return text
+
+
+def read_spark(
+    spark: SparkSession, lake: Lake, key: list[str], columns: list[str] | None = None
+) -> DataFrame | None:
+    """A whole lake table as a Spark DataFrame through Arrow (None if it does not exist yet)."""
+    table = lake.read(dg.AssetKey(list(key)), columns)
+    return None if table is None else spark.createDataFrame(table)
 
 
 @dataclass(frozen=True)

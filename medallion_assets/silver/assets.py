@@ -23,7 +23,7 @@ import dagster as dg
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from medallion_assets.resources.delta_lake import Lake, lake_metadata
+from medallion_assets.resources.delta_lake import Lake, lake_metadata, read_spark
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
 from medallion_assets.silver.contracts import enforce, silver_contract
@@ -120,13 +120,6 @@ def apply_changes(
     return silver, quarantine, accounting
 
 
-def _read(
-    spark: SparkSession, lake: Lake, key: list[str], columns: list[str] | None = None
-) -> DataFrame | None:
-    table = lake.read(dg.AssetKey(key), columns)
-    return None if table is None else spark.createDataFrame(table)
-
-
 def _flag_missing_parents(
     rows: DataFrame, parents: tuple[tuple[str, str], ...], spark: SparkSession, lake: Lake
 ) -> DataFrame:
@@ -191,7 +184,7 @@ def _collapse_geolocation(
     (ties: alphabetical), the number of rows; its change time is the latest of those rows'."""
     prefix = "geolocation_zip_code_prefix"
     touched = changed.select(prefix).distinct()
-    history = _read(spark, lake, ["bronze", "geolocation"])
+    history = read_spark(spark, lake, ["bronze", "geolocation"])
     assert history is not None  # the batch came from it
     source = next(t for t in SILVER_TABLES if t.name == "geolocation").source
     assert source is not None
