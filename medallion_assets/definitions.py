@@ -15,6 +15,7 @@ from medallion_assets.bronze.assets import bronze_assets
 from medallion_assets.gold.assets import gold_assets
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.progress import medallion_progress
+from medallion_assets.quality.checks import quality_checks
 from medallion_assets.resources.delta_lake import DeltaLakeIOManager
 from medallion_assets.resources.postgres import SourceDatabase
 from medallion_assets.resources.spark import SparkResource
@@ -30,6 +31,7 @@ def build_definitions(
     spark = SparkResource()
     return dg.Definitions(
         assets=[*bronze_assets(daily), *silver_assets(daily), *gold_assets(daily)],
+        asset_checks=quality_checks(daily),
         resources={
             "lake": DeltaLakeIOManager(spark=spark),
             "source_db": SourceDatabase(),

@@ -13,7 +13,8 @@ from typing import Literal
 
 import pyarrow as pa
 
-ColumnType = Literal["string", "int", "money", "float", "timestamp"]
+# "total" is a sum of money (DECIMAL(18,2)); "long" a 64-bit key; both appear in gold only.
+ColumnType = Literal["string", "int", "long", "money", "total", "float", "timestamp", "date", "bool"]
 # How the original Kaggle files quote a text value: most quote it when it starts with a digit (so
 # an id column is quoted in one row and bare in the next) or has to be (comma, quote, newline);
 # the review file quotes its ids always and its free text only when it has to.
@@ -22,17 +23,25 @@ Quoting = Literal["leading_digit", "always", "needed"]
 ARROW_TYPES: dict[ColumnType, pa.DataType] = {
     "string": pa.string(),
     "int": pa.int32(),
+    "long": pa.int64(),
     "money": pa.decimal128(12, 2),
+    "total": pa.decimal128(18, 2),
     "float": pa.float64(),
     # Olist times are Brazil local time without a zone: timestamp without time zone.
     "timestamp": pa.timestamp("us"),
+    "date": pa.date32(),
+    "bool": pa.bool_(),
 }
 POSTGRES_TYPES: dict[ColumnType, str] = {
     "string": "text",
     "int": "integer",
+    "long": "bigint",
     "money": "numeric(12,2)",
+    "total": "numeric(18,2)",
     "float": "double precision",
     "timestamp": "timestamp without time zone",
+    "date": "date",
+    "bool": "boolean",
 }
 KAGGLE_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 # The text a value of each type must be before it is cast (CSV reader, silver), so a cast never
@@ -336,6 +345,70 @@ CHANGE_TS = "_change_ts"
 CHANGE_DATE = "_change_date"
 
 
+LINEAGE = (INGESTED_AT, SOURCE, RUN_ID, CHANGE_TS, CHANGE_DATE)
+# Columns silver adds to some tables (see silver/assets.py).
+GEO_ROWS = "geolocation_rows"
+ENGLISH_CATEGORY = "product_category_name_english"
+MISSING_PARENTS = "_missing_parents"
+
+Severity = Literal["ERROR", "WARN"]
+
+
+# ------------------------------------------------------------------------------- quality declarations
+# Every lake table declares what its asset checks prove (quality/checks.py builds them): key and
+# not-null checks from primary_key and the required columns, the contract from `columns`, and the
+# row-count drift, references and business rules below.
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A partition's row count against the median of the same weekday's previous materialized
+    partitions. Bands are ratios of that median: outside `warn_band` warns, outside `error_band`
+    is an error (never blocking: a quiet day is not bad data). Not judged while there are fewer than
+    `min_history` such partitions or the median is below `min_expected` rows (small counts are noise)."""
+
+    weeks: int = 6
+    min_history: int = 3
+    min_expected: int = 20
+    warn_band: tuple[float, float] = (0.5, 2.0)
+    error_band: tuple[float, float] = (0.2, 10.0)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """`column` points to `key` of the lake table `table` ("layer/name"). A value found nowhere is an
+    orphan (an error) unless `orphans_allowed` (silver keeps rows whose parent has not arrived yet);
+    `unknown` is the value of the unknown member. Unknown members and allowed orphans together may
+    be at most `max_unknown_share` of the rows (else a warning). `same_window`: the referenced rows
+    share this table's partition window (an item's order has the item's order date)."""
+
+    column: str
+    table: str
+    key: str
+    unknown: int | None = -1
+    max_unknown_share: float = 0.05
+    orphans_allowed: bool = False
+    same_window: bool = False
+
+    @property
+    def check_name(self) -> str:
+        return f"references_{self.table.split('/')[-1]}_{self.column}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A business rule: Spark SQL selecting the rows that break it from the view `rows` (the checked
+    table, restricted to the materialized window); `reads` are other lake tables ("layer/name")
+    visible as views under their table name, restricted to the same window when partitioned alike."""
+
+    name: str
+    description: str
+    violations: str
+    reads: tuple[str, ...] = ()
+    severity: Severity = "ERROR"
+    blocking: bool = True
+
+
 @dataclass(frozen=True)
 class LakeTable:
     layer: Layer
@@ -346,10 +419,22 @@ class LakeTable:
     version_column: str | None = None
     source: SourceTable | None = None
     description: str = ""
+    # The contract: columns, types and value rules (silver and gold; bronze keeps raw source rows).
+    columns: tuple[Column, ...] = ()
+    # Columns that must never be null besides the key and the contract's required columns.
+    required: tuple[str, ...] = ()
+    drift: Drift | None = None
+    references: tuple[Reference, ...] = ()
+    rules: tuple[Rule, ...] = ()
 
     @property
     def asset_path(self) -> list[str]:
         return [self.layer, self.name]
+
+    @property
+    def not_null_columns(self) -> tuple[str, ...]:
+        names = [*self.primary_key, *self.required, *(c.name for c in self.columns if c.required)]
+        return tuple(dict.fromkeys(names))
 
 
 def bronze_table(source: SourceTable) -> LakeTable:
@@ -365,16 +450,47 @@ def bronze_table(source: SourceTable) -> LakeTable:
             f"Every change of olist.{source.name} as the source showed it, append-only, "
             f"partitioned by the date of its updated_at."
         ),
+        required=LINEAGE,
+        drift=Drift(),
     )
 
 
 BRONZE_TABLES: tuple[LakeTable, ...] = tuple(bronze_table(t) for t in OLIST_TABLES)
 
 
+def silver_columns(source: SourceTable) -> tuple[Column, ...]:
+    """The contract columns of a silver table: its source columns, reshaped where silver reshapes."""
+    columns = [c for c in source.all_columns if c.name != "geolocation_id"]
+    if source.name == "geolocation":
+        columns.append(Column(GEO_ROWS, "int", required=True, min_value=1))
+    if source.name == "products":
+        columns.append(Column(ENGLISH_CATEGORY, max_length=100))
+    return (
+        *columns,
+        Column("created_at", "timestamp", required=True),
+        Column("updated_at", "timestamp", required=True),
+    )
+
+
 def silver_table(source: SourceTable) -> LakeTable:
-    """Silver holds the current state: one row per key, a change applies only if newer."""
+    """Silver holds the current state: one row per key, a change applies only if newer.
+
+    No row-count drift: a silver partition holds the rows whose latest change fell on that day, so
+    its count falls as its rows change again; bronze measures what landed each day."""
     # Geolocation has many rows per zip prefix: silver collapses them to one row per prefix.
     key = ("geolocation_zip_code_prefix",) if source.name == "geolocation" else source.primary_key
+    parents = tuple(
+        # Kept and flagged in _missing_parents while the parent has not arrived: a share, not an error.
+        Reference(
+            column,
+            f"silver/{parent}",
+            TABLES_BY_NAME[parent].primary_key[0],
+            unknown=None,
+            max_unknown_share=0.01,
+            orphans_allowed=True,
+        )
+        for column, parent in source.parents
+    )
     return LakeTable(
         layer="silver",
         name=source.name,
@@ -387,6 +503,9 @@ def silver_table(source: SourceTable) -> LakeTable:
             f"Current state of olist.{source.name}: typed, normalised, deduplicated, contract-checked; "
             "each day's bronze changes merged latest-wins."
         ),
+        columns=silver_columns(source),
+        required=(CHANGE_TS, CHANGE_DATE, RUN_ID),
+        references=parents,
     )
 
 
@@ -398,6 +517,8 @@ def quarantine_table(source: SourceTable) -> LakeTable:
         partition_column=CHANGE_DATE,
         source=source,
         description=f"Bronze rows of {source.name} that broke the silver contract, with the rule and reason.",
+        # Every quarantined row says which rule it broke, why, and what the bronze row was.
+        required=("rule", "reason", "_raw", CHANGE_TS, CHANGE_DATE, RUN_ID),
     )
 
 
@@ -418,6 +539,8 @@ ATTRIBUTE_CHANGES = LakeTable(
         "The source's audit trail of attribute changes (table, row key, column, old and new value, "
         "changed_at), append-only, partitioned by the date of the change."
     ),
+    required=LINEAGE,
+    drift=Drift(),
 )
 
 
@@ -427,7 +550,12 @@ ORDER_DATE = "order_date"
 
 
 def gold_table(
-    name: str, primary_key: tuple[str, ...], description: str, by_order_date: bool = False
+    name: str,
+    primary_key: tuple[str, ...],
+    description: str,
+    columns: tuple[Column, ...],
+    by_order_date: bool = False,
+    **quality,
 ) -> LakeTable:
     """Gold tables are rebuilt whole (dimensions, features) or per order-date partition (facts, reports)."""
     return LakeTable(
@@ -436,8 +564,66 @@ def gold_table(
         primary_key=primary_key,
         partition_column=ORDER_DATE if by_order_date else None,
         description=description,
+        columns=columns,
+        **quality,
     )
 
+
+def _key(name: str) -> Column:
+    return Column(name, "long", required=True)
+
+
+def _total(name: str, required: bool = False) -> Column:
+    return Column(name, "total", required=required, min_value=0)
+
+
+def _flag(name: str, required: bool = False) -> Column:
+    return Column(name, "bool", required=required)
+
+
+def _member_id(name: str) -> Column:
+    # Null only in the unknown member's row.
+    return Column(name, pattern=ID_PATTERN)
+
+
+def _versions() -> tuple[Column, ...]:
+    return (
+        Column("valid_from", "timestamp", required=True),
+        Column("valid_to", "timestamp"),
+        _flag("is_current", required=True),
+    )
+
+
+def _scd2_rules(key: str, member: str) -> tuple[Rule, ...]:
+    """SCD2 invariants: per member, versions neither overlap nor leave gaps, and exactly the last one
+    is current (open-ended); one unknown member."""
+    return (
+        Rule(
+            "versions_contiguous",
+            "Per member, each version ends where the next begins; only the last is open and current.",
+            f"""SELECT {member}, {key}, valid_from, valid_to, is_current, next_from FROM (
+                  SELECT *, LEAD(valid_from) OVER (PARTITION BY {member} ORDER BY valid_from) AS next_from
+                  FROM rows WHERE {key} <> -1)
+                WHERE (next_from IS NULL AND (valid_to IS NOT NULL OR NOT is_current))
+                   OR (next_from IS NOT NULL AND (valid_to IS DISTINCT FROM next_from OR is_current))""",
+        ),
+        Rule(
+            "one_unknown_member",
+            "Exactly one row with key -1, valid over all time, so a fact always finds a version.",
+            f"""SELECT COUNT(*) AS unknown_members FROM rows WHERE {key} = -1
+                HAVING COUNT(*) <> 1 OR MAX(valid_to) IS NOT NULL""",
+        ),
+    )
+
+
+def _place(prefix: str) -> tuple[Column, ...]:
+    return (_zip(f"{prefix}_zip_code_prefix"), _city(f"{prefix}_city"), _state(f"{prefix}_state"))
+
+
+MAX_AVERAGE_REVENUE = 100_000  # R$: an average above this is a unit or duplication error, not a sale
+# Payments may differ from price + freight (installment interest, vouchers): a day reconciles when
+# the difference is within 5 % of its revenue or R$ 10.
+PAYMENT_TOLERANCE, PAYMENT_TOLERANCE_BRL = 0.05, 10
 
 GOLD_DIMENSIONS: dict[str, LakeTable] = {
     t.name: t
@@ -447,24 +633,77 @@ GOLD_DIMENSIONS: dict[str, LakeTable] = {
             ("customer_key",),
             "SCD2 on customer_unique_id: one version per address a person had, from the customer_ids "
             "they used (by purchase time) and the source's attribute changes. Key -1: unknown customer.",
+            (_key("customer_key"), _member_id("customer_unique_id"), *_place("customer"), *_versions()),
+            rules=_scd2_rules("customer_key", "customer_unique_id"),
         ),
         gold_table(
             "dim_product",
             ("product_key",),
             "SCD2 on product_id: category, weight and size as they were over time; product_category is "
             "the English name (current translation), else the Portuguese name, else 'unknown'.",
+            (
+                _key("product_key"),
+                _member_id("product_id"),
+                Column("product_category_name", max_length=100),
+                *(_count(f"product_{m}") for m in ("weight_g", "length_cm", "height_cm", "width_cm")),
+                *_versions(),
+                Column("product_category", required=True, max_length=100),
+            ),
+            rules=_scd2_rules("product_key", "product_id"),
         ),
-        gold_table("dim_seller", ("seller_key",), "SCD2 on seller_id: the seller's address over time."),
+        gold_table(
+            "dim_seller",
+            ("seller_key",),
+            "SCD2 on seller_id: the seller's address over time.",
+            (_key("seller_key"), _member_id("seller_id"), *_place("seller"), *_versions()),
+            rules=_scd2_rules("seller_key", "seller_id"),
+        ),
         gold_table(
             "dim_location",
             ("zip_code_prefix",),
             "One row per zip prefix: median position, usual city and state.",
+            (
+                Column("zip_code_prefix", required=True, pattern=r"^\d{5}$"),
+                Column("latitude", "float", min_value=-34.0, max_value=5.5),
+                Column("longitude", "float", min_value=-74.0, max_value=-28.5),
+                Column("city", max_length=100),
+                Column("state", allowed=BRAZIL_STATES),
+                Column("source_rows", "int", required=True, min_value=1),
+            ),
         ),
         gold_table(
-            "dim_date", ("date_key",), "Calendar days over the whole range, with Brazilian national holidays."
+            "dim_date",
+            ("date_key",),
+            "Calendar days over the whole range, with Brazilian national holidays.",
+            (
+                Column("date_key", "int", required=True, min_value=19000101, max_value=29991231),
+                Column("date", "date", required=True),
+                Column("year", "int", required=True),
+                Column("quarter", "int", required=True, min_value=1, max_value=4),
+                Column("month", "int", required=True, min_value=1, max_value=12),
+                Column("month_name", required=True),
+                Column("day_of_month", "int", required=True, min_value=1, max_value=31),
+                Column("day_of_week", "int", required=True, min_value=1, max_value=7),
+                Column("day_name", required=True),
+                Column("iso_week", "int", required=True, min_value=1, max_value=53),
+                _flag("is_weekend", required=True),
+                _flag("is_holiday", required=True),
+                Column("holiday_name"),
+            ),
         ),
     )
 }
+
+
+def _to_dimension(column: str, dimension: str, key: str) -> Reference:
+    return Reference(column, f"gold/{dimension}", key)
+
+
+ORDER_DATE_COLUMNS = (
+    Column(ORDER_DATE, "date", required=True),
+    Column("order_date_key", "int", required=True),
+)
+
 GOLD_FACTS: dict[str, LakeTable] = {
     t.name: t
     for t in (
@@ -472,16 +711,95 @@ GOLD_FACTS: dict[str, LakeTable] = {
             "fact_orders",
             ("order_id",),
             "One row per order (all statuses) with the dimension versions valid at purchase time.",
+            (
+                _id("order_id"),
+                *ORDER_DATE_COLUMNS,
+                _key("customer_key"),
+                _id("customer_id"),
+                _member_id("customer_unique_id"),
+                Column("order_status", required=True, allowed=ORDER_STATUSES),
+                Column("order_purchase_timestamp", "timestamp", required=True),
+                *(
+                    Column(f"order_{moment}", "timestamp")
+                    for moment in (
+                        "approved_at",
+                        "delivered_carrier_date",
+                        "delivered_customer_date",
+                        "estimated_delivery_date",
+                    )
+                ),
+                _count("item_count"),
+                _total("item_value", required=True),
+                _total("freight_value", required=True),
+                _total("revenue"),
+                _total("payment_total", required=True),
+                _count("payment_count"),
+                Column("latest_review_score", "int", min_value=1, max_value=5),
+                Column("delivery_days", "int"),
+                _flag("is_late"),
+                _flag("is_revenue_order", required=True),
+            ),
             by_order_date=True,
+            drift=Drift(),
+            references=(
+                _to_dimension("customer_key", "dim_customer", "customer_key"),
+                Reference("order_date_key", "gold/dim_date", "date_key", unknown=None),
+            ),
+            rules=(
+                Rule(
+                    "payments_reconcile_with_revenue",
+                    f"Per order date, the payments of revenue orders equal their revenue within "
+                    f"{PAYMENT_TOLERANCE:.0%} or R$ {PAYMENT_TOLERANCE_BRL} (interest and vouchers differ).",
+                    f"""SELECT {ORDER_DATE}, SUM(revenue) AS revenue, SUM(payment_total) AS payments
+                        FROM rows WHERE is_revenue_order GROUP BY {ORDER_DATE}
+                        HAVING ABS(SUM(payment_total) - SUM(revenue))
+                               > GREATEST({PAYMENT_TOLERANCE_BRL}, {PAYMENT_TOLERANCE} * SUM(revenue))""",
+                    severity="WARN",
+                    blocking=False,
+                ),
+            ),
         ),
         gold_table(
             "fact_order_items",
             ("order_id", "order_item_id"),
             "One row per order item with the product, seller and customer versions valid at purchase time.",
+            (
+                _id("order_id"),
+                Column("order_item_id", "int", required=True, min_value=1),
+                *ORDER_DATE_COLUMNS,
+                _key("customer_key"),
+                _key("product_key"),
+                _key("seller_key"),
+                _id("product_id"),
+                _id("seller_id"),
+                Column("product_category", required=True, max_length=100),
+                Column("shipping_limit_date", "timestamp"),
+                _amount("price"),
+                _amount("freight_value"),
+                _total("item_revenue"),
+                _flag("is_revenue_order", required=True),
+            ),
             by_order_date=True,
+            drift=Drift(),
+            references=(
+                Reference("order_id", "gold/fact_orders", "order_id", unknown=None, same_window=True),
+                _to_dimension("product_key", "dim_product", "product_key"),
+                _to_dimension("seller_key", "dim_seller", "seller_key"),
+                _to_dimension("customer_key", "dim_customer", "customer_key"),
+            ),
         ),
     )
 }
+
+
+def _average_below(column: str) -> Rule:
+    return Rule(
+        f"{column}_below_{MAX_AVERAGE_REVENUE}",
+        f"{column} stays below R$ {MAX_AVERAGE_REVENUE:,}: more is a unit or duplication error.",
+        f"SELECT * FROM rows WHERE {column} >= {MAX_AVERAGE_REVENUE}",
+    )
+
+
 GOLD_REPORTS: dict[str, LakeTable] = {
     t.name: t
     for t in (
@@ -489,20 +807,61 @@ GOLD_REPORTS: dict[str, LakeTable] = {
             "daily_order_report",
             (ORDER_DATE,),
             "Per order date over revenue orders: orders, total revenue, average order revenue.",
+            (
+                Column(ORDER_DATE, "date", required=True),
+                Column("orders", "long", required=True, min_value=1),
+                _total("total_revenue", required=True),
+                _total("avg_order_revenue", required=True),
+            ),
             by_order_date=True,
+            rules=(
+                _average_below("avg_order_revenue"),
+                Rule(
+                    "equals_fact_orders",
+                    "Each day's orders and revenue equal the sums over fact_orders' revenue orders.",
+                    f"""SELECT COALESCE(r.{ORDER_DATE}, f.{ORDER_DATE}) AS {ORDER_DATE},
+                               r.orders, f.orders AS fact_orders, r.total_revenue, f.revenue AS fact_revenue
+                        FROM rows r FULL JOIN (
+                            SELECT {ORDER_DATE}, COUNT(*) AS orders, SUM(revenue) AS revenue
+                            FROM fact_orders WHERE is_revenue_order GROUP BY {ORDER_DATE}) f
+                          ON r.{ORDER_DATE} = f.{ORDER_DATE}
+                        WHERE r.orders IS DISTINCT FROM f.orders
+                           OR r.total_revenue IS DISTINCT FROM f.revenue""",
+                    reads=("gold/fact_orders",),
+                ),
+            ),
         ),
         gold_table(
             "daily_category_report",
             (ORDER_DATE, "product_category"),
             "Per order date and product category over the items of revenue orders: items, orders, "
             "revenue, average and exact median item revenue.",
+            (
+                Column(ORDER_DATE, "date", required=True),
+                Column("product_category", required=True, max_length=100),
+                Column("items", "long", required=True, min_value=1),
+                Column("orders", "long", required=True, min_value=1),
+                _total("total_revenue", required=True),
+                _total("avg_item_revenue", required=True),
+                _total("median_item_revenue", required=True),
+            ),
             by_order_date=True,
+            rules=(_average_below("avg_item_revenue"),),
         ),
         gold_table(
             "customer_rfm",
             ("customer_unique_id",),
             "Recency, frequency and monetary value per known customer over revenue orders, "
             "quintile scores 1-5 (5 best) and a segment.",
+            (
+                _id("customer_unique_id"),
+                Column("last_order_date", "date", required=True),
+                Column("recency_days", "int", required=True, min_value=0),
+                Column("frequency", "int", required=True, min_value=1),
+                _total("monetary", required=True),
+                *(Column(f"{m}_score", "int", required=True, min_value=1, max_value=5) for m in "rfm"),
+                Column("segment", required=True),
+            ),
         ),
     )
 }

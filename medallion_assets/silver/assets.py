@@ -23,10 +23,10 @@ import dagster as dg
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from medallion_assets.quality.contracts import enforce
 from medallion_assets.resources.delta_lake import Lake, lake_metadata, read_spark
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
-from medallion_assets.silver.contracts import enforce, silver_contract
 from medallion_assets.silver.transform import (
     FATE,
     KEY,
@@ -40,34 +40,16 @@ from medallion_assets.silver.transform import (
 from medallion_assets.specs import (
     CHANGE_DATE,
     CHANGE_TS,
+    ENGLISH_CATEGORY,
+    GEO_ROWS,
+    MISSING_PARENTS,
     QUARANTINE_TABLES,
     RUN_ID,
     SILVER_TABLES,
-    Column,
     LakeTable,
 )
 
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
-
-MISSING_PARENTS = "_missing_parents"
-ENGLISH_CATEGORY = "product_category_name_english"
-GEO_ROWS = "geolocation_rows"
-
-
-def silver_columns(table: LakeTable) -> list[Column]:
-    """The contract columns of a silver table (its source columns, reshaped where silver reshapes)."""
-    source = table.source
-    assert source is not None
-    columns = [c for c in source.all_columns if c.name != "geolocation_id"]
-    if source.name == "geolocation":
-        columns.append(Column(GEO_ROWS, "int", required=True, min_value=1))
-    if source.name == "products":
-        columns.append(Column(ENGLISH_CATEGORY, max_length=100))
-    return [
-        *columns,
-        Column("created_at", "timestamp", required=True),
-        Column("updated_at", "timestamp", required=True),
-    ]
 
 
 def apply_changes(
@@ -90,13 +72,13 @@ def apply_changes(
         accepted = _with_english_category(accepted, spark, lake)
     if source.parents:
         accepted = _flag_missing_parents(accepted, source.parents, spark, lake)
-    columns = [c.name for c in silver_columns(table)]
+    columns = [c.name for c in table.columns]
     extra = [MISSING_PARENTS] if source.parents else []
     # Cached: the contract's checks and the write would each recompute it otherwise.
     silver = (
         accepted.select(*columns, *extra, CHANGE_TS, CHANGE_DATE).withColumn(RUN_ID, F.lit(run_id)).cache()
     )
-    silver = enforce(silver_contract(table, silver_columns(table)), silver)
+    silver = enforce(table, silver)
 
     quarantine = (
         fates.filter(F.col(RULE).isNotNull())

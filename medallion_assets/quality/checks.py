@@ -1,0 +1,440 @@
+"""Asset checks for every lake table, built from its spec (specs.py) by one factory.
+
+Each table gets one check step that runs in the same run as its asset, after it, on exactly the
+window the run materialized (a partition, a range, or the whole table when unpartitioned). It reads
+that window once (Arrow, through delta-rs) and evaluates:
+- `unique_key`, `not_null` (blocking): the primary key and the required columns;
+- `schema` (bronze, blocking): the source columns landed with their types;
+- `contract` (silver and gold, blocking): the table's pandera model, failures by rule with samples;
+- `row_count_drift` (warning or error, never blocking): against the same weekday's history;
+- `references_<table>_<column>` (not blocking): orphans are errors, unknown members a share;
+- business rules (Spark SQL, blocking unless the rule says otherwise).
+A blocking check that fails with ERROR severity stops every downstream asset of the run.
+
+A single-partition run records each check for its partition. A range run (a backfill) records one
+evaluation per check covering the range, as Dagster records ranged checks, with the failing days
+in its metadata: one evaluation per partition would cost ~15 ms each in the SQLite instance
+(measured: 3,200 took 50 s), ~25 minutes for a full build's 100,000.
+"""
+
+# No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
+import datetime as dt
+import json
+import statistics
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame
+
+from medallion_assets.quality.contracts import breaking_rows, contract, failures
+from medallion_assets.resources.delta_lake import Lake, LakeError, Window
+from medallion_assets.resources.spark import SparkResource
+from medallion_assets.settings import get_settings
+from medallion_assets.specs import (
+    ATTRIBUTE_CHANGES,
+    BRONZE_TABLES,
+    GOLD_DIMENSIONS,
+    GOLD_FACTS,
+    GOLD_REPORTS,
+    QUARANTINE_TABLES,
+    SILVER_TABLES,
+    Column,
+    Drift,
+    LakeTable,
+    Reference,
+    Rule,
+    Severity,
+)
+
+# Partitioned checks are a preview feature of the pinned Dagster (1.13).
+warnings.filterwarnings(
+    "ignore", message=".*partitions_def on an AssetCheckSpec.*", category=dg.PreviewWarning
+)
+
+SAMPLE_SIZE = 10  # offending keys or rows shown in a failed check's metadata
+
+
+@dataclass
+class Outcome:
+    passed: bool
+    metadata: dict[str, Any]
+    severity: Severity = "ERROR"
+    description: str | None = None
+
+
+def _json(value: Any) -> dg.MetadataValue:
+    """Samples as JSON metadata (dates, decimals and timestamps as text)."""
+    return dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
+
+
+# ------------------------------------------------------------------------------------ the checks
+
+
+def unique_key(rows: pa.Table, key: Sequence[str]) -> Outcome:
+    counts = rows.select(list(key)).group_by(list(key)).aggregate([([], "count_all")])
+    duplicated = counts.filter(pc.field("count_all") > 1).sort_by([("count_all", "descending")])
+    return Outcome(
+        passed=duplicated.num_rows == 0,
+        metadata={
+            "key": ", ".join(key),
+            "duplicated_keys": duplicated.num_rows,
+            "duplicate_rows": (pc.sum(duplicated["count_all"]).as_py() or 0) - duplicated.num_rows,
+            "sample": _json(duplicated.slice(0, SAMPLE_SIZE).to_pylist()),
+        },
+    )
+
+
+def not_null(rows: pa.Table, columns: Sequence[str], key: Sequence[str]) -> Outcome:
+    absent = [c for c in columns if c not in rows.column_names]
+    nulls = {c: rows[c].null_count for c in columns if c not in absent and rows[c].null_count}
+    offending = pa.table({})
+    if nulls:
+        mask = (
+            pc.or_kleene(*[pc.is_null(rows[c]) for c in nulls])
+            if len(nulls) > 1
+            else pc.is_null(rows[next(iter(nulls))])
+        )
+        shown = list(dict.fromkeys([*key, *nulls]))
+        offending = rows.filter(mask).select(shown).slice(0, SAMPLE_SIZE)
+    return Outcome(
+        passed=not absent and not nulls,
+        metadata={
+            "columns": ", ".join(columns),
+            "null_counts": _json(nulls),
+            "missing_columns": ", ".join(absent),
+            "sample": _json(offending.to_pylist()),
+        },
+    )
+
+
+def schema(rows: pa.Schema, expected: Sequence[Column]) -> Outcome:
+    problems = {}
+    for column in expected:
+        if column.name not in rows.names:
+            problems[column.name] = "missing"
+        elif rows.field(column.name).type != column.arrow_type:
+            problems[column.name] = f"{rows.field(column.name).type}, expected {column.arrow_type}"
+    return Outcome(passed=not problems, metadata={"problems": _json(problems)})
+
+
+def row_count_drift(
+    counts: dict[dt.date, int], days: Sequence[dt.date], materialized: set[dt.date], drift: Drift
+) -> Outcome:
+    """Each day's row count against the median of the same weekday's previous materialized days."""
+    judged, flagged, worst = 0, [], "ok"
+    last: dict[str, Any] = {}
+    for day in days:
+        previous = [day - dt.timedelta(weeks=k) for k in range(1, drift.weeks + 1)]
+        history = [counts.get(d, 0) for d in previous if d in materialized]
+        observed = counts.get(day, 0)
+        last = {"day": day.isoformat(), "observed_rows": observed, "history": history}
+        if len(history) < drift.min_history:
+            last["verdict"] = f"not judged: {len(history)} of {drift.min_history} weeks of history"
+            continue
+        expected = statistics.median(history)
+        last["expected_rows"] = expected
+        last["expected_band"] = [round(expected * r) for r in drift.warn_band]
+        last["error_band"] = [round(expected * r) for r in drift.error_band]
+        if expected < drift.min_expected:
+            last["verdict"] = f"not judged: expected {expected} rows, below {drift.min_expected}"
+            continue
+        judged += 1
+        level = (
+            "error"
+            if not drift.error_band[0] * expected <= observed <= drift.error_band[1] * expected
+            else "warn"
+            if not drift.warn_band[0] * expected <= observed <= drift.warn_band[1] * expected
+            else "ok"
+        )
+        last["verdict"] = level
+        if level != "ok":
+            flagged.append({**last, "ratio": round(observed / expected, 3)})
+            worst = "error" if level == "error" or worst == "error" else "warn"
+    metadata: dict[str, Any] = {"days": len(days), "days_judged": judged, "days_outside_band": len(flagged)}
+    if len(days) == 1:
+        metadata.update({k: _json(v) if isinstance(v, list) else v for k, v in last.items() if k != "day"})
+    metadata["flagged_days"] = _json(flagged[:SAMPLE_SIZE])
+    return Outcome(passed=worst == "ok", metadata=metadata, severity="ERROR" if worst == "error" else "WARN")
+
+
+def references(values: pa.ChunkedArray, keys: pa.Array, ref: Reference) -> Outcome:
+    present = values.drop_null()
+    unknown = (
+        pc.sum(pc.equal(present, pa.scalar(ref.unknown, present.type))).as_py() or 0
+        if ref.unknown is not None and len(present)
+        else 0
+    )
+    found = pc.is_in(present, value_set=keys.cast(present.type))
+    if ref.unknown is not None:
+        found = pc.or_(found, pc.equal(present, pa.scalar(ref.unknown, present.type)))
+    orphans = present.filter(pc.invert(found))
+    orphan_count = len(orphans)
+    share = (unknown + (orphan_count if ref.orphans_allowed else 0)) / max(len(present), 1)
+    orphans_fail = orphan_count > 0 and not ref.orphans_allowed
+    return Outcome(
+        passed=not orphans_fail and share <= ref.max_unknown_share,
+        severity="ERROR" if orphans_fail else "WARN",
+        metadata={
+            "references": f"{ref.table}.{ref.key}",
+            "rows": len(present),
+            "orphan_rows": orphan_count,
+            "orphan_sample": _json(pc.unique(orphans).slice(0, SAMPLE_SIZE).to_pylist()),
+            "unknown_member_rows": unknown,
+            "unknown_share": round(share, 6),
+            "max_unknown_share": ref.max_unknown_share,
+        },
+    )
+
+
+def contract_check(table: LakeTable, rows: DataFrame) -> Outcome:
+    """The pandera model on the window; every failed rule with its row count and sample rows."""
+    by_rule = {}
+    for failure in failures(contract(table).validate(rows)):
+        broken = breaking_rows(table, rows, failure["column"], failure["check"])
+        entry: dict[str, Any] = {"kind": failure["kind"], "error": failure["error"]}
+        if broken is not None:
+            shown = list(dict.fromkeys([*table.primary_key, failure["column"]]))
+            entry["rows"] = broken.count()
+            entry["sample"] = broken.select(*shown).limit(SAMPLE_SIZE).toArrow().to_pylist()
+        by_rule[f"{failure['column']}: {failure['check']}"] = entry
+    return Outcome(
+        passed=not by_rule,
+        metadata={"contract": f"{len(table.columns)} columns", "failures": _json(by_rule)},
+    )
+
+
+def business_rule(rule: Rule, broken: DataFrame) -> Outcome:
+    count = broken.count()
+    return Outcome(
+        passed=count == 0,
+        severity=rule.severity,
+        metadata={
+            "violations": count,
+            "sample": _json(broken.limit(SAMPLE_SIZE).toArrow().to_pylist() if count else []),
+            "rule": dg.MetadataValue.md(f"```sql\n{' '.join(rule.violations.split())}\n```"),
+        },
+    )
+
+
+# ------------------------------------------------------------------------------ the window checked
+
+
+@dataclass
+class Batch:
+    """What a check step looks at: its table's rows in the run's window, and ways to reach more."""
+
+    table: LakeTable
+    rows: pa.Table
+    window: Window | None
+    lake: Lake
+    spark: SparkResource
+    instance: dg.DagsterInstance
+    _frames: dict[str, DataFrame] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, table: LakeTable, context: dg.AssetCheckExecutionContext, spark: SparkResource) -> "Batch":
+        window = None
+        if table.partition_column is not None:
+            span = context.partition_time_window
+            window = Window(table.partition_column, span.start.date(), span.end.date())
+        lake = Lake.from_settings(get_settings())
+        return cls(table, read_window(lake, table.asset_path, window), window, lake, spark, context.instance)
+
+    def frame(self) -> DataFrame:
+        """The rows in Spark, created once per step."""
+        if "rows" not in self._frames:
+            self._frames["rows"] = self.spark.session().createDataFrame(self.rows)
+        return self._frames["rows"]
+
+    def sql(self, rule: Rule) -> DataFrame:
+        """The rule's query, with `rows` and every table it reads (same window if partitioned alike)."""
+        session = self.spark.session()
+        self.frame().createOrReplaceTempView("rows")
+        for path in rule.reads:
+            other = _table(path)
+            window = self.window if other.partition_column == self.table.partition_column else None
+            session.createDataFrame(read_window(self.lake, other.asset_path, window)).createOrReplaceTempView(
+                other.name
+            )
+        return session.sql(rule.violations)
+
+    def row_counts(self, drift: Drift) -> tuple[dict[dt.date, int], list[dt.date], set[dt.date]]:
+        """Rows per day over the window and the weeks before it, the window's days, the materialized days."""
+        assert self.window is not None
+        column = self.window.column
+        start = self.window.start - dt.timedelta(weeks=drift.weeks)
+        history = read_window(
+            self.lake, self.table.asset_path, Window(column, start, self.window.end), [column]
+        )
+        counts = {r["values"]: r["counts"] for r in pc.value_counts(history[column]).to_pylist()}
+        days = [
+            self.window.start + dt.timedelta(days=n)
+            for n in range((self.window.end - self.window.start).days)
+        ]
+        key = dg.AssetKey(self.table.asset_path)
+        materialized = {dt.date.fromisoformat(p) for p in self.instance.get_materialized_partitions(key)}
+        return counts, days, materialized
+
+    def referenced_keys(self, ref: Reference) -> pa.Array:
+        other = _table(ref.table)
+        window = self.window if ref.same_window else None
+        try:
+            keys = read_window(self.lake, other.asset_path, window, [ref.key])[ref.key]
+        except LakeError:  # not materialized yet: every value is an orphan
+            return pa.array([], self.rows.schema.field(ref.column).type)
+        return pc.unique(keys.combine_chunks())
+
+
+def read_window(
+    lake: Lake, path: Sequence[str], window: Window | None, columns: list[str] | None = None
+) -> pa.Table:
+    uri = lake.uri(dg.AssetKey(list(path)))
+    delta = lake.open(uri)
+    if delta is None:
+        raise LakeError(f"{'/'.join(path)} has no Delta table at {uri} yet: materialize it first")
+    dataset = delta.to_pyarrow_dataset()
+    return lake.guarded(
+        uri,
+        "read",
+        lambda: dataset.to_table(columns=columns, filter=window.expression() if window else None),
+    )
+
+
+def _table(path: str) -> LakeTable:
+    return TABLES_BY_PATH[path]
+
+
+# ------------------------------------------------------------------------------------ the factory
+
+
+@dataclass(frozen=True)
+class TableCheck:
+    name: str
+    description: str
+    blocking: bool
+    evaluate: Callable[[Batch], Outcome]
+
+
+def table_checks(table: LakeTable) -> list[TableCheck]:
+    """What a table's spec says its checks are."""
+    checks = []
+    if table.primary_key:
+        checks.append(
+            TableCheck(
+                "unique_key",
+                f"No two rows share the key ({', '.join(table.primary_key)}) in the window.",
+                True,
+                lambda b: unique_key(b.rows, table.primary_key),
+            )
+        )
+    if table.not_null_columns:
+        checks.append(
+            TableCheck(
+                "not_null",
+                f"No nulls in {', '.join(table.not_null_columns)}.",
+                True,
+                lambda b: not_null(b.rows, table.not_null_columns, table.primary_key),
+            )
+        )
+    if table.layer == "bronze" and table.source is not None:
+        source_columns = table.source.all_columns
+        checks.append(
+            TableCheck(
+                "schema",
+                "Every source column landed with its type (values are judged in silver).",
+                True,
+                lambda b: schema(b.rows.schema, source_columns),
+            )
+        )
+    if table.columns and table.layer != "bronze":
+        checks.append(
+            TableCheck(
+                "contract",
+                "The pandera model of the table: column types, nullability and value rules.",
+                True,
+                lambda b: contract_check(table, b.frame()),
+            )
+        )
+    if table.drift is not None and table.partition_column is not None:
+        drift = table.drift
+        checks.append(
+            TableCheck(
+                "row_count_drift",
+                f"Rows per day within {drift.warn_band[0]}-{drift.warn_band[1]}x (warning) and "
+                f"{drift.error_band[0]}-{drift.error_band[1]}x (error) of the median of the same "
+                f"weekday over the previous {drift.weeks} materialized weeks.",
+                False,
+                lambda b: row_count_drift(*b.row_counts(drift), drift),
+            )
+        )
+    for ref in table.references:
+        checks.append(
+            TableCheck(
+                ref.check_name,
+                f"{ref.column} points to {ref.table}.{ref.key}; unknown at most {ref.max_unknown_share:.0%}.",
+                False,
+                lambda b, ref=ref: references(b.rows[ref.column], b.referenced_keys(ref), ref),
+            )
+        )
+    for rule in table.rules:
+        checks.append(
+            TableCheck(
+                rule.name, rule.description, rule.blocking, lambda b, r=rule: business_rule(r, b.sql(r))
+            )
+        )
+    return checks
+
+
+def build_table_checks(table: LakeTable, partitions: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
+    key = dg.AssetKey(table.asset_path)
+    planned = table_checks(table)
+    specs = [
+        dg.AssetCheckSpec(
+            check.name,
+            asset=key,
+            description=check.description,
+            blocking=check.blocking,
+            partitions_def=partitions if table.partition_column else None,
+        )
+        for check in planned
+    ]
+
+    @dg.multi_asset_check(specs=specs, name=f"{table.layer}_{table.name}_checks")
+    def checks(context: dg.AssetCheckExecutionContext, spark: SparkResource):
+        batch = Batch.load(table, context, spark)
+        scope = (
+            f"{batch.window.start}..{batch.window.end - dt.timedelta(days=1)}" if batch.window else "table"
+        )
+        for check in planned:
+            outcome = check.evaluate(batch)
+            yield dg.AssetCheckResult(
+                asset_key=key,
+                check_name=check.name,
+                passed=outcome.passed,
+                severity=dg.AssetCheckSeverity[outcome.severity],
+                description=outcome.description,
+                metadata={"window": scope, "rows_checked": batch.rows.num_rows, **outcome.metadata},
+            )
+
+    return checks
+
+
+LAKE_TABLES: tuple[LakeTable, ...] = (
+    *BRONZE_TABLES,
+    ATTRIBUTE_CHANGES,
+    *SILVER_TABLES,
+    *QUARANTINE_TABLES,
+    *GOLD_DIMENSIONS.values(),
+    *GOLD_FACTS.values(),
+    *GOLD_REPORTS.values(),
+)
+TABLES_BY_PATH: dict[str, LakeTable] = {"/".join(t.asset_path): t for t in LAKE_TABLES}
+
+
+def quality_checks(partitions: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+    return [build_table_checks(table, partitions) for table in LAKE_TABLES if table_checks(table)]
