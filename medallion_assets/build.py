@@ -41,6 +41,7 @@ class AssetOutcome:
     seconds: float = 0.0
     checks_passed: int = 0
     checks_failed: int = 0
+    check_seconds: float = 0.0
 
 
 @dataclass
@@ -48,6 +49,8 @@ class BuildSummary:
     runs: list[str] = field(default_factory=list)
     assets: dict[str, AssetOutcome] = field(default_factory=dict)
     failed_steps: list[str] = field(default_factory=list)
+    # "asset check (SEVERITY)" of every failed check, warnings included.
+    failed_checks: list[str] = field(default_factory=list)
     seconds: float = 0.0
     range: tuple[dt.date, dt.date] | None = None
 
@@ -230,10 +233,13 @@ def _collect(result: dg.ExecuteInProcessResult, summary: BuildSummary) -> None:
     counted: set[tuple[str, str]] = set()
     # A multi-asset step materializes several assets: its time goes to the first one it yields.
     first_asset_of_step: dict[str, str] = {}
+    checked_by_step: dict[str, str] = {}  # a check step's time goes to the asset it checks
     for event in result.all_events:
         if event.is_step_materialization:
             asset = event.step_materialization_data.materialization.asset_key.to_user_string()
             first_asset_of_step.setdefault(event.step_key, asset)
+        elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            checked_by_step[event.step_key] = event.event_specific_data.asset_key.to_user_string()
     for event in result.all_events:
         if event.is_step_materialization:
             materialization = event.step_materialization_data.materialization
@@ -245,6 +251,11 @@ def _collect(result: dg.ExecuteInProcessResult, summary: BuildSummary) -> None:
             if row_count is not None and (event.step_key, key) not in counted:
                 outcome.rows += int(row_count.value)
                 counted.add((event.step_key, key))
+        elif event.is_step_success and event.step_key in checked_by_step:
+            key = checked_by_step[event.step_key]
+            summary.assets.setdefault(key, AssetOutcome(key)).check_seconds += (
+                event.event_specific_data.duration_ms / 1000
+            )
         elif event.is_step_success:
             key = first_asset_of_step.get(event.step_key, event.step_key)
             summary.assets.setdefault(key, AssetOutcome(key)).seconds += (
@@ -261,15 +272,22 @@ def _collect(result: dg.ExecuteInProcessResult, summary: BuildSummary) -> None:
                 outcome.checks_passed += 1
             else:
                 outcome.checks_failed += 1
+                summary.failed_checks.append(
+                    f"{outcome.key} {evaluation.check_name} ({evaluation.severity.value})"
+                )
 
 
 def format_summary(summary: BuildSummary) -> str:
-    lines = [f"{'asset':<40}{'partitions':>11}{'rows':>14}{'checks ok/failed':>18}{'seconds':>10}"]
-    for outcome in summary.assets.values():
-        checks = f"{outcome.checks_passed}/{outcome.checks_failed}"
+    lines = [
+        f"{'asset':<42}{'partitions':>11}{'rows':>12}{'seconds':>9}{'checks ok/failed':>18}{'seconds':>9}"
+    ]
+    for o in summary.assets.values():
+        checks = f"{o.checks_passed}/{o.checks_failed}"
         lines.append(
-            f"{outcome.key:<40}{outcome.partitions:>11,}{outcome.rows:>14,}{checks:>18}{outcome.seconds:>10.1f}"
+            f"{o.key:<42}{o.partitions:>11,}{o.rows:>12,}{o.seconds:>9.1f}{checks:>18}{o.check_seconds:>9.1f}"
         )
+    if summary.failed_checks:
+        lines.append("failed checks (see their metadata in the UI): " + "; ".join(summary.failed_checks))
     span = f" over {summary.range[0]}..{summary.range[1]}" if summary.range else ""
     state = "succeeded" if summary.success else f"FAILED at {', '.join(summary.failed_steps)}"
     lines.append(

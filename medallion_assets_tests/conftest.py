@@ -10,12 +10,14 @@ import datetime as dt
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
 import pytest
 
+from medallion_assets.build import BuildSummary
 from medallion_assets.resources.postgres import embedded_server_url, stop_embedded_server
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
@@ -126,3 +128,30 @@ def sample_silver(
             "written_rows": written.num_rows,
         }
     return root, report
+
+
+@dataclass(frozen=True)
+class HandmadeBuild:
+    lake: Path
+    instance: dg.DagsterInstance
+    summary: BuildSummary
+
+
+@pytest.fixture(scope="session")
+def handmade_build(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HandmadeBuild]:
+    """The hand-made shop (handmade.py) loaded into the source and built through every layer in
+    Dagster, once: gold tests read its values, quality tests copy its lake and break it."""
+    from medallion_assets.build import build
+    from medallion_assets.sources.source_system import load_source
+    from medallion_assets_tests.handmade import write_handmade
+
+    work = tmp_path_factory.mktemp("handmade")
+    instance = dg.DagsterInstance.ephemeral()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MEDALLION_SOURCE_URL", pg_url)
+        env.setenv("MEDALLION_HOME", str(work / "home"))
+        env.setenv("MEDALLION_LAKE_URI", str(work / "lake"))
+        load_source(pg_url, write_handmade(work / "csv"), attribute_changes="none", replace=True)
+        summary = build(echo=lambda _: None, instance=instance)
+    yield HandmadeBuild(work / "lake", instance, summary)
+    instance.dispose()

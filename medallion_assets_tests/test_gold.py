@@ -20,6 +20,7 @@ from medallion_assets.resources.spark import SparkResource
 from medallion_assets.sources.source_system import advance_source, load_source
 from medallion_assets.specs import GOLD_DIMENSIONS, GOLD_FACTS, GOLD_REPORTS, TABLES_BY_NAME
 from medallion_assets_tests import handmade
+from medallion_assets_tests.conftest import HandmadeBuild
 from medallion_assets_tests.handmade import P1, at, write_handmade
 
 GOLD = {**GOLD_DIMENSIONS, **GOLD_FACTS, **GOLD_REPORTS}
@@ -200,12 +201,9 @@ def shop(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return write_handmade(tmp_path / "csv")
 
 
-def test_reports_equal_values_worked_out_by_hand(shop: Path, pg_url: str, tmp_path: Path) -> None:
-    load_source(pg_url, shop, attribute_changes="none", replace=True)
-    instance = dg.DagsterInstance.ephemeral()
-    summary = build(echo=lambda _: None, instance=instance)
+def test_reports_equal_values_worked_out_by_hand(handmade_build: HandmadeBuild) -> None:
+    summary, instance, lake = handmade_build.summary, handmade_build.instance, handmade_build.lake
     assert summary.success, format_summary(summary)
-    lake = tmp_path / "lake"
 
     daily = {
         r["order_date"]: (r["orders"], r["total_revenue"], r["avg_order_revenue"])

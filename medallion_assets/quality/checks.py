@@ -76,6 +76,9 @@ def _json(value: Any) -> dg.MetadataValue:
 
 
 def unique_key(rows: pa.Table, key: Sequence[str]) -> Outcome:
+    absent = [c for c in key if c not in rows.column_names]
+    if absent:
+        return Outcome(passed=False, metadata={"key": ", ".join(key), "missing_columns": ", ".join(absent)})
     counts = rows.select(list(key)).group_by(list(key)).aggregate([([], "count_all")])
     duplicated = counts.filter(pc.field("count_all") > 1).sort_by([("count_all", "descending")])
     return Outcome(

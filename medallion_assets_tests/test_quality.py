@@ -1,0 +1,358 @@
+"""Asset checks: each passes on good data and fails, with the metadata a person needs, on data broken
+on purpose; a blocking failure stops the downstream assets of its run.
+
+The checks themselves are plain functions over Arrow (tested first, fast); then the real thing:
+the hand-made shop built through every layer in Dagster, copied, broken in its Delta tables, and
+checked by Dagster runs of the check steps."""
+
+import datetime as dt
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from medallion_assets.build import format_summary
+from medallion_assets.definitions import build_definitions
+from medallion_assets.partitions import daily_partitions
+from medallion_assets.quality.checks import (
+    LAKE_TABLES,
+    contract_check,
+    not_null,
+    references,
+    row_count_drift,
+    schema,
+    table_checks,
+    unique_key,
+)
+from medallion_assets.resources.spark import SparkResource
+from medallion_assets.settings import get_settings
+from medallion_assets.specs import CHANGE_DATE, CHANGE_TS, SILVER_TABLES, TABLES_BY_NAME, Drift, Reference
+from medallion_assets_tests.conftest import HandmadeBuild
+
+DAY = dt.date(2018, 3, 1)  # the hand-made shop's first day: orders, items, a daily report
+
+
+# ------------------------------------------------------------------------------- the checks alone
+
+
+def test_unique_key_names_the_duplicated_keys() -> None:
+    rows = pa.table({"order_id": ["a", "b", "c"], "order_item_id": [1, 1, 1]})
+    assert unique_key(rows, ["order_id", "order_item_id"]).passed
+    broken = unique_key(pa.concat_tables([rows, rows.slice(1, 1)]), ["order_id", "order_item_id"])
+    assert not broken.passed and broken.severity == "ERROR"
+    assert broken.metadata["duplicated_keys"] == 1 and broken.metadata["duplicate_rows"] == 1
+    assert broken.metadata["sample"].data == [{"order_id": "b", "order_item_id": 1, "count_all": 2}]
+
+
+def test_not_null_counts_nulls_per_column_and_shows_their_keys() -> None:
+    rows = pa.table({"order_id": ["a", "b", "c"], "order_status": ["delivered", None, "shipped"]})
+    assert not_null(rows.slice(0, 1), ["order_id", "order_status"], ["order_id"]).passed
+    broken = not_null(rows, ["order_id", "order_status", "customer_id"], ["order_id"])
+    assert not broken.passed
+    assert broken.metadata["null_counts"].data == {"order_status": 1}
+    assert broken.metadata["missing_columns"] == "customer_id"
+    assert broken.metadata["sample"].data == [{"order_id": "b", "order_status": None}]
+
+
+def test_schema_finds_a_column_landed_with_another_type() -> None:
+    source = TABLES_BY_NAME["order_items"]
+    good = source.arrow_schema
+    assert schema(good, source.all_columns).passed
+    bad = good.set(good.get_field_index("price"), pa.field("price", pa.float64()))
+    outcome = schema(bad.remove(bad.get_field_index("seller_id")), source.all_columns)
+    assert not outcome.passed
+    assert outcome.metadata["problems"].data == {
+        "seller_id": "missing",
+        "price": "double, expected decimal128(12, 2)",
+    }
+
+
+def _weeks(day: dt.date, counts: list[int]) -> dict[dt.date, int]:
+    """Row counts of the same weekday, oldest first, ending at `day`."""
+    return {day - dt.timedelta(weeks=len(counts) - 1 - i): n for i, n in enumerate(counts)}
+
+
+def test_row_count_drift_against_the_same_weekday() -> None:
+    drift = Drift()
+    day = dt.date(2018, 3, 2)
+    history = _weeks(day, [90, 100, 110, 100, 95, 105, 100])
+    # Other weekdays are ignored: a busy Monday does not raise Friday's expectation.
+    history |= {day - dt.timedelta(days=3): 5000}
+    materialized = set(history) | {day - dt.timedelta(days=d) for d in range(60)}
+
+    usual = row_count_drift(history, [day], materialized, drift)
+    assert usual.passed and usual.metadata["expected_rows"] == 100
+
+    tenth = row_count_drift(history | {day: 10}, [day], materialized, drift)
+    assert not tenth.passed and tenth.severity == "ERROR"
+    assert tenth.metadata["observed_rows"] == 10 and tenth.metadata["expected_rows"] == 100
+    assert tenth.metadata["expected_band"].data == [50, 200] and tenth.metadata["error_band"].data == [
+        20,
+        1000,
+    ]
+
+    half_less = row_count_drift(history | {day: 40}, [day], materialized, drift)
+    assert not half_less.passed and half_less.severity == "WARN"
+
+    # The first weeks have no history to judge by, and a day never materialized is no evidence.
+    first = row_count_drift(
+        {day: 10, day - dt.timedelta(weeks=1): 100}, [day], {day, day - dt.timedelta(weeks=1)}, drift
+    )
+    assert first.passed and first.metadata["verdict"].startswith("not judged: 1 of 3")
+    unmaterialized = row_count_drift(history | {day: 10}, [day], {day}, drift)
+    assert unmaterialized.passed and unmaterialized.metadata["days_judged"] == 0
+    # Small counts are noise: 2 orders instead of 5 is not an outage.
+    quiet = row_count_drift(_weeks(day, [5, 5, 5, 5, 5, 5, 2]), [day], materialized, drift)
+    assert quiet.passed
+
+    # A range reports its flagged days.
+    days = [day - dt.timedelta(weeks=1), day]
+    ranged = row_count_drift(history | {day: 10}, days, materialized, drift)
+    assert not ranged.passed and ranged.metadata["days"] == 2
+    assert [d["day"] for d in ranged.metadata["flagged_days"].data] == [day.isoformat()]
+
+
+def test_references_orphans_are_errors_unknown_members_a_share() -> None:
+    keys = pa.array([-1, 10, 11, 12], pa.int64())
+    ref = Reference("product_key", "gold/dim_product", "product_key", max_unknown_share=0.25)
+    assert references(pa.chunked_array([[10, 11, 12, -1]], pa.int64()), keys, ref).passed
+
+    orphan = references(pa.chunked_array([[10, 11, 12345, 12345]], pa.int64()), keys, ref)
+    assert not orphan.passed and orphan.severity == "ERROR"
+    assert orphan.metadata["orphan_rows"] == 2 and orphan.metadata["orphan_sample"].data == [12345]
+
+    unknown = references(pa.chunked_array([[-1, -1, 10, 11]], pa.int64()), keys, ref)
+    assert not unknown.passed and unknown.severity == "WARN"
+    assert unknown.metadata["unknown_share"] == 0.5 and unknown.metadata["orphan_rows"] == 0
+
+    # Silver keeps items whose order has not arrived: a share to watch, not an error.
+    waiting = Reference("order_id", "silver/orders", "order_id", unknown=None, orphans_allowed=True)
+    ids = pa.chunked_array([["o1", "o2", "o9"]])
+    outcome = references(ids, pa.array(["o1", "o2"]), waiting)
+    assert not outcome.passed and outcome.severity == "WARN" and outcome.metadata["orphan_rows"] == 1
+
+
+def test_contract_failures_by_rule_with_sample_rows(spark_resource: SparkResource) -> None:
+    table = next(t for t in SILVER_TABLES if t.name == "order_payments")
+    good = {
+        "order_id": "a" * 32,
+        "payment_sequential": 1,
+        "payment_type": "boleto",
+        "payment_installments": 1,
+        "payment_value": Decimal("10.00"),
+        "created_at": dt.datetime(2018, 3, 1),
+        "updated_at": dt.datetime(2018, 3, 1),
+    }
+    schema_ = pa.schema([pa.field(c.name, c.arrow_type) for c in table.columns])
+    spark = spark_resource.session()
+    assert contract_check(table, spark.createDataFrame(pa.Table.from_pylist([good], schema_))).passed
+    broken = [
+        good,
+        {**good, "payment_sequential": 2, "payment_type": "cheque"},
+        {**good, "payment_sequential": 3, "payment_installments": 99},
+        {**good, "payment_sequential": 4, "payment_value": None},
+    ]
+    outcome = contract_check(table, spark.createDataFrame(pa.Table.from_pylist(broken, schema_)))
+    assert not outcome.passed
+    failures = outcome.metadata["failures"].data
+    by_column = {rule.split(":")[0]: entry for rule, entry in failures.items()}
+    assert set(by_column) == {"payment_type", "payment_installments"}  # payment_value may be null
+    assert by_column["payment_type"]["rows"] == 1
+    assert by_column["payment_type"]["sample"] == [
+        {"order_id": "a" * 32, "payment_sequential": 2, "payment_type": "cheque"}
+    ]
+    assert by_column["payment_installments"]["sample"][0]["payment_installments"] == 99
+
+
+def test_every_table_has_its_checks() -> None:
+    names = {"/".join(t.asset_path): {c.name for c in table_checks(t)} for t in LAKE_TABLES}
+    assert names["bronze/orders"] == {"unique_key", "not_null", "schema", "row_count_drift"}
+    assert {"unique_key", "not_null", "contract", "references_orders_order_id"} <= names["silver/order_items"]
+    assert names["quarantine/orders"] == {"not_null"}
+    assert {"contract", "versions_contiguous", "one_unknown_member"} <= names["gold/dim_customer"]
+    assert {"row_count_drift", "references_dim_product_product_key", "references_fact_orders_order_id"} <= (
+        names["gold/fact_order_items"]
+    )
+    assert {"avg_order_revenue_below_100000", "equals_fact_orders"} <= names["gold/daily_order_report"]
+    assert "payments_reconcile_with_revenue" in names["gold/fact_orders"]
+    graph = build_definitions().resolve_asset_graph()
+    for table in LAKE_TABLES:
+        key = dg.AssetKey(table.asset_path)
+        checked = {k.name for k in graph.asset_check_keys if k.asset_key == key}
+        assert checked == names["/".join(table.asset_path)], key
+        assert graph.get(key).partitions_def is not None or table.partition_column is None
+
+
+# ------------------------------------------------------------------------ in Dagster, on real runs
+
+
+def test_every_check_passes_on_the_hand_made_shop(handmade_build: HandmadeBuild) -> None:
+    summary = handmade_build.summary
+    assert summary.success and not summary.failed_checks, format_summary(summary)
+    graph = build_definitions().resolve_asset_graph()
+    for table in LAKE_TABLES:
+        outcome = summary.assets["/".join(table.asset_path)]
+        assert outcome.checks_passed == len(table_checks(table)), outcome  # in the asset's own run
+    # The ranged run recorded its checks (scoped to the range, as Dagster records ranged checks).
+    record = handmade_build.instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey(["gold", "fact_orders"]), "unique_key"), limit=1
+    )[0]
+    evaluation = record.event.dagster_event.event_specific_data
+    assert evaluation.passed and evaluation.metadata["window"].value.startswith("2018-03-01..")
+    assert graph.get_check_spec(record.key).blocking
+
+
+@pytest.fixture
+def broken_lake(handmade_build: HandmadeBuild, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the hand-made shop's lake, to break."""
+    lake = tmp_path / "lake"
+    shutil.copytree(handmade_build.lake, lake)
+    monkeypatch.setenv("MEDALLION_LAKE_URI", str(lake))
+    monkeypatch.setenv("MEDALLION_HOME", str(tmp_path / "home"))
+    return lake
+
+
+def run(
+    selection: dg.AssetSelection, partition: str | None, instance: dg.DagsterInstance
+) -> dg.ExecuteInProcessResult:
+    job = dg.define_asset_job(
+        "quality_test", selection=selection, partitions_def=daily_partitions(get_settings())
+    )
+    job_def = build_definitions(jobs=[job]).resolve_job_def("quality_test")
+    return job_def.execute_in_process(instance=instance, partition_key=partition, raise_on_error=False)
+
+
+def check_results(path: list[str], partition: str | None) -> dict[str, dg.AssetCheckEvaluation]:
+    result = run(
+        dg.AssetSelection.checks_for_assets(dg.AssetKey(path)), partition, dg.DagsterInstance.ephemeral()
+    )
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def append(lake: Path, path: str, rows: pa.Table) -> None:
+    write_deltalake(f"{lake}/{path}", rows, mode="append")
+
+
+def day_rows(lake: Path, path: str, column: str) -> pa.Table:
+    return DeltaTable(f"{lake}/{path}").to_pyarrow_dataset().to_table(filter=pc.field(column) == DAY)
+
+
+def test_an_orphan_fact_fails_referential_integrity(broken_lake: Path) -> None:
+    items = day_rows(broken_lake, "gold/fact_order_items", "order_date")
+    orphan = items.slice(0, 1)
+    orphan = orphan.set_column(
+        orphan.schema.get_field_index("order_item_id"), "order_item_id", pa.array([99], pa.int32())
+    )
+    orphan = orphan.set_column(
+        orphan.schema.get_field_index("product_key"), "product_key", pa.array([12345], pa.int64())
+    )
+    append(broken_lake, "gold/fact_order_items", orphan)
+
+    results = check_results(["gold", "fact_order_items"], DAY.isoformat())
+    broken = results["references_dim_product_product_key"]
+    assert not broken.passed and broken.severity == dg.AssetCheckSeverity.ERROR
+    assert broken.metadata["orphan_rows"].value == 1 and broken.metadata["orphan_sample"].data == [12345]
+    assert broken.partition == DAY.isoformat() and broken.metadata["window"].value == f"{DAY}..{DAY}"
+    assert results["unique_key"].passed and results["references_fact_orders_order_id"].passed
+
+
+def test_an_average_revenue_of_a_million_breaks_the_business_rules(broken_lake: Path) -> None:
+    report = day_rows(broken_lake, "gold/daily_order_report", "order_date")
+    assert report.num_rows == 1
+    million = pa.array([Decimal("1000000.00")], pa.decimal128(18, 2))
+    report = report.set_column(
+        report.schema.get_field_index("avg_order_revenue"), "avg_order_revenue", million
+    )
+    report = report.set_column(report.schema.get_field_index("total_revenue"), "total_revenue", million)
+    write_deltalake(
+        f"{broken_lake}/gold/daily_order_report", report, mode="overwrite", predicate=f"order_date = '{DAY}'"
+    )
+
+    results = check_results(["gold", "daily_order_report"], DAY.isoformat())
+    average = results["avg_order_revenue_below_100000"]
+    assert not average.passed and average.blocking and average.metadata["violations"].value == 1
+    assert average.metadata["sample"].data[0]["avg_order_revenue"] == "1000000.00"
+    reconciled = results["equals_fact_orders"]  # the report no longer equals its facts
+    assert not reconciled.passed and reconciled.metadata["sample"].data[0]["total_revenue"] == "1000000.00"
+    assert results["contract"].passed  # a million is a valid amount: the rule is what catches it
+
+
+def test_a_failed_silver_partition_stops_gold_in_the_same_run(broken_lake: Path) -> None:
+    orders = day_rows(broken_lake, "silver/orders", CHANGE_DATE)
+    assert orders.num_rows >= 2
+    duplicate = orders.slice(0, 1)
+    null_status = orders.slice(1, 1)
+    null_status = null_status.set_column(
+        null_status.schema.get_field_index("order_status"), "order_status", pa.nulls(1, pa.string())
+    )
+    null_status = null_status.set_column(
+        null_status.schema.get_field_index("order_id"), "order_id", pa.array(["f" * 32])
+    )
+    append(broken_lake, "silver/orders", pa.concat_tables([duplicate, null_status]))
+    instance = dg.DagsterInstance.ephemeral()
+    # Silver orders (with its quarantine) and the gold facts, one partition, one run.
+    selection = dg.AssetSelection.assets(
+        dg.AssetKey(["silver", "orders"]),
+        dg.AssetKey(["quarantine", "orders"]),
+        *[dg.AssetKey(["gold", n]) for n in ("fact_orders", "fact_order_items")],
+    )
+    result = run(selection, DAY.isoformat(), instance)
+    assert not result.success
+    checks = {
+        e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key.path[0] == "silver"
+    }
+    key, nulls, contract = checks["unique_key"], checks["not_null"], checks["contract"]
+    assert not key.passed and key.metadata["duplicated_keys"].value == 1
+    assert key.metadata["sample"].data[0]["order_id"] == duplicate["order_id"][0].as_py()
+    assert not nulls.passed and nulls.metadata["null_counts"].data == {"order_status": 1}
+    assert not contract.passed and "order_status: not_nullable" in contract.metadata["failures"].data
+    materialized = {
+        e.step_materialization_data.materialization.asset_key.path[0]
+        for e in result.get_asset_materialization_events()
+    }
+    assert materialized == {"silver", "quarantine"}  # gold never ran on the failed partition
+    assert not any(e.step_key == "gold_facts" for e in result.all_events if e.is_step_start), (
+        "gold_facts started after a blocking silver failure"
+    )
+
+
+def test_a_tenth_of_the_usual_rows_is_an_error_but_does_not_block(broken_lake: Path, tmp_path: Path) -> None:
+    """Seven weeks of a bronze table with ~100 rows a day, the last day with 10."""
+    instance = dg.DagsterInstance.ephemeral()
+    last = dt.date(2018, 3, 30)
+    days = [last - dt.timedelta(days=n) for n in range(49)]
+    rows = {d: 10 if d == last else 100 + (d.toordinal() % 7) for d in days}
+    ids = [f"{d.isoformat()}-{i}" for d in days for i in range(rows[d])]
+    dates = [d for d in days for _ in range(rows[d])]
+    table = pa.table(
+        {
+            "order_id": ids,
+            CHANGE_TS: pa.array([dt.datetime.combine(d, dt.time(12)) for d in dates], pa.timestamp("us")),
+            CHANGE_DATE: pa.array(dates, pa.date32()),
+        }
+    )
+    write_deltalake(
+        f"{broken_lake}/bronze/orders",
+        table,
+        mode="overwrite",
+        schema_mode="overwrite",
+        partition_by=[CHANGE_DATE],
+    )
+    for day in days:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(["bronze", "orders"], partition=day.isoformat())
+        )
+
+    result = run(
+        dg.AssetSelection.checks_for_assets(dg.AssetKey(["bronze", "orders"])), last.isoformat(), instance
+    )
+    drift = next(e for e in result.get_asset_check_evaluations() if e.check_name == "row_count_drift")
+    assert not drift.passed and drift.severity == dg.AssetCheckSeverity.ERROR and not drift.blocking
+    assert drift.metadata["observed_rows"].value == 10
+    assert drift.metadata["expected_rows"].value == 100 + (last.toordinal() % 7)
+    assert drift.partition == last.isoformat()
