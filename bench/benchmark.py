@@ -25,7 +25,7 @@ from pathlib import Path
 import dagster as dg
 import psutil
 
-from medallion_assets.build import build, format_summary
+from medallion_assets.build import BuildSummary, build, format_summary
 from medallion_assets.resources.postgres import source_database_url, stop_embedded_server
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.generator import generate, write_kaggle_files
@@ -46,6 +46,15 @@ def stage(label: str) -> Iterator[Stage]:
     seconds = time.perf_counter() - started
     rate = f"{result.rows / seconds:>14,.0f} rows/s" if result.rows else ""
     print(f"{label:<46}{seconds:>9.2f} s{result.rows:>14,} rows{rate}", flush=True)
+
+
+def report(summary: BuildSummary) -> None:
+    """The build's summary, and what its asset checks cost (their steps' time) within it."""
+    print("\n".join("    " + line for line in format_summary(summary).splitlines()))
+    evaluated = sum(o.checks_passed + o.checks_failed for o in summary.assets.values())
+    seconds = sum(o.check_seconds for o in summary.assets.values())
+    share = seconds / summary.seconds if summary.seconds else 0
+    print(f"    asset checks: {evaluated} evaluations, {seconds:.1f} s of check steps ({share:.0%} of build)")
 
 
 def changed_rows(report: StepReport) -> int:
@@ -112,21 +121,21 @@ def main() -> None:
         with stage("bronze: build every table over the whole range") as s:
             summary = build("key:bronze/*", echo=lambda _: None, instance=instance)
             s.rows = sum(outcome.rows for outcome in summary.assets.values())
-        print("\n".join("    " + line for line in format_summary(summary).splitlines()))
+        report(summary)
         with stage("silver: build every table over the whole range") as s:
             summary = build("key:silver/* or key:quarantine/*", echo=lambda _: None, instance=instance)
             s.rows = sum(o.rows for key, o in summary.assets.items() if key.startswith("silver/"))
-        print("\n".join("    " + line for line in format_summary(summary).splitlines()))
+        report(summary)
         with stage("gold: dimensions, facts, reports, features") as s:
             summary = build("group:gold", echo=lambda _: None, instance=instance)
             s.rows = sum(o.rows for o in summary.assets.values())
-        print("\n".join("    " + line for line in format_summary(summary).splitlines()))
+        report(summary)
         with stage("gold again, nothing changed (the daily cost)") as s:
             last_day = summary.range[1] if summary.range else None
             quiet = {"echo": lambda _: None, "instance": instance}
             summary = build("group:gold", start=last_day, end=last_day, **quiet)
             s.rows = sum(o.rows for o in summary.assets.values())
-        print("\n".join("    " + line for line in format_summary(summary).splitlines()))
+        report(summary)
         server_mib = embedded_server_mib(settings.embedded_postgres_dir)
         spark_mib = (
             sum(

@@ -161,7 +161,7 @@ def test_medallion_build_command(settings: Settings, pg_url: str, small_generate
     assert "done   bronze__orders" in result.stdout
     assert "build succeeded over 2016-09-01..2016-11-30: 1 assets in 1 run(s)" in result.stdout
     rows = read_source_table(pg_url, "orders").num_rows
-    assert f"bronze/orders{'':<27}{91:>11,}{rows:>14,}" in result.stdout
+    assert f"bronze/orders{'':<29}{91:>11,}{rows:>12,}" in result.stdout
 
     wrong = run_command(settings, pg_url, "medallion", "build", "--select", "bronze/*")
     assert wrong.returncode == 1 and "key:bronze/*" in wrong.stderr and "Traceback" not in wrong.stderr
