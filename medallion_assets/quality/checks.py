@@ -23,7 +23,7 @@ import json
 import statistics
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -237,7 +237,7 @@ class Batch:
     lake: Lake
     spark: SparkResource
     instance: dg.DagsterInstance
-    _frames: dict[str, DataFrame] = field(default_factory=dict)
+    _frame: DataFrame | None = None
 
     @classmethod
     def load(cls, table: LakeTable, context: dg.AssetCheckExecutionContext, spark: SparkResource) -> "Batch":
@@ -250,9 +250,9 @@ class Batch:
 
     def frame(self) -> DataFrame:
         """The rows in Spark, created once per step."""
-        if "rows" not in self._frames:
-            self._frames["rows"] = self.spark.session().createDataFrame(self.rows)
-        return self._frames["rows"]
+        if self._frame is None:
+            self._frame = self.spark.session().createDataFrame(self.rows)
+        return self._frame
 
     def sql(self, rule: Rule) -> DataFrame:
         """The rule's query, with `rows` and every table it reads (same window if partitioned alike)."""
@@ -286,10 +286,9 @@ class Batch:
     def referenced_keys(self, ref: Reference) -> pa.Array:
         other = _table(ref.table)
         window = self.window if ref.same_window else None
-        try:
-            keys = read_window(self.lake, other.asset_path, window, [ref.key])[ref.key]
-        except LakeError:  # not materialized yet: every value is an orphan
-            return pa.array([], self.rows.schema.field(ref.column).type)
+        if self.lake.open(self.lake.uri(dg.AssetKey(other.asset_path))) is None:
+            return pa.array([], self.rows.schema.field(ref.column).type)  # not built yet: all orphans
+        keys = read_window(self.lake, other.asset_path, window, [ref.key])[ref.key]
         return pc.unique(keys.combine_chunks())
 
 
