@@ -346,6 +346,8 @@ CHANGE_DATE = "_change_date"
 
 
 LINEAGE = (INGESTED_AT, SOURCE, RUN_ID, CHANGE_TS, CHANGE_DATE)
+# Materialization metadata of bronze: the source's present when it was read.
+SOURCE_TIME = "source_time"
 # Columns silver adds to some tables (see silver/assets.py).
 GEO_ROWS = "geolocation_rows"
 ENGLISH_CATEGORY = "product_category_name_english"
@@ -365,8 +367,11 @@ class Drift:
     """A partition's row count against the median of the same weekday's previous materialized
     partitions. Bands are ratios of that median: outside `warn_band` warns, outside `error_band`
     is an error (never blocking: a quiet day is not bad data). Not judged while there are fewer than
-    `min_history` such partitions or the median is below `min_expected` rows (small counts are noise)."""
+    `min_history` such partitions or the median is below `min_expected` rows (small counts are noise),
+    nor while the day is in progress: when it ends after the source time that `clock` (a bronze table,
+    default this one) recorded at its latest materialization."""
 
+    clock: str | None = None
     weeks: int = 6
     min_history: int = 3
     min_expected: int = 20
@@ -740,7 +745,7 @@ GOLD_FACTS: dict[str, LakeTable] = {
                 _flag("is_revenue_order", required=True),
             ),
             by_order_date=True,
-            drift=Drift(),
+            drift=Drift(clock="bronze/orders"),
             references=(
                 _to_dimension("customer_key", "dim_customer", "customer_key"),
                 Reference("order_date_key", "gold/dim_date", "date_key", unknown=None),
@@ -780,7 +785,7 @@ GOLD_FACTS: dict[str, LakeTable] = {
                 _flag("is_revenue_order", required=True),
             ),
             by_order_date=True,
-            drift=Drift(),
+            drift=Drift(clock="bronze/orders"),
             references=(
                 Reference("order_id", "gold/fact_orders", "order_id", unknown=None, same_window=True),
                 _to_dimension("product_key", "dim_product", "product_key"),

@@ -31,7 +31,15 @@ from medallion_assets.quality.checks import (
 )
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
-from medallion_assets.specs import CHANGE_DATE, CHANGE_TS, SILVER_TABLES, TABLES_BY_NAME, Drift, Reference
+from medallion_assets.specs import (
+    CHANGE_DATE,
+    CHANGE_TS,
+    SILVER_TABLES,
+    SOURCE_TIME,
+    TABLES_BY_NAME,
+    Drift,
+    Reference,
+)
 from medallion_assets_tests.conftest import HandmadeBuild
 
 DAY = dt.date(2018, 3, 1)  # the hand-made shop's first day: orders, items, a daily report
@@ -109,6 +117,13 @@ def test_row_count_drift_against_the_same_weekday() -> None:
     # Small counts are noise: 2 orders instead of 5 is not an outage.
     quiet = row_count_drift(_weeks(day, [5, 5, 5, 5, 5, 5, 2]), [day], materialized, drift)
     assert quiet.passed
+
+    # A day the source has not finished yet is not judged; once the source is past it, it is.
+    during = dt.datetime.combine(day, dt.time(15))
+    in_progress = row_count_drift(history | {day: 10}, [day], materialized, drift, source_time=during)
+    assert in_progress.passed and in_progress.metadata["verdict"].startswith("not judged: in progress")
+    after = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 5))
+    assert not row_count_drift(history | {day: 10}, [day], materialized, drift, source_time=after).passed
 
     # A range reports its flagged days.
     days = [day - dt.timedelta(weeks=1), day]
@@ -205,6 +220,12 @@ def test_every_check_passes_on_the_hand_made_shop(handmade_build: HandmadeBuild)
     evaluation = record.event.dagster_event.event_specific_data
     assert evaluation.passed and evaluation.metadata["window"].value.startswith("2018-03-01..")
     assert graph.get_check_spec(record.key).blocking
+    # Bronze records the source's present, by which the drift check knows a day is complete.
+    landed = handmade_build.instance.get_latest_materialization_event(dg.AssetKey(["bronze", "orders"]))
+    assert landed is not None and landed.asset_materialization is not None
+    assert dt.datetime.fromisoformat(landed.asset_materialization.metadata[SOURCE_TIME].value) >= dt.datetime(
+        2018, 3, 21
+    )
 
 
 @pytest.fixture
@@ -349,16 +370,33 @@ def test_a_tenth_of_the_usual_rows_is_an_error_but_does_not_block(broken_lake: P
         schema_mode="overwrite",
         partition_by=[CHANGE_DATE],
     )
-    for day in days:
+
+    def land(day: dt.date, source_time: dt.datetime) -> None:
+        """Record a materialization as bronze does: with the source's present when it read."""
         instance.report_runless_asset_event(
-            dg.AssetMaterialization(["bronze", "orders"], partition=day.isoformat())
+            dg.AssetMaterialization(
+                ["bronze", "orders"], partition=day.isoformat(), metadata={SOURCE_TIME: str(source_time)}
+            )
         )
 
-    result = run(
-        dg.AssetSelection.checks_for_assets(dg.AssetKey(["bronze", "orders"])), last.isoformat(), instance
-    )
-    drift = next(e for e in result.get_asset_check_evaluations() if e.check_name == "row_count_drift")
+    def drift_of_last_day() -> dg.AssetCheckEvaluation:
+        selection = dg.AssetSelection.checks_for_assets(dg.AssetKey(["bronze", "orders"]))
+        result = run(selection, last.isoformat(), instance)
+        return next(e for e in result.get_asset_check_evaluations() if e.check_name == "row_count_drift")
+
+    for day in reversed(days):
+        land(day, dt.datetime.combine(day, dt.time(23, 59)))  # each day landed as it ended
+
+    # Landed while the day was in progress: a low count is expected, not judged yet.
+    land(last, dt.datetime.combine(last, dt.time(14)))
+    assert drift_of_last_day().passed
+    # Landed again once the source was past the day: a tenth of the usual rows is an error.
+    land(last, dt.datetime.combine(last + dt.timedelta(days=1), dt.time(0, 5)))
+    drift = drift_of_last_day()
     assert not drift.passed and drift.severity == dg.AssetCheckSeverity.ERROR and not drift.blocking
     assert drift.metadata["observed_rows"].value == 10
     assert drift.metadata["expected_rows"].value == 100 + (last.toordinal() % 7)
+    assert drift.metadata["expected_band"].data == [
+        round(drift.metadata["expected_rows"].value * r) for r in (0.5, 2.0)
+    ]
     assert drift.partition == last.isoformat()

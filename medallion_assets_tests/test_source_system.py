@@ -18,6 +18,7 @@ from medallion_assets.sources.source_system import (
     read_attribute_changes,
     read_source_table,
     source_status,
+    source_time,
 )
 from medallion_assets.specs import OLIST_TABLES, TABLES_BY_NAME
 
@@ -88,6 +89,7 @@ def test_without_attribute_changes_the_source_equals_the_files(
 
 def test_as_of_holds_what_the_business_knew_then(pg_url: str, small_generated_dir: Path) -> None:
     load_source(pg_url, small_generated_dir, as_of=AS_OF, replace=True)
+    assert source_time(pg_url) == AS_OF  # a replay's present is its clock
     files, _ = read_directory(small_generated_dir)
     final = files["orders"]
     orders = read_source_table(pg_url, "orders")
@@ -188,6 +190,8 @@ def test_foreign_olist_schema_is_never_dropped(pg_url: str, small_generated_dir:
         load_source(pg_url, small_generated_dir, replace=True)
     with pytest.raises(SourceStateError, match="not been loaded"):
         source_status(pg_url)
+    # Without a replay clock, the source's present is the database's local time (any zone).
+    assert abs(source_time(pg_url) - dt.datetime.now(dt.UTC).replace(tzinfo=None)) < dt.timedelta(hours=15)
     with connect(pg_url) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM olist.precious")
         assert cur.fetchone() == (0,)

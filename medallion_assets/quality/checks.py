@@ -43,6 +43,7 @@ from medallion_assets.specs import (
     GOLD_REPORTS,
     QUARANTINE_TABLES,
     SILVER_TABLES,
+    SOURCE_TIME,
     Column,
     Drift,
     LakeTable,
@@ -126,9 +127,14 @@ def schema(rows: pa.Schema, expected: Sequence[Column]) -> Outcome:
 
 
 def row_count_drift(
-    counts: dict[dt.date, int], days: Sequence[dt.date], materialized: set[dt.date], drift: Drift
+    counts: dict[dt.date, int],
+    days: Sequence[dt.date],
+    materialized: set[dt.date],
+    drift: Drift,
+    source_time: dt.datetime | None = None,
 ) -> Outcome:
-    """Each day's row count against the median of the same weekday's previous materialized days."""
+    """Each day's row count against the median of the same weekday's previous materialized days;
+    a day that ends after `source_time` (the source's present when read) is still in progress."""
     judged, flagged, worst = 0, [], "ok"
     last: dict[str, Any] = {}
     for day in days:
@@ -136,6 +142,12 @@ def row_count_drift(
         history = [counts.get(d, 0) for d in previous if d in materialized]
         observed = counts.get(day, 0)
         last = {"day": day.isoformat(), "observed_rows": observed, "history": history}
+        if (
+            source_time is not None
+            and dt.datetime.combine(day + dt.timedelta(days=1), dt.time()) > source_time
+        ):
+            last["verdict"] = f"not judged: in progress (the source was at {source_time})"
+            continue
         if len(history) < drift.min_history:
             last["verdict"] = f"not judged: {len(history)} of {drift.min_history} weeks of history"
             continue
@@ -266,6 +278,20 @@ class Batch:
             )
         return session.sql(rule.violations)
 
+    def drift(self, drift: Drift) -> Outcome:
+        return row_count_drift(*self.row_counts(drift), drift, self.source_time(drift.clock))
+
+    def source_time(self, clock: str | None) -> dt.datetime | None:
+        """The source's present when the clock table was last materialized (None if not recorded)."""
+        key = dg.AssetKey(clock.split("/") if clock else self.table.asset_path)
+        event = self.instance.get_latest_materialization_event(key)
+        recorded = (
+            event.asset_materialization.metadata.get(SOURCE_TIME)
+            if event and event.asset_materialization
+            else None
+        )
+        return dt.datetime.fromisoformat(recorded.value) if recorded is not None else None
+
     def row_counts(self, drift: Drift) -> tuple[dict[dt.date, int], list[dt.date], set[dt.date]]:
         """Rows per day over the window and the weeks before it, the window's days, the materialized days."""
         assert self.window is not None
@@ -371,7 +397,7 @@ def table_checks(table: LakeTable) -> list[TableCheck]:
                 f"{drift.error_band[0]}-{drift.error_band[1]}x (error) of the median of the same "
                 f"weekday over the previous {drift.weeks} materialized weeks.",
                 False,
-                lambda b: row_count_drift(*b.row_counts(drift), drift),
+                lambda b: b.drift(drift),
             )
         )
     for ref in table.references:

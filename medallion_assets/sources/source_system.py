@@ -162,6 +162,20 @@ def read_source_table(
     return table.cast(_typed_schema(spec))
 
 
+def source_time(url: str) -> dt.datetime:
+    """The source's present: the replay clock where the source is a replay, else the database's
+    local time (Olist times are local and without a zone). Changes up to it are visible."""
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
+            (REPLAY_SCHEMA, "clock"),
+        )
+        if cur.fetchone()[0]:
+            return _clock(cur)["as_of"]
+        cur.execute("SELECT localtimestamp::timestamp(0) AS now")
+        return cur.fetch_arrow_table().to_pylist()[0]["now"]
+
+
 def source_change_dates(url: str) -> tuple[dt.date, dt.date] | None:
     """First and last date on which any source row changed (None for an empty source)."""
     union = " UNION ALL ".join(
