@@ -65,7 +65,6 @@ class Outcome:
     passed: bool
     metadata: dict[str, Any]
     severity: Severity = "ERROR"
-    description: str | None = None
 
 
 def _json(value: Any) -> dg.MetadataValue:
@@ -435,9 +434,9 @@ def build_table_checks(table: LakeTable, partitions: dg.PartitionsDefinition) ->
     @dg.multi_asset_check(specs=specs, name=f"{table.layer}_{table.name}_checks")
     def checks(context: dg.AssetCheckExecutionContext, spark: SparkResource):
         batch = Batch.load(table, context, spark)
-        scope = (
-            f"{batch.window.start}..{batch.window.end - dt.timedelta(days=1)}" if batch.window else "table"
-        )
+        scope = "whole table"
+        if batch.window:
+            scope = f"{batch.window.start}..{batch.window.end - dt.timedelta(days=1)}"
         for check in planned:
             outcome = check.evaluate(batch)
             yield dg.AssetCheckResult(
@@ -445,7 +444,6 @@ def build_table_checks(table: LakeTable, partitions: dg.PartitionsDefinition) ->
                 check_name=check.name,
                 passed=outcome.passed,
                 severity=dg.AssetCheckSeverity[outcome.severity],
-                description=outcome.description,
                 metadata={"window": scope, "rows_checked": batch.rows.num_rows, **outcome.metadata},
             )
 
