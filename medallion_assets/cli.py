@@ -208,6 +208,11 @@ def quickstart(scale: float, seed: int, csv_dir: Path | None) -> None:
     reports = "(daily_order_report|daily_category_report|customer_rfm)"
     click.echo(f"  gold reports        {settings.lake_uri}/gold/{reports}  (README: query the gold tables)")
     click.echo(f"  Dagster runs        DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev")
+    passed = sum(o.checks_passed for o in summary.assets.values())
+    click.echo(
+        f"  asset checks        {passed} passed, {len(summary.failed_checks)} failed (listed above; "
+        "each asset's Checks tab in the UI; README: Data quality)"
+    )
     if not summary.success:
         raise SystemExit(1)
 
