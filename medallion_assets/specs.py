@@ -365,8 +365,9 @@ Severity = Literal["ERROR", "WARN"]
 @dataclass(frozen=True)
 class Drift:
     """A partition's row count against the median of the same weekday's previous materialized
-    partitions. Bands are ratios of that median: outside `warn_band` warns, outside `error_band`
-    is an error (never blocking: a quiet day is not bad data). Not judged while there are fewer than
+    partitions. Bands are ratios of that median: outside `warn_band` warns (the band is never
+    narrower than 3 x sqrt(median), a count's own noise), outside `error_band` is an error (never
+    blocking: a quiet day is not bad data). Not judged while there are fewer than
     `min_history` such partitions or the median is below `min_expected` rows (small counts are noise),
     nor while the day is in progress: when it ends after the source time that `clock` (a bronze table,
     default this one) recorded at its latest materialization."""

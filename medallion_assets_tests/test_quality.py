@@ -117,6 +117,10 @@ def test_row_count_drift_against_the_same_weekday() -> None:
     # Small counts are noise: 2 orders instead of 5 is not an outage.
     quiet = row_count_drift(_weeks(day, [5, 5, 5, 5, 5, 5, 2]), [day], materialized, drift)
     assert quiet.passed
+    # Near the floor the band allows a count's own noise (3 x sqrt(21) ~ 14), not an outage.
+    small = _weeks(day, [21, 21, 21, 21, 21, 21])
+    assert row_count_drift(small | {day: 10}, [day], materialized, drift).passed
+    assert row_count_drift(small | {day: 2}, [day], materialized, drift).severity == "ERROR"
 
     # A day the source has not finished yet is not judged; once the source is past it, it is.
     during = dt.datetime.combine(day, dt.time(15))

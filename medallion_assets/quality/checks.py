@@ -20,6 +20,7 @@ in its metadata: one evaluation per partition would cost ~15 ms each in the SQLi
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 import datetime as dt
 import json
+import math
 import statistics
 import warnings
 from collections.abc import Callable, Sequence
@@ -151,18 +152,26 @@ def row_count_drift(
             last["verdict"] = f"not judged: {len(history)} of {drift.min_history} weeks of history"
             continue
         expected = statistics.median(history)
+        # A count of n rows varies by ~sqrt(n) on its own: the warning band is never narrower than
+        # 3 such deviations, so a small table does not warn on chance alone.
+        noise = 3 * math.sqrt(expected)
+        warn = (
+            min(drift.warn_band[0] * expected, expected - noise),
+            max(drift.warn_band[1] * expected, expected + noise),
+        )
+        error = (drift.error_band[0] * expected, drift.error_band[1] * expected)
         last["expected_rows"] = expected
-        last["expected_band"] = [round(expected * r) for r in drift.warn_band]
-        last["error_band"] = [round(expected * r) for r in drift.error_band]
+        last["expected_band"] = [round(bound) for bound in warn]
+        last["error_band"] = [round(bound) for bound in error]
         if expected < drift.min_expected:
             last["verdict"] = f"not judged: expected {expected} rows, below {drift.min_expected}"
             continue
         judged += 1
         level = (
             "error"
-            if not drift.error_band[0] * expected <= observed <= drift.error_band[1] * expected
+            if not error[0] <= observed <= error[1]
             else "warn"
-            if not drift.warn_band[0] * expected <= observed <= drift.warn_band[1] * expected
+            if not warn[0] <= observed <= warn[1]
             else "ok"
         )
         last["verdict"] = level
