@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from medallion_assets.automation.alerts import ALERT_SENSORS
 from medallion_assets.bronze.assets import bronze_assets
 from medallion_assets.gold.assets import gold_assets
 from medallion_assets.partitions import daily_partitions
@@ -32,6 +33,7 @@ def build_definitions(
     return dg.Definitions(
         assets=[*bronze_assets(daily), *silver_assets(daily), *gold_assets(daily)],
         asset_checks=quality_checks(daily),
+        sensors=ALERT_SENSORS,
         resources={
             "lake": DeltaLakeIOManager(spark=spark),
             "source_db": SourceDatabase(),

@@ -23,12 +23,12 @@ class _ProgressHandler(logging.Handler):
                 flush=True,
             )
         elif event.is_step_failure:
-            print(f"  FAILED {event.step_key}: {_root_cause(event.event_specific_data.error)}", flush=True)
+            print(f"  FAILED {event.step_key}: {root_cause(event.event_specific_data.error)}", flush=True)
         elif event.is_step_start:
             print(f"  start  {event.step_key}", flush=True)
 
 
-def _root_cause(error: object) -> str:
+def root_cause(error: object) -> str:
     """The innermost error's first line: Dagster wraps the asset's own exception in its own."""
     while getattr(error, "cause", None) is not None:
         error = error.cause  # type: ignore[attr-defined]

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     spark_remote: str | None = Field(None, validation_alias="SPARK_REMOTE")
     warehouse: Literal["duckdb", "bigquery"] = Field("duckdb", validation_alias="MEDALLION_WAREHOUSE")
     start_date: dt.date = Field(dt.date(2016, 9, 1), validation_alias="MEDALLION_START_DATE")
+    # Run alerts: a Slack or Discord incoming-webhook URL (it embeds a token: secret).
+    alert_webhook_url: SecretStr | None = Field(None, validation_alias="MEDALLION_ALERT_WEBHOOK_URL")
+    alert_on_success: bool = Field(False, validation_alias="MEDALLION_ALERT_ON_SUCCESS")
+    # Where a person opens the Dagster UI: the alert links to the run there.
+    ui_url: str = Field("http://127.0.0.1:3000", validation_alias="MEDALLION_UI_URL")
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:

@@ -1,0 +1,128 @@
+"""Run alerts: a real failed run of the pipeline reaches a webhook on loopback as one message a
+person can act on (run, failed step, error, link); a webhook that is down never raises."""
+
+import datetime as dt
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from medallion_assets.automation.alerts import alert_on_run_failure, alert_on_run_success, post_alert
+from medallion_assets.build import build
+
+SECRET = "s3cr3t-token"
+
+
+class Webhook:
+    """An HTTP server on 127.0.0.1 that records the JSON bodies posted to it."""
+
+    def __init__(self, status: int = 204) -> None:
+        received: list[dict] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                received.append({"path": self.path, "body": json.loads(self.rfile.read(length))})
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.received = received
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/api/webhooks/1/{SECRET}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+@dg.asset
+def succeeding() -> int:
+    return 1
+
+
+def failed_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> tuple[dg.DagsterInstance, dg.DagsterRun, dg.DagsterEvent]:
+    """A real run of the pipeline that fails: bronze with its source database down."""
+    monkeypatch.setenv("MEDALLION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MEDALLION_SOURCE_URL", "postgresql://etl:db-password@127.0.0.1:1/olist")
+    instance = dg.DagsterInstance.ephemeral()
+    day = dt.date(2017, 1, 1)
+    summary = build("key:bronze/orders", day, day, echo=lambda _: None, instance=instance)
+    assert not summary.success
+    run = instance.get_run_by_id(summary.runs[0])
+    assert run is not None
+    failure = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records[0]
+    return instance, run, failure.event_log_entry.dagster_event
+
+
+def test_a_failed_run_reaches_the_webhook(
+    webhook: Webhook, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    instance, run, event = failed_run(monkeypatch, tmp_path)
+    monkeypatch.setenv("MEDALLION_ALERT_WEBHOOK_URL", webhook.url)
+    monkeypatch.setenv("MEDALLION_UI_URL", "http://dagster.example:3000/")
+    context = dg.build_run_status_sensor_context(
+        sensor_name="alert_on_run_failure", dagster_event=event, dagster_instance=instance, dagster_run=run
+    ).for_run_failure()
+    alert_on_run_failure(context)
+
+    assert len(webhook.received) == 1
+    body = webhook.received[0]["body"]
+    assert body["text"] == body["content"]  # Slack reads `text`, Discord `content`
+    text = body["text"]
+    assert text.startswith(f"Dagster run FAILED: {run.job_name} ({run.run_id[:8]})")
+    assert "- step bronze__orders: " in text and "127.0.0.1:1" in text  # the step and why
+    assert text.endswith(f"http://dagster.example:3000/runs/{run.run_id}")
+    assert "db-password" not in text  # the source's password never leaves
+
+
+def test_success_alerts_only_when_asked(
+    webhook: Webhook, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MEDALLION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MEDALLION_ALERT_WEBHOOK_URL", webhook.url)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([succeeding], instance=instance)
+    assert result.success
+    context = dg.build_run_status_sensor_context(
+        sensor_name="alert_on_run_success",
+        dagster_event=result.get_run_success_event(),
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+    )
+    alert_on_run_success(context)
+    assert webhook.received == []  # off by default
+    monkeypatch.setenv("MEDALLION_ALERT_ON_SUCCESS", "true")
+    alert_on_run_success(context)
+    assert webhook.received[0]["body"]["text"].startswith("Dagster run succeeded")
+
+
+def test_a_webhook_that_refuses_or_is_down_is_logged_never_raised(caplog: pytest.LogCaptureFixture) -> None:
+    refusing = Webhook(status=500)
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert post_alert(refusing.url, "hello") is False
+    finally:
+        refusing.close()
+    assert "refused the alert: HTTP 500" in caplog.text
+    with caplog.at_level(logging.WARNING):
+        assert post_alert(refusing.url, "hello", timeout=2) is False  # closed now: unreachable
+    assert "unreachable" in caplog.text
+    assert SECRET not in caplog.text  # the URL's token is never logged
