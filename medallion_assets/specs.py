@@ -871,3 +871,16 @@ GOLD_REPORTS: dict[str, LakeTable] = {
         ),
     )
 }
+
+
+# Every lake table, in layer order: the assets, their checks and the tests iterate over this.
+LAKE_TABLES: tuple[LakeTable, ...] = (
+    *BRONZE_TABLES,
+    ATTRIBUTE_CHANGES,
+    *SILVER_TABLES,
+    *QUARANTINE_TABLES,
+    *GOLD_DIMENSIONS.values(),
+    *GOLD_FACTS.values(),
+    *GOLD_REPORTS.values(),
+)
+TABLES_BY_PATH: dict[str, LakeTable] = {"/".join(t.asset_path): t for t in LAKE_TABLES}

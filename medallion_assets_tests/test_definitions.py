@@ -11,15 +11,7 @@ import dagster as dg
 import medallion_assets
 from medallion_assets.definitions import build_definitions
 from medallion_assets.settings import get_settings
-from medallion_assets.specs import (
-    ATTRIBUTE_CHANGES,
-    BRONZE_TABLES,
-    GOLD_DIMENSIONS,
-    GOLD_FACTS,
-    GOLD_REPORTS,
-    QUARANTINE_TABLES,
-    SILVER_TABLES,
-)
+from medallion_assets.specs import LAKE_TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,15 +38,7 @@ def test_dagster_validates_the_module_and_the_workspace(tmp_path: Path) -> None:
 
 def test_every_table_spec_is_an_asset_partitioned_as_declared() -> None:
     graph = build_definitions(get_settings()).resolve_asset_graph()
-    specs = [
-        *BRONZE_TABLES,
-        ATTRIBUTE_CHANGES,
-        *SILVER_TABLES,
-        *QUARANTINE_TABLES,
-        *GOLD_DIMENSIONS.values(),
-        *GOLD_FACTS.values(),
-        *GOLD_REPORTS.values(),
-    ]
+    specs = LAKE_TABLES
     assert {dg.AssetKey(t.asset_path) for t in specs} == set(graph.materializable_asset_keys)
     for table in specs:
         node = graph.get(dg.AssetKey(table.asset_path))

@@ -20,7 +20,6 @@ from medallion_assets.build import format_summary
 from medallion_assets.definitions import build_definitions
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.quality.checks import (
-    LAKE_TABLES,
     contract_check,
     not_null,
     references,
@@ -34,6 +33,7 @@ from medallion_assets.settings import get_settings
 from medallion_assets.specs import (
     CHANGE_DATE,
     CHANGE_TS,
+    LAKE_TABLES,
     SILVER_TABLES,
     SOURCE_TIME,
     TABLES_BY_NAME,

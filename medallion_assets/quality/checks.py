@@ -37,14 +37,9 @@ from medallion_assets.resources.delta_lake import Lake, LakeError, Window
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
 from medallion_assets.specs import (
-    ATTRIBUTE_CHANGES,
-    BRONZE_TABLES,
-    GOLD_DIMENSIONS,
-    GOLD_FACTS,
-    GOLD_REPORTS,
-    QUARANTINE_TABLES,
-    SILVER_TABLES,
+    LAKE_TABLES,
     SOURCE_TIME,
+    TABLES_BY_PATH,
     Column,
     Drift,
     LakeTable,
@@ -279,7 +274,7 @@ class Batch:
         session = self.spark.session()
         self.frame().createOrReplaceTempView("rows")
         for path in rule.reads:
-            other = _table(path)
+            other = TABLES_BY_PATH[path]
             window = self.window if other.partition_column == self.table.partition_column else None
             session.createDataFrame(read_window(self.lake, other.asset_path, window)).createOrReplaceTempView(
                 other.name
@@ -318,12 +313,14 @@ class Batch:
         return counts, days, materialized
 
     def referenced_keys(self, ref: Reference) -> pa.Array:
-        other = _table(ref.table)
-        window = self.window if ref.same_window else None
-        if self.lake.open(self.lake.uri(dg.AssetKey(other.asset_path))) is None:
-            return pa.array([], self.rows.schema.field(ref.column).type)  # not built yet: all orphans
-        keys = read_window(self.lake, other.asset_path, window, [ref.key])[ref.key]
-        return pc.unique(keys.combine_chunks())
+        path = TABLES_BY_PATH[ref.table].asset_path
+        if ref.same_window:
+            keys = read_window(self.lake, path, self.window, [ref.key])
+        else:
+            keys = self.lake.read(dg.AssetKey(path), [ref.key])  # None: not built yet
+        if keys is None:
+            return pa.array([], self.rows.schema.field(ref.column).type)  # every value is an orphan
+        return pc.unique(keys[ref.key].combine_chunks())
 
 
 def read_window(
@@ -339,10 +336,6 @@ def read_window(
         "read",
         lambda: dataset.to_table(columns=columns, filter=window.expression() if window else None),
     )
-
-
-def _table(path: str) -> LakeTable:
-    return TABLES_BY_PATH[path]
 
 
 # ------------------------------------------------------------------------------------ the factory
@@ -457,18 +450,6 @@ def build_table_checks(table: LakeTable, partitions: dg.PartitionsDefinition) ->
             )
 
     return checks
-
-
-LAKE_TABLES: tuple[LakeTable, ...] = (
-    *BRONZE_TABLES,
-    ATTRIBUTE_CHANGES,
-    *SILVER_TABLES,
-    *QUARANTINE_TABLES,
-    *GOLD_DIMENSIONS.values(),
-    *GOLD_FACTS.values(),
-    *GOLD_REPORTS.values(),
-)
-TABLES_BY_PATH: dict[str, LakeTable] = {"/".join(t.asset_path): t for t in LAKE_TABLES}
 
 
 def quality_checks(partitions: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
