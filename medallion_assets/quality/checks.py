@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 
 from medallion_assets.quality.contracts import breaking_rows, contract, failures
-from medallion_assets.resources.delta_lake import Lake, LakeError, Window
+from medallion_assets.resources.delta_lake import Lake, Window
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
 from medallion_assets.specs import (
@@ -261,7 +261,14 @@ class Batch:
             span = context.partition_time_window
             window = Window(table.partition_column, span.start.date(), span.end.date())
         lake = Lake.from_settings(get_settings())
-        return cls(table, read_window(lake, table.asset_path, window), window, lake, spark, context.instance)
+        return cls(
+            table,
+            lake.read_window(dg.AssetKey(table.asset_path), window),
+            window,
+            lake,
+            spark,
+            context.instance,
+        )
 
     def frame(self) -> DataFrame:
         """The rows in Spark, created once per step."""
@@ -276,9 +283,9 @@ class Batch:
         for path in rule.reads:
             other = TABLES_BY_PATH[path]
             window = self.window if other.partition_column == self.table.partition_column else None
-            session.createDataFrame(read_window(self.lake, other.asset_path, window)).createOrReplaceTempView(
-                other.name
-            )
+            session.createDataFrame(
+                self.lake.read_window(dg.AssetKey(other.asset_path), window)
+            ).createOrReplaceTempView(other.name)
         return session.sql(rule.violations)
 
     def drift(self, drift: Drift) -> Outcome:
@@ -300,9 +307,8 @@ class Batch:
         assert self.window is not None
         column = self.window.column
         start = self.window.start - dt.timedelta(weeks=drift.weeks)
-        history = read_window(
-            self.lake, self.table.asset_path, Window(column, start, self.window.end), [column]
-        )
+        weeks = Window(column, start, self.window.end)
+        history = self.lake.read_window(dg.AssetKey(self.table.asset_path), weeks, [column])
         counts = {r["values"]: r["counts"] for r in pc.value_counts(history[column]).to_pylist()}
         days = [
             self.window.start + dt.timedelta(days=n)
@@ -315,27 +321,12 @@ class Batch:
     def referenced_keys(self, ref: Reference) -> pa.Array:
         path = TABLES_BY_PATH[ref.table].asset_path
         if ref.same_window:
-            keys = read_window(self.lake, path, self.window, [ref.key])
+            keys = self.lake.read_window(dg.AssetKey(path), self.window, [ref.key])
         else:
             keys = self.lake.read(dg.AssetKey(path), [ref.key])  # None: not built yet
         if keys is None:
             return pa.array([], self.rows.schema.field(ref.column).type)  # every value is an orphan
         return pc.unique(keys[ref.key].combine_chunks())
-
-
-def read_window(
-    lake: Lake, path: Sequence[str], window: Window | None, columns: list[str] | None = None
-) -> pa.Table:
-    uri = lake.uri(dg.AssetKey(list(path)))
-    delta = lake.open(uri)
-    if delta is None:
-        raise LakeError(f"{'/'.join(path)} has no Delta table at {uri} yet: materialize it first")
-    dataset = delta.to_pyarrow_dataset()
-    return lake.guarded(
-        uri,
-        "read",
-        lambda: dataset.to_table(columns=columns, filter=window.expression() if window else None),
-    )
 
 
 # ------------------------------------------------------------------------------------ the factory

@@ -94,6 +94,24 @@ class Lake:
             return None
         return self.guarded(uri, "read", lambda: table.to_pyarrow_dataset().to_table(columns=columns))
 
+    def read_window(
+        self, asset_key: dg.AssetKey, window: Window | None, columns: list[str] | None = None
+    ) -> pa.Table:
+        """The rows of a table inside a partition window (all rows for None), reading only the
+        files the window can touch; a table not built yet is a clear error."""
+        uri = self.uri(asset_key)
+        table = self.open(uri)
+        if table is None:
+            raise LakeError(
+                f"{asset_key.to_user_string()} has no Delta table at {uri} yet: materialize it first"
+            )
+        dataset = table.to_pyarrow_dataset()
+        return self.guarded(
+            uri,
+            "read",
+            lambda: dataset.to_table(columns=columns, filter=window.expression() if window else None),
+        )
+
     def guarded(self, uri: str, action: str, operation: Callable[[], T]) -> T:
         try:
             return operation()
@@ -227,19 +245,9 @@ class DeltaLakeIOManager(dg.ConfigurableIOManager):
     # --------------------------------------------------------------------------------- read
 
     def load_input(self, context: dg.InputContext) -> Any:
-        lake = self.lake()
-        uri = lake.uri(context.asset_key)
-        table = lake.open(uri)
-        if table is None:
-            raise LakeError(
-                f"{context.asset_key.to_user_string()} has no Delta table at {uri} yet: materialize it first"
-            )
         upstream = context.upstream_output.definition_metadata if context.upstream_output else {}
         window = Window.of(context, upstream.get(PARTITION_COLUMN))
-        dataset = table.to_pyarrow_dataset()
-        table = lake.guarded(
-            uri, "read", lambda: dataset.to_table(filter=window.expression() if window else None)
-        )
+        table = self.lake().read_window(context.asset_key, window)
         if context.dagster_type.typing_type is pa.Table:
             return table
         return self.spark.session().createDataFrame(table)
