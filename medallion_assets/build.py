@@ -9,12 +9,10 @@ instance like any run. Progress is printed as steps finish; a summary ends the b
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -22,9 +20,11 @@ from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.execution.execute_in_process import core_execute_in_process
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from medallion_assets.automation.propagation import BUILD_TAG
 from medallion_assets.definitions import build_definitions
 from medallion_assets.gold.facts import stale_order_dates
 from medallion_assets.resources.delta_lake import Lake
+from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.resources.postgres import source_database_url
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import Settings, get_settings
@@ -59,28 +59,19 @@ class BuildSummary:
         return not self.failed_steps
 
 
-def ensure_dagster_home(settings: Settings) -> str:
-    """DAGSTER_HOME, defaulting to $MEDALLION_HOME/dagster (created) so runs are recorded."""
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = str(home)
-    return str(home)
-
-
 def build(
     selection: str | None = None,
     start: dt.date | None = None,
     end: dt.date | None = None,
     echo: Echo = print,
     instance: dg.DagsterInstance | None = None,
+    tags: dict[str, str] | None = None,
 ) -> BuildSummary:
     """Build with the settings of the environment: the same ones the resources read at run time.
 
     Runs are recorded in the DAGSTER_HOME instance unless another `instance` is given (tests pass
-    an ephemeral one: booking each partition in SQLite costs ~10 ms)."""
+    an ephemeral one: booking each partition in SQLite costs ~10 ms). Every run is tagged
+    `medallion/build` (the propagation sensor leaves such runs alone: they run every layer)."""
     started = time.perf_counter()
     settings = get_settings()
     ensure_dagster_home(settings)
@@ -115,14 +106,14 @@ def build(
             else:
                 ranges = [_clamp(partitions, summary.range)]
             for window in ranges:
-                tags = {}
+                run_tags = {BUILD_TAG: "cli", **(tags or {})}
                 if window is not None:
-                    tags = {
+                    run_tags |= {
                         ASSET_PARTITION_RANGE_START_TAG: window[0],
                         ASSET_PARTITION_RANGE_END_TAG: window[1],
                     }
                     echo(f"run {index}: {len(stretch)} asset(s) over partitions {window[0]}..{window[1]}")
-                result = _execute(job_def, instance, tags)
+                result = _execute(job_def, instance, run_tags)
                 summary.runs.append(result.run_id)
                 _collect(result, summary)
                 if not result.success:

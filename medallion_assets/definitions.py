@@ -12,6 +12,13 @@ from collections.abc import Sequence
 import dagster as dg
 
 from medallion_assets.automation.alerts import ALERT_SENSORS
+from medallion_assets.automation.propagation import (
+    catch_up_schedule,
+    gold_refresh,
+    propagation_sensor,
+    silver_job,
+)
+from medallion_assets.automation.source_changes import source_changes_sensor
 from medallion_assets.bronze.assets import bronze_assets
 from medallion_assets.gold.assets import gold_assets
 from medallion_assets.partitions import daily_partitions
@@ -30,16 +37,18 @@ def build_definitions(
     settings = settings or get_settings()
     daily = daily_partitions(settings)
     spark = SparkResource()
+    propagate_silver = silver_job(daily)
     return dg.Definitions(
         assets=[*bronze_assets(daily), *silver_assets(daily), *gold_assets(daily)],
         asset_checks=quality_checks(daily),
-        sensors=ALERT_SENSORS,
+        sensors=[*ALERT_SENSORS, source_changes_sensor(daily), propagation_sensor(propagate_silver)],
+        schedules=[catch_up_schedule(daily)],
         resources={
             "lake": DeltaLakeIOManager(spark=spark),
             "source_db": SourceDatabase(),
             "spark": spark,
         },
-        jobs=list(jobs),
+        jobs=[propagate_silver, gold_refresh, *jobs],
         loggers={"console": dg.colored_console_logger, "medallion_progress": medallion_progress},
         executor=dg.in_process_executor,
     )

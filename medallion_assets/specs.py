@@ -438,6 +438,12 @@ class LakeTable:
         return [self.layer, self.name]
 
     @property
+    def pool(self) -> str:
+        """The Dagster concurrency pool of the step writing this table: with a pool limit of 1 (the
+        PostgreSQL instance's dagster.yaml), two runs never write the same table at once."""
+        return "/".join(self.asset_path)
+
+    @property
     def not_null_columns(self) -> tuple[str, ...]:
         names = [*self.primary_key, *self.required, *(c.name for c in self.columns if c.required)]
         return tuple(dict.fromkeys(names))

@@ -70,6 +70,7 @@ def build_bronze_asset(
         description=table.description,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=table.pool,
         io_manager_key="lake",
         metadata={**lake_metadata(table), "source_table": source_name},
         group_name="bronze",

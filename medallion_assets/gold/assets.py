@@ -79,6 +79,7 @@ def _gold_asset(table: LakeTable, kinds: set[str] | None = None, **options) -> C
         metadata=lake_metadata(table),
         group_name=GROUP,
         kinds=kinds or {"spark", "delta"},
+        pool=table.pool,
         **options,
     )
 
@@ -145,6 +146,7 @@ def build_fact_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         ],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        pool="gold/facts",
     )
     def gold_facts(context: dg.AssetExecutionContext, spark: SparkResource):
         window = context.partition_time_window

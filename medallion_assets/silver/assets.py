@@ -232,6 +232,7 @@ def build_silver_asset(
         deps=[dg.AssetKey(["bronze", name]) for name in sorted(looked_up)],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=table.pool,
     )
     def silver_asset(context: dg.AssetExecutionContext, bronze: DataFrame, spark: SparkResource):
         window_end = context.partition_time_window.end.replace(tzinfo=None)

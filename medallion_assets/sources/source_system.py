@@ -189,6 +189,57 @@ def source_change_dates(url: str) -> tuple[dt.date, dt.date] | None:
     return (first.date(), last.date()) if first else None
 
 
+@dataclass(frozen=True)
+class NewChanges:
+    """Rows of one source table changed after a watermark: how many, and the first and last change."""
+
+    rows: int
+    first: dt.datetime
+    last: dt.datetime
+
+
+# What the source-row sensor watches: each bronze table's source relation and its change column.
+CHANGE_FEEDS: dict[str, tuple[str, str]] = {
+    **{spec.name: (f"{SOURCE_SCHEMA}.{spec.name}", "updated_at") for spec in OLIST_TABLES},
+    "attribute_changes": (f"{REPLAY_SCHEMA}.attribute_changes", "changed_at"),
+}
+
+
+def changes_since(
+    url: str, watermarks: dict[str, dt.datetime | None], before: dt.datetime
+) -> dict[str, NewChanges]:
+    """Per watched table, the rows changed after its watermark (None: ever) and before `before`,
+    counted on the indexed change column in one read-only transaction; tables without any are left
+    out. The replay's audit trail only counts changes its clock has reached, as bronze reads it."""
+    found: dict[str, NewChanges] = {}
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SET TRANSACTION READ ONLY")
+        cur.execute(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables"
+            " WHERE table_schema IN ($1, $2)",
+            (SOURCE_SCHEMA, REPLAY_SCHEMA),
+        )
+        present = {row[0] for row in cur.fetchall()}
+        if not present:
+            _clock(cur)  # a clear error: the source was never loaded
+        for name, watermark in watermarks.items():
+            relation, column = CHANGE_FEEDS[name]
+            if relation not in present:
+                continue
+            upper = before
+            if relation.startswith(REPLAY_SCHEMA):
+                upper = min(before, _clock(cur)["as_of"] + dt.timedelta(microseconds=1))
+            cur.execute(
+                f"SELECT count(*), min({column}), max({column}) FROM {relation}"
+                f" WHERE {column} > $1 AND {column} < $2",
+                (watermark or dt.datetime(1, 1, 1), upper),
+            )
+            rows, first, last = cur.fetchone()
+            if rows:
+                found[name] = NewChanges(rows, first, last)
+    return found
+
+
 def read_attribute_changes(
     url: str, changed_from: dt.datetime | None = None, changed_before: dt.datetime | None = None
 ) -> pa.Table:

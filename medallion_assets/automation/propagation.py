@@ -1,0 +1,207 @@
+"""Downstream propagation: a successful run of one layer requests the next, and a daily catch-up.
+
+Why a sensor and not `AutomationCondition.eager()`: eager only follows the latest time partition,
+and gold's partitions are order dates, while a day of source changes can touch any older order date
+(a late review, a status change); which ones is known only by comparing silver with the stored facts
+(`stale_order_dates`, a Spark job). So the chain is:
+
+- a successful run that landed bronze days D1..D2 requests the silver tables fed by those bronze
+  tables over D1..D2 (job `propagate_silver`);
+- a successful run that wrote silver over D1..D2 requests `gold_refresh`, one run that does what
+  `medallion build key:gold/*` does for D1..D2: the dimensions, the facts and reports of those
+  order dates plus every stale older one, then customer_rfm (each as its own recorded run, tagged
+  with the refresh's run id).
+
+Blocking checks are respected because only *successful* runs propagate: a failed blocking check
+fails its run (steps after it never start), so nothing downstream is requested; the failure alert
+tells a person and the catch-up retries. Run keys name the upstream run, so a repeated tick never
+requests the same step twice. Runs of `medallion build` (tag `medallion/build`) run every layer
+themselves and are not propagated.
+
+The daily catch-up lands yesterday and today again (late-committed rows; the drift check judges a
+day only once the source is past it) plus the window of any pipeline run that failed in the last
+7 days; propagation carries it to gold.
+"""
+
+# No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
+import datetime as dt
+import time
+
+import dagster as dg
+from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
+
+from medallion_assets.automation.source_changes import TRIGGER_TAG, bronze_key
+from medallion_assets.resources.postgres import SourceUnavailableError, source_database_url
+from medallion_assets.settings import get_settings
+from medallion_assets.sources.source_system import CHANGE_FEEDS, SourceStateError, source_time
+
+# Runs of `medallion build` (value: "cli", or the gold refresh run that started them).
+BUILD_TAG = "medallion/build"
+# The change dates "start..end" a chain of runs carries from bronze to gold.
+CHANGES_TAG = "medallion/changes"
+SILVER_JOB = "propagate_silver"
+GOLD_JOB = "gold_refresh"
+CATCH_UP_DAYS_BACK = 7
+
+
+def run_window(run: dg.DagsterRun) -> tuple[str, str] | None:
+    """The change dates a run covered: its carried window, its partition range, or its partition."""
+    tags = run.tags
+    if CHANGES_TAG in tags:
+        start, end = tags[CHANGES_TAG].split("..")
+        return start, end
+    if ASSET_PARTITION_RANGE_START_TAG in tags:
+        return tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG]
+    if PARTITION_NAME_TAG in tags:
+        return tags[PARTITION_NAME_TAG], tags[PARTITION_NAME_TAG]
+    return None
+
+
+def window_tags(window: tuple[str, str], trigger: str) -> dict[str, str]:
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: window[0],
+        ASSET_PARTITION_RANGE_END_TAG: window[1],
+        CHANGES_TAG: f"{window[0]}..{window[1]}",
+        TRIGGER_TAG: trigger,
+    }
+
+
+def next_run_request(run: dg.DagsterRun, graph: BaseAssetGraph) -> dg.RunRequest | None:
+    """What a successful run asks of the next layer (None: nothing, e.g. gold or no window)."""
+    selected = set(run.asset_selection or ())
+    layers = {key.path[0] for key in selected}
+    window = run_window(run)
+    if window is None or BUILD_TAG in run.tags:
+        return None
+    if layers & {"silver", "quarantine"}:
+        return dg.RunRequest(
+            run_key=f"gold-after-{run.run_id}",
+            job_name=GOLD_JOB,
+            run_config={"ops": {"refresh_gold": {"config": {"start": window[0], "end": window[1]}}}},
+            tags={CHANGES_TAG: f"{window[0]}..{window[1]}", TRIGGER_TAG: f"after {run.run_id}"},
+        )
+    if "bronze" in layers:
+        landed = {key for key in selected if key.path[0] == "bronze"}
+        children = {child for key in landed for child in graph.get(key).child_keys}
+        silver = sorted(k for k in children if k.path[0] in ("silver", "quarantine"))
+        if not silver:
+            return None
+        return dg.RunRequest(
+            run_key=f"silver-after-{run.run_id}",
+            job_name=SILVER_JOB,
+            asset_selection=silver,
+            tags=window_tags(window, f"after {run.run_id}"),
+        )
+    return None
+
+
+class GoldWindow(dg.Config):
+    start: str  # the change dates whose effects gold takes in, YYYY-MM-DD
+    end: str
+
+
+@dg.op(description="Build gold for a window of change dates, as `medallion build key:gold/*` does.")
+def refresh_gold(context: dg.OpExecutionContext, config: GoldWindow) -> None:
+    from medallion_assets.build import build, format_summary  # build imports these definitions
+
+    summary = build(
+        "key:gold/*",
+        dt.date.fromisoformat(config.start),
+        dt.date.fromisoformat(config.end),
+        echo=context.log.info,
+        instance=context.instance,
+        tags={BUILD_TAG: context.run_id},
+    )
+    context.log.info(format_summary(summary))
+    if not summary.success:
+        raise dg.Failure(
+            description=f"gold refresh failed at {', '.join(summary.failed_steps)}",
+            metadata={"runs": summary.runs, "failed_checks": summary.failed_checks},
+        )
+
+
+@dg.job(name=GOLD_JOB, executor_def=dg.in_process_executor, description=refresh_gold.description)
+def gold_refresh() -> None:
+    refresh_gold()
+
+
+def propagation_sensor(silver_job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="propagate_downstream",
+        description="After a successful bronze run: silver over its days; after silver: gold.",
+        minimum_interval_seconds=15,
+        jobs=[silver_job, gold_refresh],
+        default_status=dg.DefaultSensorStatus.STOPPED,
+    )
+    def propagate_downstream(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        # First tick: from now on (history was built already, or by `medallion build`).
+        after = float(context.cursor) if context.cursor else time.time()
+        records = context.instance.get_run_records(
+            dg.RunsFilter(
+                statuses=[dg.DagsterRunStatus.SUCCESS],
+                updated_after=dt.datetime.fromtimestamp(after, dt.UTC),
+            ),
+            order_by="update_timestamp",
+            ascending=True,
+            limit=100,
+        )
+        graph = context.repository_def.asset_graph
+        requests = [r for record in records if (r := next_run_request(record.dagster_run, graph))]
+        cursor = records[-1].update_timestamp.timestamp() if records else after
+        return dg.SensorResult(run_requests=requests, cursor=str(cursor))
+
+    return propagate_downstream
+
+
+def silver_job(partitions: dg.PartitionsDefinition) -> UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        SILVER_JOB, selection=dg.AssetSelection.groups("silver", "quarantine"), partitions_def=partitions
+    )
+
+
+def failed_since(instance: dg.DagsterInstance, since: dt.datetime) -> list[tuple[str, str]]:
+    """The change windows of pipeline runs that failed since `since` (not those of `medallion build`)."""
+    records = instance.get_run_records(
+        dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], created_after=since)
+    )
+    return [
+        window
+        for record in records
+        if BUILD_TAG not in record.dagster_run.tags and (window := run_window(record.dagster_run))
+    ]
+
+
+def catch_up_schedule(partitions: dg.TimeWindowPartitionsDefinition) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name="daily_catch_up",
+        description="Lands yesterday and today again, and any window that failed in the last 7 days.",
+        cron_schedule="30 0 * * *",
+        target=dg.AssetSelection.assets(*(bronze_key(name) for name in CHANGE_FEEDS)),
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+    )
+    def daily_catch_up(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        try:  # the source's present: a replayed source's clock is not the wall clock
+            today = source_time(source_database_url(get_settings())).date()
+        except (SourceUnavailableError, SourceStateError) as exc:
+            return dg.SkipReason(f"source not readable: {exc}")
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(days=CATCH_UP_DAYS_BACK)
+        failed = [dt.date.fromisoformat(start) for start, _ in failed_since(context.instance, since)]
+        start = min([today - dt.timedelta(days=1), *failed])
+        first, last = partitions.get_first_partition_window(), partitions.get_last_partition_window()
+        assert first is not None and last is not None
+        window = (
+            max(start, first.start.date()).isoformat(),
+            min(today, last.start.date()).isoformat(),
+        )
+        scheduled = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
+        return dg.RunRequest(
+            run_key=f"catch-up-{scheduled:%Y-%m-%d}", tags=window_tags(window, "daily_catch_up")
+        )
+
+    return daily_catch_up

@@ -1,0 +1,45 @@
+"""The Dagster instance: SQLite in DAGSTER_HOME by default, PostgreSQL when DAGSTER_PG_URL is set.
+
+`ensure_dagster_home` writes the matching dagster.yaml into DAGSTER_HOME (default
+$MEDALLION_HOME/dagster) unless the user wrote their own there: a file without our first line is
+never touched.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from medallion_assets.settings import Settings
+
+TEMPLATES = Path(__file__).parent
+WRITTEN_BY_US = "# The "  # the first line of both templates
+EARLIER_DEFAULT = "telemetry:\n  enabled: false\n"  # what medallion wrote before the templates
+
+
+def instance_yaml() -> str:
+    """The dagster.yaml for this environment; a PostgreSQL URL must name the psycopg2 driver."""
+    url = os.environ.get("DAGSTER_PG_URL")
+    if url and not url.startswith("postgresql+psycopg2://"):
+        scheme = url.split("://")[0]
+        raise ValueError(
+            f"DAGSTER_PG_URL must start with postgresql+psycopg2:// (got {scheme}://): SQLAlchemy would"
+            " otherwise look for psycopg 3, which is not installed"
+        )
+    return (TEMPLATES / ("postgres.yaml" if url else "sqlite.yaml")).read_text()
+
+
+def ensure_dagster_home(settings: Settings) -> str:
+    """DAGSTER_HOME (default $MEDALLION_HOME/dagster, created) with a dagster.yaml, set in the
+    environment so that runs are recorded there."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    wanted = instance_yaml()
+    current = config.read_text() if config.exists() else None
+    if current != wanted and (
+        current is None or current.startswith(WRITTEN_BY_US) or current == EARLIER_DEFAULT
+    ):
+        config.write_text(wanted)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return str(home)

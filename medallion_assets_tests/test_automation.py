@@ -1,0 +1,201 @@
+"""Orchestration by branch, against a real source and real Dagster runs: the source-row sensor
+(first tick, nothing new, new rows in several tables, source down, cursor across a restart), the
+downstream propagation (a landed bronze run asks for silver over its days, a silver run for gold,
+never twice and never after a failure), the daily catch-up and the instance's dagster.yaml."""
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import adbc_driver_postgresql.dbapi as adbc_dbapi
+import dagster as dg
+import pytest
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from medallion_assets.automation.propagation import (
+    CHANGES_TAG,
+    catch_up_schedule,
+    propagation_sensor,
+    silver_job,
+)
+from medallion_assets.automation.source_changes import read_cursor, source_changes_sensor
+from medallion_assets.definitions import build_definitions
+from medallion_assets.partitions import daily_partitions
+from medallion_assets.resources.instance import ensure_dagster_home
+from medallion_assets.settings import get_settings
+from medallion_assets.sources.source_system import CHANGE_FEEDS, advance_source, load_source
+from medallion_assets_tests.handmade import at, write_handmade
+
+PASSWORD = "tick-secret"
+
+
+def own_database(pg_url: str, name: str) -> str:
+    """A database of its own on the session's server, so the source of other tests is untouched."""
+    with adbc_dbapi.connect(pg_url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = $1", (name,))
+        if not cur.fetchall():
+            cur.execute(f"CREATE DATABASE {name}")
+    base, _, query = pg_url.partition("?")
+    return base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture
+def source(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The hand-made shop as known on 3 March 2018 (orders of the 1st and 2nd; more to come)."""
+    url = own_database(pg_url, "sensor_source")
+    load_source(url, write_handmade(tmp_path / "csv"), as_of=at(3), attribute_changes="none", replace=True)
+    monkeypatch.setenv("MEDALLION_SOURCE_URL", url)
+    monkeypatch.setenv("MEDALLION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MEDALLION_LAKE_URI", str(tmp_path / "lake"))
+    yield url
+
+
+def tick(sensor: dg.SensorDefinition, cursor: str | None, instance: dg.DagsterInstance | None = None):
+    context = dg.build_sensor_context(cursor=cursor, instance=instance or dg.DagsterInstance.ephemeral())
+    return sensor.evaluate_tick(context)
+
+
+def test_source_sensor_branches(source: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    sensor = source_changes_sensor(daily_partitions(get_settings()))
+
+    # First tick, empty lake: everything the source holds, as ONE run over all its days.
+    first = tick(sensor, None)
+    (request,) = first.run_requests
+    # Every table, those without a change yet too (created empty: silver looks up parents in them).
+    assert {key.path[1] for key in request.asset_selection} == set(CHANGE_FEEDS)
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2018-03-01"
+    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == "2018-03-02"
+    marks = read_cursor(first.cursor)
+    assert marks["orders"] == at(2, 16)  # o5 approved: its last change before the clock
+    assert marks["attribute_changes"] is None
+
+    # Nothing new: skipped with the reason, watermarks unchanged.
+    idle = tick(sensor, first.cursor)
+    assert not idle.run_requests
+    assert "no new source rows" in idle.skip_message
+    assert read_cursor(idle.cursor) == marks
+
+    # The source moves on four days: only the tables that changed, over the days they changed on.
+    advance_source(source, to=at(7))
+    moved = tick(sensor, first.cursor)
+    (request,) = moved.run_requests
+    changed = {key.path[1] for key in request.asset_selection}
+    assert changed == {"orders", "order_items", "order_payments", "order_reviews", "customers"}
+    assert (request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
+        "2018-03-03",
+        "2018-03-06",
+    )
+    new_marks = read_cursor(moved.cursor)
+    assert new_marks["orders"] == at(6, 12) and new_marks["products"] == marks["products"]
+
+    # A restart that lost the last cursor sees the same window: the same run key (Dagster runs a key
+    # once per sensor); from the stored cursor the window is already taken.
+    again = tick(sensor, first.cursor)
+    assert again.run_requests[0].run_key == request.run_key
+    after_restart = tick(sensor, moved.cursor)
+    assert not after_restart.run_requests and read_cursor(after_restart.cursor) == new_marks
+
+    # Source down: skipped with a message naming the server without its password, cursor kept.
+    monkeypatch.setenv("MEDALLION_SOURCE_URL", f"postgresql://medallion:{PASSWORD}@127.0.0.1:9/olist")
+    down = tick(sensor, moved.cursor)
+    assert not down.run_requests and down.cursor == moved.cursor
+    assert "source not readable" in down.skip_message and "127.0.0.1:9" in down.skip_message
+    assert PASSWORD not in down.skip_message
+
+
+def test_first_tick_starts_from_what_bronze_holds(source: str) -> None:
+    from medallion_assets.build import build
+
+    summary = build("key:bronze/*", echo=lambda _: None, instance=dg.DagsterInstance.ephemeral())
+    assert summary.success
+    sensor = source_changes_sensor(daily_partitions(get_settings()))
+    first = tick(sensor, None)
+    assert not first.run_requests  # bronze already holds every change
+    assert read_cursor(first.cursor)["orders"] == at(2, 16)
+    advance_source(source, to=at(4))
+    (request,) = tick(sensor, first.cursor).run_requests
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2018-03-03"
+
+
+def test_propagation_follows_successful_runs(source: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real bronze run of the sensor's request, then silver: each success asks for the next layer
+    over the same days, once; a failed run asks for nothing."""
+    settings = get_settings()
+    defs = build_definitions(settings)
+    daily = daily_partitions(settings)
+    landing = source_changes_sensor(daily)
+    propagate = propagation_sensor(silver_job(daily))
+    with dg.instance_for_test() as instance:
+        (bronze_request,) = tick(landing, None, instance).run_requests
+        start = dt.datetime.now(dt.UTC).timestamp() - 1
+        bronze = execute(defs, bronze_request, instance)
+        assert bronze.success
+
+        context = dg.build_sensor_context(cursor=str(start), instance=instance, definitions=defs)
+        result = propagate.evaluate_tick(context)
+        (silver_request,) = result.run_requests
+        assert silver_request.job_name == "propagate_silver"
+        assert silver_request.run_key == f"silver-after-{bronze.run_id}"
+        assert dg.AssetKey(["silver", "orders"]) in silver_request.asset_selection
+        assert dg.AssetKey(["quarantine", "orders"]) in silver_request.asset_selection
+        assert silver_request.tags[CHANGES_TAG] == "2018-03-01..2018-03-02"
+
+        silver = execute(defs, silver_request, instance)
+        assert silver.success
+        context = dg.build_sensor_context(cursor=result.cursor, instance=instance, definitions=defs)
+        later = propagate.evaluate_tick(context)
+        (gold_request,) = later.run_requests  # the bronze run is behind the cursor: not again
+        assert gold_request.job_name == "gold_refresh"
+        assert gold_request.run_config["ops"]["refresh_gold"]["config"] == {
+            "start": "2018-03-01",
+            "end": "2018-03-02",
+        }
+
+        # A failed run (a blocking check, or a step) asks for nothing; `medallion build` runs neither.
+        monkeypatch.setenv("MEDALLION_SOURCE_URL", "postgresql://nobody@127.0.0.1:9/none")
+        failed = execute(defs, bronze_request, instance)
+        assert not failed.success
+        context = dg.build_sensor_context(cursor=later.cursor, instance=instance, definitions=defs)
+        assert not propagate.evaluate_tick(context).run_requests
+
+        # The catch-up: yesterday and today of the source's clock, from the failed run's first day.
+        monkeypatch.setenv("MEDALLION_SOURCE_URL", source)
+        schedule = catch_up_schedule(daily)
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=dt.datetime(2026, 1, 2)
+        )
+        catch_up = schedule.evaluate_tick(context).run_requests[0]
+        assert catch_up.tags[CHANGES_TAG] == "2018-03-01..2018-03-03"  # failed window from the 1st
+        assert catch_up.run_key == "catch-up-2026-01-02"
+
+
+def execute(defs: dg.Definitions, request: dg.RunRequest, instance: dg.DagsterInstance):
+    """Run a sensor's request in process, as the daemon would launch it."""
+    job = (
+        defs.resolve_job_def(request.job_name)
+        if request.job_name
+        else defs.resolve_implicit_global_asset_job_def()
+    )
+    return job.execute_in_process(
+        instance=instance,
+        asset_selection=list(request.asset_selection or []) or None,
+        tags=request.tags,
+        raise_on_error=False,
+    )
+
+
+def test_instance_yaml_follows_dagster_pg_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
+    settings = get_settings(home=tmp_path)
+    config = Path(ensure_dagster_home(settings)) / "dagster.yaml"
+    assert "storage:" not in config.read_text()  # SQLite, the zero-setup default
+    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql://u:p@localhost/dagster")
+    with pytest.raises(ValueError, match=r"postgresql\+psycopg2://"):
+        ensure_dagster_home(settings)
+    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql+psycopg2://u:p@localhost/dagster")
+    ensure_dagster_home(settings)
+    assert "env: DAGSTER_PG_URL" in config.read_text() and "u:p@" not in config.read_text()
+    config.write_text("# my own\ntelemetry:\n  enabled: false\n")
+    ensure_dagster_home(settings)
+    assert config.read_text().startswith("# my own")  # a user's file is never replaced
