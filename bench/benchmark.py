@@ -4,7 +4,8 @@
 
 Stages: generate the Olist files, read them back, derive the change history, load the source as of
 the first quarter of history, advance it in steps to the end, load everything at once, then build
-bronze, then silver, then gold over the whole range (every daily partition), then gold once more
+bronze, time the source sensor's ticks (first, idle, a day of changes), then silver, then gold over
+the whole range (every daily partition), then gold once more
 with nothing changed (what a daily run pays for the dimensions and the stale-date check), and show
 per-asset times (silver's first step includes starting Spark). Per stage: wall time, rows, rows/s;
 at the end the peak memory of this process and the memory of the embedded PostgreSQL server.
@@ -13,6 +14,7 @@ at the end the peak memory of this process and the memory of the embedded Postgr
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import resource
 import shutil
@@ -25,9 +27,11 @@ from pathlib import Path
 import dagster as dg
 import psutil
 
+from medallion_assets.automation.source_changes import read_cursor, source_changes_sensor, write_cursor
 from medallion_assets.build import BuildSummary, build, format_summary
+from medallion_assets.partitions import daily_partitions
 from medallion_assets.resources.postgres import source_database_url, stop_embedded_server
-from medallion_assets.settings import get_settings
+from medallion_assets.settings import Settings, get_settings
 from medallion_assets.sources.generator import generate, write_kaggle_files
 from medallion_assets.sources.kaggle_csv import read_directory
 from medallion_assets.sources.replay import build_replay
@@ -55,6 +59,25 @@ def report(summary: BuildSummary) -> None:
     seconds = sum(o.check_seconds for o in summary.assets.values())
     share = seconds / summary.seconds if summary.seconds else 0
     print(f"    asset checks: {evaluated} evaluations, {seconds:.1f} s of check steps ({share:.0%} of build)")
+
+
+def sensor_ticks(settings: Settings) -> None:
+    """What a tick of the source sensor costs against this source and lake: the first (watermarks
+    read from bronze in the lake), an idle one, and one that finds the last day's changes."""
+    sensor = source_changes_sensor(daily_partitions(settings), dg.DefaultSensorStatus.STOPPED)
+
+    def tick(label: str, cursor: str | None) -> dg.SensorResult:
+        started = time.perf_counter()
+        result = sensor.evaluate_tick(dg.build_sensor_context(cursor=cursor))
+        requested = sum(len(r.asset_selection or ()) for r in result.run_requests)
+        print(f"{label:<46}{time.perf_counter() - started:>9.3f} s{requested:>14} tables requested")
+        return result
+
+    first = tick("source sensor: first tick (reads bronze)", None)
+    tick("source sensor: tick, nothing new", first.cursor)
+    marks = read_cursor(first.cursor) or {}
+    day_before = {name: mark - dt.timedelta(days=1) if mark else None for name, mark in marks.items()}
+    tick("source sensor: tick, one day of changes", write_cursor(day_before))
 
 
 def changed_rows(report: StepReport) -> int:
@@ -122,6 +145,7 @@ def main() -> None:
             summary = build("key:bronze/*", echo=lambda _: None, instance=instance)
             s.rows = sum(outcome.rows for outcome in summary.assets.values())
         report(summary)
+        sensor_ticks(settings)
         with stage("silver: build every table over the whole range") as s:
             summary = build("key:silver/* or key:quarantine/*", echo=lambda _: None, instance=instance)
             s.rows = sum(o.rows for key, o in summary.assets.items() if key.startswith("silver/"))

@@ -20,12 +20,13 @@ from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.execution.execute_in_process import core_execute_in_process
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from medallion_assets.automation.audit import audit_database_url, record_run
 from medallion_assets.automation.propagation import BUILD_TAG
 from medallion_assets.definitions import build_definitions
 from medallion_assets.gold.facts import stale_order_dates
 from medallion_assets.resources.delta_lake import Lake
 from medallion_assets.resources.instance import ensure_dagster_home
-from medallion_assets.resources.postgres import source_database_url
+from medallion_assets.resources.postgres import redact, source_database_url
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import Settings, get_settings
 from medallion_assets.sources.source_system import source_change_dates
@@ -115,6 +116,10 @@ def build(
                     echo(f"run {index}: {len(stretch)} asset(s) over partitions {window[0]}..{window[1]}")
                 result = _execute(job_def, instance, run_tags)
                 summary.runs.append(result.run_id)
+                try:  # the audit never fails a build: the audit_finished_runs sensor can record it later
+                    record_run(instance, result.run_id, audit_database_url(settings))
+                except Exception as exc:
+                    echo(f"warning: run {result.run_id} not in the audit log: {redact(str(exc))}")
                 _collect(result, summary)
                 if not result.success:
                     break

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -17,6 +18,7 @@ import pandas as pd
 from medallion_assets.build import build as run_build
 from medallion_assets.build import format_summary
 from medallion_assets.resources.delta_lake import LakeError
+from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.resources.postgres import (
     SourceUnavailableError,
     connect,
@@ -279,3 +281,16 @@ def build_command(selection: str | None, start: dt.datetime | None, end: dt.date
     click.echo(format_summary(summary))
     if not summary.success:
         raise SystemExit(1)
+
+
+@main.command("dev")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the UI listens on.")
+@click.option("--port", default=3000, show_default=True, help="Port of the UI.")
+@user_errors
+def dev_command(host: str, port: int) -> None:
+    """Start the Dagster UI and daemon (`dagster dev`) on this code location, with the instance of
+    DAGSTER_HOME (default $MEDALLION_HOME/dagster): SQLite, or PostgreSQL when DAGSTER_PG_URL is set."""
+    home = ensure_dagster_home(get_settings())
+    click.echo(f"DAGSTER_HOME={home}; UI at http://{host}:{port}")
+    dagster = Path(sys.executable).with_name("dagster")
+    os.execv(dagster, [str(dagster), "dev", "-m", "medallion_assets", "-h", host, "-p", str(port)])

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from medallion_assets.automation.alerts import ALERT_SENSORS
+from medallion_assets.automation.audit import AUDIT_SENSORS
 from medallion_assets.automation.propagation import (
     catch_up_schedule,
     gold_refresh,
@@ -38,11 +39,20 @@ def build_definitions(
     daily = daily_partitions(settings)
     spark = SparkResource()
     propagate_silver = silver_job(daily)
+    # Automation is off until a person (or MEDALLION_AUTOMATION) turns it on: it launches runs.
+    on = settings.automation
+    sensor_status = dg.DefaultSensorStatus.RUNNING if on else dg.DefaultSensorStatus.STOPPED
+    schedule_status = dg.DefaultScheduleStatus.RUNNING if on else dg.DefaultScheduleStatus.STOPPED
     return dg.Definitions(
         assets=[*bronze_assets(daily), *silver_assets(daily), *gold_assets(daily)],
         asset_checks=quality_checks(daily),
-        sensors=[*ALERT_SENSORS, source_changes_sensor(daily), propagation_sensor(propagate_silver)],
-        schedules=[catch_up_schedule(daily)],
+        sensors=[
+            *ALERT_SENSORS,
+            *AUDIT_SENSORS,
+            source_changes_sensor(daily, sensor_status),
+            propagation_sensor(propagate_silver, sensor_status),
+        ],
+        schedules=[catch_up_schedule(daily, schedule_status)],
         resources={
             "lake": DeltaLakeIOManager(spark=spark),
             "source_db": SourceDatabase(),

@@ -27,12 +27,17 @@ class Settings(BaseSettings):
     aws_region: str | None = Field(None, validation_alias="AWS_REGION")
     # A URL may carry a password: kept secret so it never lands in a log or a repr.
     source_url: SecretStr | None = Field(None, validation_alias="MEDALLION_SOURCE_URL")
+    # The audit log's PostgreSQL (unset: the embedded server); a URL, so secret like the source's.
+    audit_url: SecretStr | None = Field(None, validation_alias="MEDALLION_AUDIT_URL")
     spark_remote: str | None = Field(None, validation_alias="SPARK_REMOTE")
     warehouse: Literal["duckdb", "bigquery"] = Field("duckdb", validation_alias="MEDALLION_WAREHOUSE")
     start_date: dt.date = Field(dt.date(2016, 9, 1), validation_alias="MEDALLION_START_DATE")
     # Run alerts: a Slack or Discord incoming-webhook URL (it embeds a token: secret).
     alert_webhook_url: SecretStr | None = Field(None, validation_alias="MEDALLION_ALERT_WEBHOOK_URL")
     alert_on_success: bool = Field(False, validation_alias="MEDALLION_ALERT_ON_SUCCESS")
+    # Start the source sensor, the propagation sensor and the catch-up schedule switched on (a
+    # deployment's choice; by default a person turns them on in the UI or with `dagster sensor start`).
+    automation: bool = Field(False, validation_alias="MEDALLION_AUTOMATION")
     # Where a person opens the Dagster UI: the alert links to the run there.
     ui_url: str = Field("http://127.0.0.1:3000", validation_alias="MEDALLION_UI_URL")
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import adbc_driver_postgresql.dbapi as adbc_dbapi
 import dagster as dg
 import pyarrow as pa
 import pytest
@@ -65,6 +66,29 @@ def pg_url(medallion_home: Path) -> Iterator[str]:
     url = os.environ.get("MEDALLION_TEST_SOURCE_URL") or embedded_server_url(settings)
     yield url
     stop_embedded_server(settings)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def audit_database(pg_url: str) -> Iterator[str]:
+    """Builds record their audit rows in one database of the session's server: without it, each test
+    building under its own MEDALLION_HOME would start (and leave) an embedded server for the audit."""
+    url = scratch_database(pg_url, "audit_session", fresh=False)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MEDALLION_AUDIT_URL", url)
+        yield url
+
+
+def scratch_database(pg_url: str, name: str, fresh: bool = True) -> str:
+    """A database of its own on the session's server (dropped and created again when `fresh`), so
+    that a test's source or instance never touches another test's."""
+    with adbc_dbapi.connect(pg_url, autocommit=True) as conn, conn.cursor() as cur:
+        if fresh:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        cur.execute("SELECT count(*) FROM pg_database WHERE datname = $1", (name,))
+        if cur.fetchone()[0] == 0:
+            cur.execute(f"CREATE DATABASE {name}")
+    base, _, query = pg_url.partition("?")
+    return base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
 
 
 @pytest.fixture(scope="session")

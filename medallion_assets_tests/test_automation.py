@@ -4,10 +4,10 @@ downstream propagation (a landed bronze run asks for silver over its days, a sil
 never twice and never after a failure), the daily catch-up and the instance's dagster.yaml."""
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import adbc_driver_postgresql.dbapi as adbc_dbapi
 import dagster as dg
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -24,25 +24,17 @@ from medallion_assets.partitions import daily_partitions
 from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.source_system import CHANGE_FEEDS, advance_source, load_source
+from medallion_assets_tests.conftest import scratch_database
 from medallion_assets_tests.handmade import at, write_handmade
 
 PASSWORD = "tick-secret"
-
-
-def own_database(pg_url: str, name: str) -> str:
-    """A database of its own on the session's server, so the source of other tests is untouched."""
-    with adbc_dbapi.connect(pg_url, autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = $1", (name,))
-        if not cur.fetchall():
-            cur.execute(f"CREATE DATABASE {name}")
-    base, _, query = pg_url.partition("?")
-    return base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
+STOPPED = dg.DefaultSensorStatus.STOPPED
 
 
 @pytest.fixture
 def source(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The hand-made shop as known on 3 March 2018 (orders of the 1st and 2nd; more to come)."""
-    url = own_database(pg_url, "sensor_source")
+    url = scratch_database(pg_url, "sensor_source")
     load_source(url, write_handmade(tmp_path / "csv"), as_of=at(3), attribute_changes="none", replace=True)
     monkeypatch.setenv("MEDALLION_SOURCE_URL", url)
     monkeypatch.setenv("MEDALLION_HOME", str(tmp_path / "home"))
@@ -56,7 +48,7 @@ def tick(sensor: dg.SensorDefinition, cursor: str | None, instance: dg.DagsterIn
 
 
 def test_source_sensor_branches(source: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    sensor = source_changes_sensor(daily_partitions(get_settings()))
+    sensor = source_changes_sensor(daily_partitions(get_settings()), STOPPED)
 
     # First tick, empty lake: everything the source holds, as ONE run over all its days.
     first = tick(sensor, None)
@@ -108,7 +100,7 @@ def test_first_tick_starts_from_what_bronze_holds(source: str) -> None:
 
     summary = build("key:bronze/*", echo=lambda _: None, instance=dg.DagsterInstance.ephemeral())
     assert summary.success
-    sensor = source_changes_sensor(daily_partitions(get_settings()))
+    sensor = source_changes_sensor(daily_partitions(get_settings()), STOPPED)
     first = tick(sensor, None)
     assert not first.run_requests  # bronze already holds every change
     assert read_cursor(first.cursor)["orders"] == at(2, 16)
@@ -123,13 +115,14 @@ def test_propagation_follows_successful_runs(source: str, monkeypatch: pytest.Mo
     settings = get_settings()
     defs = build_definitions(settings)
     daily = daily_partitions(settings)
-    landing = source_changes_sensor(daily)
-    propagate = propagation_sensor(silver_job(daily))
+    landing = source_changes_sensor(daily, STOPPED)
+    propagate = propagation_sensor(silver_job(daily), STOPPED)
     with dg.instance_for_test() as instance:
         (bronze_request,) = tick(landing, None, instance).run_requests
         start = dt.datetime.now(dt.UTC).timestamp() - 1
         bronze = execute(defs, bronze_request, instance)
         assert bronze.success
+        time.sleep(5)  # the sensor leaves runs that finished in the last 5 s for its next tick
 
         context = dg.build_sensor_context(cursor=str(start), instance=instance, definitions=defs)
         result = propagate.evaluate_tick(context)
@@ -142,6 +135,7 @@ def test_propagation_follows_successful_runs(source: str, monkeypatch: pytest.Mo
 
         silver = execute(defs, silver_request, instance)
         assert silver.success
+        time.sleep(5)
         context = dg.build_sensor_context(cursor=result.cursor, instance=instance, definitions=defs)
         later = propagate.evaluate_tick(context)
         (gold_request,) = later.run_requests  # the bronze run is behind the cursor: not again
@@ -155,12 +149,13 @@ def test_propagation_follows_successful_runs(source: str, monkeypatch: pytest.Mo
         monkeypatch.setenv("MEDALLION_SOURCE_URL", "postgresql://nobody@127.0.0.1:9/none")
         failed = execute(defs, bronze_request, instance)
         assert not failed.success
+        time.sleep(5)
         context = dg.build_sensor_context(cursor=later.cursor, instance=instance, definitions=defs)
         assert not propagate.evaluate_tick(context).run_requests
 
         # The catch-up: yesterday and today of the source's clock, from the failed run's first day.
         monkeypatch.setenv("MEDALLION_SOURCE_URL", source)
-        schedule = catch_up_schedule(daily)
+        schedule = catch_up_schedule(daily, dg.DefaultScheduleStatus.STOPPED)
         context = dg.build_schedule_context(
             instance=instance, scheduled_execution_time=dt.datetime(2026, 1, 2)
         )

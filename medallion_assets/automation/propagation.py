@@ -131,21 +131,27 @@ def gold_refresh() -> None:
     refresh_gold()
 
 
-def propagation_sensor(silver_job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+def propagation_sensor(
+    silver_job: UnresolvedAssetJobDefinition, status: dg.DefaultSensorStatus
+) -> dg.SensorDefinition:
     @dg.sensor(
         name="propagate_downstream",
         description="After a successful bronze run: silver over its days; after silver: gold.",
         minimum_interval_seconds=15,
         jobs=[silver_job, gold_refresh],
-        default_status=dg.DefaultSensorStatus.STOPPED,
+        default_status=status,
     )
     def propagate_downstream(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         # First tick: from now on (history was built already, or by `medallion build`).
         after = float(context.cursor) if context.cursor else time.time()
+        # A run's update time is taken before its status is committed: the last seconds wait a tick,
+        # so a run finishing now cannot slip in behind the cursor.
+        settled = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
         records = context.instance.get_run_records(
             dg.RunsFilter(
                 statuses=[dg.DagsterRunStatus.SUCCESS],
                 updated_after=dt.datetime.fromtimestamp(after, dt.UTC),
+                updated_before=settled,
             ),
             order_by="update_timestamp",
             ascending=True,
@@ -177,13 +183,15 @@ def failed_since(instance: dg.DagsterInstance, since: dt.datetime) -> list[tuple
     ]
 
 
-def catch_up_schedule(partitions: dg.TimeWindowPartitionsDefinition) -> dg.ScheduleDefinition:
+def catch_up_schedule(
+    partitions: dg.TimeWindowPartitionsDefinition, status: dg.DefaultScheduleStatus
+) -> dg.ScheduleDefinition:
     @dg.schedule(
         name="daily_catch_up",
         description="Lands yesterday and today again, and any window that failed in the last 7 days.",
         cron_schedule="30 0 * * *",
         target=dg.AssetSelection.assets(*(bronze_key(name) for name in CHANGE_FEEDS)),
-        default_status=dg.DefaultScheduleStatus.STOPPED,
+        default_status=status,
     )
     def daily_catch_up(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
         try:  # the source's present: a replayed source's clock is not the wall clock

@@ -95,13 +95,15 @@ def bronze_run_request(
     )
 
 
-def source_changes_sensor(partitions: dg.TimeWindowPartitionsDefinition) -> dg.SensorDefinition:
+def source_changes_sensor(
+    partitions: dg.TimeWindowPartitionsDefinition, status: dg.DefaultSensorStatus
+) -> dg.SensorDefinition:
     @dg.sensor(
         name="source_changes",
         description="Lands new source rows in bronze: one range run per tick over the days they changed.",
         minimum_interval_seconds=30,
         target=dg.AssetSelection.assets(*(bronze_key(name) for name in CHANGE_FEEDS)),
-        default_status=dg.DefaultSensorStatus.STOPPED,
+        default_status=status,
     )
     def source_changes(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
         settings = get_settings()

@@ -1,0 +1,375 @@
+"""The audit log: one row per asset per pipeline run in PostgreSQL table `audit.run_logs`.
+
+Dagster's event log already knows everything about a run, but only Dagster can read it, and its
+retention is Dagster's. The audit log is a plain table anyone with SQL can query ("what ran last
+night, how long did it take, how many rows, what failed and why") and that outlives the instance.
+
+One row per asset the run planned to materialize (its ASSET_MATERIALIZATION_PLANNED events), not
+one per partition: a backfill of 800 days is one run and one row per asset, with the range
+(`partition_start`..`partition_end`) and the number of partitions. Times are those of the step
+that produced the asset (a multi-asset step such as `silver_orders`, which writes silver/orders and
+quarantine/orders, gives both rows its times). Status:
+- `materialized`: the step succeeded and materialized the asset;
+- `failed`: the step failed or never finished (the error is the root cause's first line), or the
+  run failed before the step could start;
+- `skipped`: the step never ran, because an upstream step or a blocking check failed (the error
+  names the failed steps) or the run was canceled first.
+
+Row counts come from the materialization metadata the pipeline writes (for a range, every
+partition's materialization carries the same range-wide values, so they are taken once):
+
+| column             | metadata key         | written by                                                   |
+|--------------------|----------------------|--------------------------------------------------------------|
+| `rows_out`         | `dagster/row_count`  | DeltaLakeIOManager.handle_output: rows of the table inside   |
+|                    |                      | the materialized window after the write (whole table when    |
+|                    |                      | unpartitioned), every lake asset                             |
+| `rows_in`          | `rows_read`          | silver/<table>: the bronze rows the batch read; NULL for     |
+|                    |                      | bronze, quarantine and gold, which record no input count     |
+| `rows_quarantined` | `rows_quarantined`   | silver/<table> and quarantine/<table>: the batch's rows that |
+|                    |                      | broke a rule; NULL elsewhere                                 |
+
+Where it goes: MEDALLION_AUDIT_URL, else the embedded server under $MEDALLION_HOME (schema `audit`),
+never the source system (MEDALLION_SOURCE_URL), which is someone's production database we only read.
+`medallion build` records each of its runs as it finishes; the `audit_finished_runs` sensor records
+every finished run of the instance (every code location, in-process builds included). Recording is
+an upsert on (run_id, asset), so a run recorded by both leaves one row per asset.
+"""
+
+# No `from __future__ import annotations`: Dagster inspects the sensor's context annotation.
+import datetime as dt
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass, fields
+
+import adbc_driver_postgresql.dbapi as adbc_dbapi
+import dagster as dg
+import pyarrow as pa
+
+from medallion_assets.progress import root_cause
+from medallion_assets.resources.postgres import SourceUnavailableError, connect, embedded_server_url, redact
+from medallion_assets.settings import Settings, get_settings
+
+SCHEMA = "audit"
+TABLE = f"{SCHEMA}.run_logs"
+MATERIALIZED, FAILED, SKIPPED = "materialized", "failed", "skipped"
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+_RUN_ENDED = dict(zip(FINISHED, ["succeeded", "failed", "was canceled"], strict=True))
+MAX_ERROR_CHARS = 500
+
+DDL = [
+    f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
+    f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+    run_id text NOT NULL,
+    job_name text NOT NULL,
+    asset text NOT NULL,
+    partition_start text,
+    partition_end text,
+    partitions integer,
+    started_at timestamptz,
+    ended_at timestamptz,
+    duration_seconds double precision,
+    rows_in bigint,
+    rows_out bigint,
+    rows_quarantined bigint,
+    status text NOT NULL CHECK (status IN ('materialized', 'failed', 'skipped')),
+    error text,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, asset)
+)""",
+    f"CREATE INDEX IF NOT EXISTS run_logs_asset_started ON {TABLE} (asset, started_at)",
+]
+# Two recorders (a build and the sensor) may create the table at once; concurrent CREATE ... IF NOT
+# EXISTS can still collide in the catalog, so creation is serialised on this advisory lock.
+_DDL_LOCK = 7_4_2026
+
+
+class AuditUnavailableError(RuntimeError):
+    """The audit database cannot be reached or refused the rows; the message never has a password."""
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    run_id: str
+    job_name: str
+    asset: str
+    partition_start: str | None
+    partition_end: str | None
+    partitions: int | None
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    duration_seconds: float | None
+    rows_in: int | None
+    rows_out: int | None
+    rows_quarantined: int | None
+    status: str
+    error: str | None
+
+
+# The Arrow types the rows are bound with (timestamps with a zone: they land in timestamptz).
+_ARROW_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("job_name", pa.string()),
+        ("asset", pa.string()),
+        ("partition_start", pa.string()),
+        ("partition_end", pa.string()),
+        ("partitions", pa.int32()),
+        ("started_at", pa.timestamp("us", tz="UTC")),
+        ("ended_at", pa.timestamp("us", tz="UTC")),
+        ("duration_seconds", pa.float64()),
+        ("rows_in", pa.int64()),
+        ("rows_out", pa.int64()),
+        ("rows_quarantined", pa.int64()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+    ]
+)
+assert _ARROW_SCHEMA.names == [f.name for f in fields(AuditRow)]
+
+_COLUMNS = ", ".join(_ARROW_SCHEMA.names)
+_PARAMS = ", ".join(f"${i}" for i in range(1, len(_ARROW_SCHEMA) + 1))
+_UPSERT = (
+    f"INSERT INTO {TABLE} ({_COLUMNS}) VALUES ({_PARAMS}) ON CONFLICT (run_id, asset) DO UPDATE SET "
+    + ", ".join(f"{n} = EXCLUDED.{n}" for n in _ARROW_SCHEMA.names if n not in ("run_id", "asset"))
+    + ", recorded_at = now()"
+)
+
+_EVENTS = {
+    dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+    dg.DagsterEventType.STEP_START,
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+    dg.DagsterEventType.ASSET_MATERIALIZATION,
+    dg.DagsterEventType.RUN_FAILURE,
+}
+
+
+def audit_database_url(settings: Settings) -> str:
+    """MEDALLION_AUDIT_URL, else the embedded server; never the source system we only read."""
+    if settings.audit_url is not None:
+        return settings.audit_url.get_secret_value()
+    return embedded_server_url(settings)
+
+
+def _utc(timestamp: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC)
+
+
+def _first_line(text: str) -> str:
+    text = text.strip()
+    # Redacted before it is cut: a cut could separate a URL's password from the '@' that marks it.
+    return redact(text.splitlines()[0])[:MAX_ERROR_CHARS] if text else ""
+
+
+def _int(metadata: dict, key: str) -> int | None:
+    value = metadata.get(key)
+    return None if value is None else int(value.value)
+
+
+@dataclass
+class _Planned:
+    step: str
+    partitions: set[str]
+
+
+def audit_rows(instance: dg.DagsterInstance, run_id: str) -> list[AuditRow]:
+    """One row per asset the finished run planned to materialize, from the run's event log."""
+    record = next(iter(instance.get_run_records(dg.RunsFilter(run_ids=[run_id]), limit=1)), None)
+    if record is None:
+        raise ValueError(f"no run {run_id} in the Dagster instance")
+    run = record.dagster_run
+    if run.status not in FINISHED:
+        raise ValueError(f"run {run_id} has not finished ({run.status.value})")
+
+    planned: dict[str, _Planned] = {}
+    step_started: dict[str, float] = {}
+    step_ended: dict[str, tuple[float, str | None]] = {}  # step -> (time, error or None on success)
+    metadata: dict[str, dict] = {}  # asset -> its (last) materialization's metadata
+    run_failure: str | None = None
+    for entry in instance.all_logs(run_id, of_type=_EVENTS):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        kind = event.event_type
+        if kind == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
+            asset = planned.setdefault(event.asset_key.to_user_string(), _Planned(event.step_key, set()))
+            # One event per partition, or one per asset with the run's whole subset (depends on storage).
+            if event.partition is not None:
+                asset.partitions.add(event.partition)
+            elif event.partitions_subset is not None:
+                asset.partitions.update(event.partitions_subset.get_partition_keys())
+        elif kind == dg.DagsterEventType.STEP_START:
+            step_started.setdefault(event.step_key, entry.timestamp)  # a retry keeps the first start
+        elif kind == dg.DagsterEventType.STEP_SUCCESS:
+            step_ended[event.step_key] = (entry.timestamp, None)
+        elif kind == dg.DagsterEventType.STEP_FAILURE:
+            data = event.event_specific_data
+            cause = root_cause(data.error) if data is not None and data.error is not None else ""
+            step_ended[event.step_key] = (entry.timestamp, _first_line(cause or event.message or "failed"))
+        elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            # A range run reports one materialization per partition, all with the range's metadata.
+            materialization = event.step_materialization_data.materialization
+            metadata[materialization.asset_key.to_user_string()] = dict(materialization.metadata)
+        elif kind == dg.DagsterEventType.RUN_FAILURE:
+            data = event.event_specific_data
+            error = getattr(data, "error", None)
+            run_failure = _first_line((root_cause(error) if error else "") or event.message or "")
+
+    ended_how = _RUN_ENDED.get(run.status, run.status.value.lower())
+    failed_steps = sorted(step for step, (_, error) in step_ended.items() if error is not None)
+    tags = run.tags
+    rows = []
+    for asset, plan in sorted(planned.items()):
+        start, end = _partition_bounds(plan.partitions, tags)
+        started = step_started.get(plan.step)
+        ended, error = step_ended.get(plan.step, (None, None))
+        if started is not None and ended is None:  # still running when the run ended (canceled)
+            ended = record.end_time
+            error = f"the step did not finish: the run {ended_how}"
+        if started is None:
+            status = FAILED if (run_failure and not failed_steps) else SKIPPED
+            if failed_steps:
+                error = _first_line(f"not executed: step(s) {', '.join(failed_steps)} failed")
+            elif run_failure:
+                error = run_failure
+            else:
+                error = f"not executed: the run {ended_how}"
+        elif error is not None:
+            status = FAILED
+        elif asset in metadata:
+            status = MATERIALIZED
+        else:
+            status, error = SKIPPED, "the step succeeded without materializing it"
+        values = metadata.get(asset, {})
+        rows.append(
+            AuditRow(
+                run_id=run_id,
+                job_name=run.job_name,
+                asset=asset,
+                partition_start=start,
+                partition_end=end,
+                partitions=len(plan.partitions) if plan.partitions else None,
+                started_at=_utc(started) if started is not None else None,
+                ended_at=_utc(ended) if ended is not None else None,
+                duration_seconds=round(ended - started, 3)
+                if started is not None and ended is not None
+                else None,
+                rows_in=_int(values, "rows_read"),
+                rows_out=_int(values, "dagster/row_count"),
+                rows_quarantined=_int(values, "rows_quarantined"),
+                status=status,
+                error=error,
+            )
+        )
+    return rows
+
+
+def _partition_bounds(partitions: set[str], tags: dict[str, str]) -> tuple[str | None, str | None]:
+    """The run's partition range as its tags name it (a range or one key); else the planned keys'."""
+    if not partitions:
+        return None, None
+    if "dagster/asset_partition_range_start" in tags:
+        return tags["dagster/asset_partition_range_start"], tags.get("dagster/asset_partition_range_end")
+    if "dagster/partition" in tags:
+        return tags["dagster/partition"], tags["dagster/partition"]
+    ordered = sorted(partitions)  # daily keys sort by date
+    return ordered[0], ordered[-1]
+
+
+def _ensure_table(cur: adbc_dbapi.Cursor) -> None:
+    cur.execute(f"SELECT pg_advisory_xact_lock({_DDL_LOCK})")
+    for statement in DDL:
+        cur.execute(statement)
+
+
+def write_rows(rows: Iterable[AuditRow], url: str) -> int:
+    """Create the table if missing and upsert the rows on (run_id, asset), in one transaction."""
+    names = _ARROW_SCHEMA.names
+    batch = pa.Table.from_pylist(
+        [dict(zip(names, astuple(r), strict=True)) for r in rows], schema=_ARROW_SCHEMA
+    )
+    where = redact(url)
+    try:
+        with connect(url) as conn, conn.cursor() as cur:
+            _ensure_table(cur)
+            if batch.num_rows:
+                cur.executemany(_UPSERT, batch)
+    except SourceUnavailableError as exc:
+        # connect() words it for the source; the reason after the URL is what matters here.
+        reason = str(exc).partition(f"{where}: ")[2] or str(exc)
+        raise AuditUnavailableError(f"cannot connect to the audit database {where}: {reason}") from None
+    except adbc_dbapi.Error as exc:
+        raise AuditUnavailableError(
+            f"the audit database {where} refused the audit rows: {_first_line(str(exc))}"
+        ) from None
+    return batch.num_rows
+
+
+def record_run(instance: dg.DagsterInstance, run_id: str, url: str) -> int:
+    """Record a finished run in audit.run_logs (created on first use); the number of rows written."""
+    return write_rows(audit_rows(instance, run_id), url)
+
+
+# ------------------------------------------------------------------------------------------ sensor
+
+FIRST_LOOK_BACK = dt.timedelta(hours=24)  # the first tick audits the last day, not all history
+# A run's update time is taken before its status is committed: a run finishing just now could
+# still appear with an earlier time than one already seen, so the sensor leaves the last seconds.
+SETTLE = dt.timedelta(seconds=5)
+MAX_RUNS_PER_TICK = 25
+TICK_BUDGET_SECONDS = 40.0  # well inside the daemon's 60 s sensor timeout; the rest waits a tick
+
+
+def _parse_cursor(cursor: str | None) -> tuple[dt.datetime, str] | None:
+    if not cursor:
+        return None
+    value = json.loads(cursor)
+    return dt.datetime.fromisoformat(value["updated_at"]), value["run_id"]
+
+
+def _format_cursor(updated_at: dt.datetime, run_id: str) -> str:
+    return json.dumps({"updated_at": updated_at.isoformat(), "run_id": run_id})
+
+
+@dg.sensor(
+    name="audit_finished_runs",
+    description="Records every finished run, of every code location, in the audit table audit.run_logs.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)
+def audit_finished_runs(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    now = dt.datetime.now(dt.UTC)
+    position = _parse_cursor(context.cursor)
+    # updated_after is strict: start a microsecond early so runs sharing the cursor's time are seen,
+    # then drop those already recorded (same time, run id not after the cursor's).
+    since = position[0] - dt.timedelta(microseconds=1) if position else now - FIRST_LOOK_BACK
+    records = context.instance.get_run_records(
+        dg.RunsFilter(statuses=FINISHED, updated_after=since, updated_before=now - SETTLE),
+        order_by="update_timestamp",
+        ascending=True,
+        limit=MAX_RUNS_PER_TICK,
+    )
+    pending = sorted(
+        (r for r in records if position is None or (r.update_timestamp, r.dagster_run.run_id) > position),
+        key=lambda r: (r.update_timestamp, r.dagster_run.run_id),
+    )
+    if not pending:
+        return dg.SensorResult(skip_reason="no finished run to record", cursor=context.cursor)
+    # Only now: the embedded server is started by the first call, not on every idle tick.
+    url = audit_database_url(get_settings())
+    cursor, recorded, started = context.cursor, 0, time.monotonic()
+    for record in pending:
+        if time.monotonic() - started > TICK_BUDGET_SECONDS:
+            break
+        try:
+            record_run(context.instance, record.dagster_run.run_id, url)
+        except AuditUnavailableError as exc:
+            # The cursor stays before this run: the next tick tries it again, no run is lost.
+            return dg.SensorResult(skip_reason=f"audit not recorded, will retry: {exc}", cursor=cursor)
+        cursor = _format_cursor(record.update_timestamp, record.dagster_run.run_id)
+        recorded += 1
+    return dg.SensorResult(skip_reason=f"recorded {recorded} run(s) in {TABLE}", cursor=cursor)
+
+
+AUDIT_SENSORS = [audit_finished_runs]
