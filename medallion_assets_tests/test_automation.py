@@ -109,7 +109,9 @@ def test_first_tick_starts_from_what_bronze_holds(source: str) -> None:
     assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2018-03-03"
 
 
-def test_propagation_follows_successful_runs(source: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_propagation_follows_successful_runs(
+    source: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """A real bronze run of the sensor's request, then silver: each success asks for the next layer
     over the same days, once; a failed run asks for nothing."""
     settings = get_settings()
@@ -156,10 +158,12 @@ def test_propagation_follows_successful_runs(source: str, monkeypatch: pytest.Mo
         # The catch-up: yesterday and today of the source's clock, from the failed run's first day.
         monkeypatch.setenv("MEDALLION_SOURCE_URL", source)
         schedule = catch_up_schedule(daily, dg.DefaultScheduleStatus.STOPPED)
-        context = dg.build_schedule_context(
+        # As a context manager: the schedule context opens its own instance from the ref, and only
+        # closing the context closes it (else Dagster's current state storage points at it after).
+        with dg.build_schedule_context(
             instance=instance, scheduled_execution_time=dt.datetime(2026, 1, 2)
-        )
-        catch_up = schedule.evaluate_tick(context).run_requests[0]
+        ) as context:
+            catch_up = schedule.evaluate_tick(context).run_requests[0]
         assert catch_up.tags[CHANGES_TAG] == "2018-03-01..2018-03-03"  # failed window from the 1st
         assert catch_up.run_key == "catch-up-2026-01-02"
 
@@ -194,3 +198,18 @@ def test_instance_yaml_follows_dagster_pg_url(tmp_path: Path, monkeypatch: pytes
     config.write_text("# my own\ntelemetry:\n  enabled: false\n")
     ensure_dagster_home(settings)
     assert config.read_text().startswith("# my own")  # a user's file is never replaced
+
+
+def test_every_step_writes_in_the_pool_of_its_table() -> None:
+    """With the PostgreSQL instance's pool limit of 1, two runs never write one table at once: each
+    step that writes a lake table must be in that table's pool (a multi-asset: its first table's)."""
+    defs = build_definitions(get_settings())
+    for assets_def in defs.resolve_asset_graph().assets_defs:
+        if not assets_def.is_executable or not assets_def.keys:  # (asset checks have no keys)
+            continue
+        written = sorted("/".join(key.path) for key in assets_def.keys)
+        pool = assets_def.op.pool
+        assert pool in written or (pool == "gold/facts" and written[0].startswith("gold/fact_")), (
+            written,
+            pool,
+        )

@@ -12,17 +12,13 @@ cent, and reports the latency and each run's timeline.
 import datetime as dt
 import os
 import shutil
-import signal
-import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import adbc_driver_postgresql.dbapi as adbc_dbapi
 import dagster as dg
-import psutil
 import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
@@ -33,6 +29,7 @@ from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.source_system import load_source
 from medallion_assets_tests.conftest import HandmadeBuild, scratch_database
+from medallion_assets_tests.dagster_dev import dagster_dev
 from medallion_assets_tests.handmade import _id, at, write_handmade
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,27 +37,8 @@ ORDER = _id("o6")  # shipped, bought on 3 March for R$ 112.00
 LATENCY_LIMIT_S = 480
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_group(process: subprocess.Popen, grace: float = 20) -> None:
-    """SIGINT to the whole process group (dagster dev shuts its children down), SIGKILL after grace."""
-    group = os.getpgid(process.pid)
-    members = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-    os.killpg(group, signal.SIGINT)
-    _, alive = psutil.wait_procs(members, timeout=grace)
-    for proc in alive:
-        proc.kill()
-    psutil.wait_procs(alive, timeout=5)
-
-
 @pytest.fixture
-def dagster_dev(
+def running_pipeline(
     pg_url: str, handmade_build: HandmadeBuild, tmp_path: Path
 ) -> Iterator[tuple[dg.DagsterInstance, dict[str, str]]]:
     source = scratch_database(pg_url, "e2e_source")
@@ -81,35 +59,8 @@ def dagster_dev(
         for name, value in env.items():
             patch.setenv(name, value)
         ensure_dagster_home(get_settings())  # writes the PostgreSQL dagster.yaml
-        port = free_port()
-        log = (tmp_path / "dagster-dev.log").open("w")
-        process = subprocess.Popen(
-            [
-                *("env", "--default-signal=INT,TERM", str(REPO / ".venv/bin/dagster"), "dev"),
-                *("-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)),
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            wait_for(lambda: _answers(f"http://127.0.0.1:{port}/server_info"), 120, "the webserver")
-            with dg.DagsterInstance.get() as instance:
-                yield instance, env
-        finally:
-            stop_group(process)
-            log.close()
-            print((tmp_path / "dagster-dev.log").read_text()[-3000:])
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+        with dagster_dev(env, tmp_path / "dagster-dev.log"), dg.DagsterInstance.get() as instance:
+            yield instance, env
 
 
 def wait_for(condition, timeout: float, what: str, every: float = 1.0):
@@ -144,13 +95,19 @@ def revenue_on(lake: Path, day: dt.date) -> Decimal:
 
 @pytest.mark.slow
 def test_a_source_change_reaches_gold_through_the_daemon(
-    dagster_dev: tuple[dg.DagsterInstance, dict[str, str]],
+    running_pipeline: tuple[dg.DagsterInstance, dict[str, str]],
 ) -> None:
-    instance, env = dagster_dev
+    instance, env = running_pipeline
     lake = Path(env["MEDALLION_LAKE_URI"])
     day = dt.date(2018, 3, 3)
     revenue_before = revenue_on(lake, day)
     assert fact_status(lake) == "shipped"
+
+    # The instance is PostgreSQL, with the run queue and one-step-per-table pools of postgres.yaml.
+    assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    concurrency = instance.get_concurrency_config()
+    assert concurrency.pool_config.default_pool_limit == 1
+    assert concurrency.run_queue_config.max_concurrent_runs == 2
 
     # The sensor's first tick starts from what bronze holds: nothing new, no run.
     wait_for(lambda: sensor_cursor(instance, "source_changes"), 120, "the source sensor's first tick")
