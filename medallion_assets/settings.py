@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # Run alerts: a Slack or Discord incoming-webhook URL (it embeds a token: secret).
     alert_webhook_url: SecretStr | None = Field(None, validation_alias="MEDALLION_ALERT_WEBHOOK_URL")
     alert_on_success: bool = Field(False, validation_alias="MEDALLION_ALERT_ON_SUCCESS")
+    # The Dagster instance in PostgreSQL (postgresql+psycopg2://...; unset: SQLite in DAGSTER_HOME).
+    dagster_pg_url: SecretStr | None = Field(None, validation_alias="DAGSTER_PG_URL")
     # Start the source sensor, the propagation sensor and the catch-up schedule switched on (a
     # deployment's choice; by default a person turns them on in the UI or with `dagster sensor start`).
     automation: bool = Field(False, validation_alias="MEDALLION_AUTOMATION")

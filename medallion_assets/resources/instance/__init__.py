@@ -17,9 +17,10 @@ WRITTEN_BY_US = "# The "  # the first line of both templates
 EARLIER_DEFAULT = "telemetry:\n  enabled: false\n"  # what medallion wrote before the templates
 
 
-def instance_yaml() -> str:
-    """The dagster.yaml for this environment; a PostgreSQL URL must name the psycopg2 driver."""
-    url = os.environ.get("DAGSTER_PG_URL")
+def instance_yaml(settings: Settings) -> str:
+    """The dagster.yaml for these settings; a PostgreSQL URL must name the psycopg2 driver. The file
+    names the variable (`env: DAGSTER_PG_URL`), never its value: it holds a password."""
+    url = settings.dagster_pg_url.get_secret_value() if settings.dagster_pg_url else None
     if url and not url.startswith("postgresql+psycopg2://"):
         scheme = url.split("://")[0]
         raise ValueError(
@@ -35,7 +36,7 @@ def ensure_dagster_home(settings: Settings) -> str:
     home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    wanted = instance_yaml()
+    wanted = instance_yaml(settings)
     current = config.read_text() if config.exists() else None
     if current != wanted and (
         current is None or current.startswith(WRITTEN_BY_US) or current == EARLIER_DEFAULT
