@@ -209,7 +209,10 @@ def quickstart(scale: float, seed: int, csv_dir: Path | None) -> None:
     click.echo(f"  lake (Delta tables) {settings.lake_uri}/<layer>/<table>")
     reports = "(daily_order_report|daily_category_report|customer_rfm)"
     click.echo(f"  gold reports        {settings.lake_uri}/gold/{reports}  (README: query the gold tables)")
-    click.echo(f"  Dagster runs        DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev")
+    click.echo(f"  Dagster UI          .venv/bin/medallion dev  (runs in {os.environ['DAGSTER_HOME']})")
+    click.echo("  automation          switch on source_changes, propagate_downstream, daily_catch_up")
+    click.echo("                      in the UI, then: medallion source advance --days 1")
+    click.echo("  audit log           medallion source sql 'select * from audit.run_logs'")
     passed = sum(o.checks_passed for o in summary.assets.values())
     click.echo(
         f"  asset checks        {passed} passed, {len(summary.failed_checks)} failed (listed above; "
