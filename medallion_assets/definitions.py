@@ -49,8 +49,8 @@ def build_definitions(
         sensors=[
             *ALERT_SENSORS,
             *AUDIT_SENSORS,
-            source_changes_sensor(daily, sensor_status),
-            propagation_sensor(propagate_silver, sensor_status),
+            source_changes_sensor(daily, sensor_status, settings.poll_seconds),
+            propagation_sensor(propagate_silver, sensor_status, max(1, settings.poll_seconds // 2)),
         ],
         schedules=[catch_up_schedule(daily, schedule_status)],
         resources={

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     alert_on_success: bool = Field(False, validation_alias="MEDALLION_ALERT_ON_SUCCESS")
     # The Dagster instance in PostgreSQL (postgresql+psycopg2://...; unset: SQLite in DAGSTER_HOME).
     dagster_pg_url: SecretStr | None = Field(None, validation_alias="DAGSTER_PG_URL")
+    # How often the source sensor looks for new rows (the propagation sensor looks twice as often).
+    poll_seconds: int = Field(30, ge=1, validation_alias="MEDALLION_POLL_SECONDS")
     # Start the source sensor, the propagation sensor and the catch-up schedule switched on (a
     # deployment's choice; by default a person turns them on in the UI or with `dagster sensor start`).
     automation: bool = Field(False, validation_alias="MEDALLION_AUTOMATION")

@@ -54,6 +54,7 @@ def running_pipeline(
         "MEDALLION_SOURCE_URL": source,
         "MEDALLION_AUDIT_URL": scratch_database(pg_url, "e2e_audit"),
         "MEDALLION_AUTOMATION": "true",
+        "MEDALLION_POLL_SECONDS": "5",  # a test's patience; the default is 30 s
     }
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
@@ -145,8 +146,8 @@ def test_a_source_change_reaches_gold_through_the_daemon(
     # The refresh built the dimensions, the stale order date and customer_rfm as runs of its own.
     assert len([r for r in runs if r.tags.get("medallion/build") == gold.run_id]) >= 3
 
-    # Nothing was requested twice: by now both sensors ticked several times after each run (every
-    # 30 s and 15 s), and the instance holds exactly this chain: landing, silver, refresh + 3 runs.
+    # Nothing was requested twice: by now both sensors ticked many times after each run (every
+    # 5 s and 2 s), and the instance holds exactly this chain: landing, silver, refresh + 3 runs.
     assert len(runs) == 6, [(r.job_name, r.tags.get(TRIGGER_TAG)) for r in runs]
 
     print(f"\nsource change -> canceled fact: {in_facts:.0f} s; -> gold refresh finished: {in_gold:.0f} s")

@@ -132,12 +132,12 @@ def gold_refresh() -> None:
 
 
 def propagation_sensor(
-    silver_job: UnresolvedAssetJobDefinition, status: dg.DefaultSensorStatus
+    silver_job: UnresolvedAssetJobDefinition, status: dg.DefaultSensorStatus, every_seconds: int = 15
 ) -> dg.SensorDefinition:
     @dg.sensor(
         name="propagate_downstream",
         description="After a successful bronze run: silver over its days; after silver: gold.",
-        minimum_interval_seconds=15,
+        minimum_interval_seconds=every_seconds,
         jobs=[silver_job, gold_refresh],
         default_status=status,
     )

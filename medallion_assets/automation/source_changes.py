@@ -2,11 +2,12 @@
 
 Each tick counts, per source table, the rows whose change column (`updated_at`; `changed_at` for
 the replay's attribute trail) is past that table's watermark, on the indexed column: cheap enough to
-poll every 30 s. The cursor holds one watermark per table (the last change seen); a tick with
-changes requests ONE run of the changed tables' bronze assets over the range of days their changes
-fall on (a burst over many days is one range run, as bronze backfills in one query per table), and
-moves the watermarks to the last change. The run key is a digest of the watermark window, so a
-repeated or restarted tick that sees the same window again never requests it twice.
+poll every 30 s (MEDALLION_POLL_SECONDS). The cursor holds one watermark per table (the last change
+seen); a tick with changes requests ONE run of the changed tables' bronze assets over the range of
+days their changes fall on (a burst over many days is one range run, as bronze backfills in one
+query per table), and moves the watermarks to the last change. The run key is a digest of the
+watermark window, so a repeated or restarted tick that sees the same window again never requests
+it twice.
 
 The first tick (no cursor) starts from what bronze already holds: each bronze table's latest change
 time in the lake, or the beginning for a table bronze does not have yet (such a table is landed by
@@ -109,12 +110,12 @@ def bronze_run_request(
 
 
 def source_changes_sensor(
-    partitions: dg.TimeWindowPartitionsDefinition, status: dg.DefaultSensorStatus
+    partitions: dg.TimeWindowPartitionsDefinition, status: dg.DefaultSensorStatus, every_seconds: int = 30
 ) -> dg.SensorDefinition:
     @dg.sensor(
         name="source_changes",
         description="Lands new source rows in bronze: one range run per tick over the days they changed.",
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=every_seconds,
         target=dg.AssetSelection.assets(*(bronze_key(name) for name in CHANGE_FEEDS)),
         default_status=status,
     )
