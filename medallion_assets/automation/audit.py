@@ -358,7 +358,7 @@ def audit_finished_runs(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         return dg.SensorResult(skip_reason="no finished run to record", cursor=context.cursor)
     # Only now: the embedded server is started by the first call, not on every idle tick.
     url = audit_database_url(get_settings())
-    cursor, recorded, started = context.cursor, 0, time.monotonic()
+    cursor, recorded, unreadable, started = context.cursor, 0, 0, time.monotonic()
     for record in pending:
         if time.monotonic() - started > TICK_BUDGET_SECONDS:
             break
@@ -367,9 +367,14 @@ def audit_finished_runs(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         except AuditUnavailableError as exc:
             # The cursor stays before this run: the next tick tries it again, no run is lost.
             return dg.SensorResult(skip_reason=f"audit not recorded, will retry: {exc}", cursor=cursor)
+        except Exception as exc:  # a run whose events cannot be read must not block every later run
+            context.log.error(f"run {record.dagster_run.run_id} not audited: {redact(str(exc))[:500]}")
+            unreadable += 1
+        else:
+            recorded += 1
         cursor = _format_cursor(record.update_timestamp, record.dagster_run.run_id)
-        recorded += 1
-    return dg.SensorResult(skip_reason=f"recorded {recorded} run(s) in {TABLE}", cursor=cursor)
+    skipped = f", {unreadable} unreadable (see the tick's log)" if unreadable else ""
+    return dg.SensorResult(skip_reason=f"recorded {recorded} run(s) in {TABLE}{skipped}", cursor=cursor)
 
 
 AUDIT_SENSORS = [audit_finished_runs]
