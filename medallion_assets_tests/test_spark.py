@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pyspark
 import pytest
 from deltalake import DeltaTable
@@ -69,6 +71,8 @@ def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 break
         assert time.monotonic() < deadline, "Spark Connect server did not start"
         time.sleep(0.5)
+    (pid_file,) = work.glob("*.pid")
+    server = psutil.Process(int(pid_file.read_text()))
     yield f"sc://127.0.0.1:{port}"
     subprocess.run(
         ["bash", str(SPARK_HOME / "sbin" / "stop-connect-server.sh")],
@@ -76,6 +80,14 @@ def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         capture_output=True,
         timeout=120,
     )
+    # The script's SIGTERM is ignored when the tests run in a background job (which ignores it and
+    # passes that on): the JVM would outlive the session, so it is killed after a grace period.
+    with contextlib.suppress(psutil.NoSuchProcess):
+        try:
+            server.wait(15)
+        except psutil.TimeoutExpired:
+            server.kill()
+            server.wait(15)
 
 
 ASSETS_ON_CONNECT = """
