@@ -40,7 +40,8 @@ import datetime as dt
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass, field, fields
+from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc_dbapi
 import dagster as dg
@@ -53,27 +54,47 @@ from medallion_assets.settings import Settings, get_settings
 SCHEMA = "audit"
 TABLE = f"{SCHEMA}.run_logs"
 MATERIALIZED, FAILED, SKIPPED = "materialized", "failed", "skipped"
+_STATUSES = (MATERIALIZED, FAILED, SKIPPED)
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 _RUN_ENDED = dict(zip(FINISHED, ["succeeded", "failed", "was canceled"], strict=True))
 MAX_ERROR_CHARS = 500
 
+
+# Timestamps with a zone: they land in timestamptz.
+_UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+
+def _column(sql_type: str, arrow_type: pa.DataType) -> dict[str, Any]:
+    """A column of the audit table: its PostgreSQL type and the Arrow type its values are bound with."""
+    return {"sql": sql_type, "arrow": arrow_type}
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One row of audit.run_logs; this declaration gives the table's DDL and the Arrow binding schema."""
+
+    run_id: str = field(metadata=_column("text NOT NULL", pa.string()))
+    job_name: str = field(metadata=_column("text NOT NULL", pa.string()))
+    asset: str = field(metadata=_column("text NOT NULL", pa.string()))
+    partition_start: str | None = field(metadata=_column("text", pa.string()))
+    partition_end: str | None = field(metadata=_column("text", pa.string()))
+    partitions: int | None = field(metadata=_column("integer", pa.int32()))
+    started_at: dt.datetime | None = field(metadata=_column("timestamptz", _UTC_TIMESTAMP))
+    ended_at: dt.datetime | None = field(metadata=_column("timestamptz", _UTC_TIMESTAMP))
+    duration_seconds: float | None = field(metadata=_column("double precision", pa.float64()))
+    rows_in: int | None = field(metadata=_column("bigint", pa.int64()))
+    rows_out: int | None = field(metadata=_column("bigint", pa.int64()))
+    rows_quarantined: int | None = field(metadata=_column("bigint", pa.int64()))
+    status: str = field(metadata=_column(f"text NOT NULL CHECK (status IN {_STATUSES})", pa.string()))
+    error: str | None = field(metadata=_column("text", pa.string()))
+
+
+_ARROW_SCHEMA = pa.schema([(f.name, f.metadata["arrow"]) for f in fields(AuditRow)])
+_COLUMN_DDL = ",\n    ".join(f"{f.name} {f.metadata['sql']}" for f in fields(AuditRow))
 DDL = [
     f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
     f"""CREATE TABLE IF NOT EXISTS {TABLE} (
-    run_id text NOT NULL,
-    job_name text NOT NULL,
-    asset text NOT NULL,
-    partition_start text,
-    partition_end text,
-    partitions integer,
-    started_at timestamptz,
-    ended_at timestamptz,
-    duration_seconds double precision,
-    rows_in bigint,
-    rows_out bigint,
-    rows_quarantined bigint,
-    status text NOT NULL CHECK (status IN ('materialized', 'failed', 'skipped')),
-    error text,
+    {_COLUMN_DDL},
     recorded_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (run_id, asset)
 )""",
@@ -87,45 +108,6 @@ _DDL_LOCK = 7_4_2026
 class AuditUnavailableError(RuntimeError):
     """The audit database cannot be reached or refused the rows; the message never has a password."""
 
-
-@dataclass(frozen=True)
-class AuditRow:
-    run_id: str
-    job_name: str
-    asset: str
-    partition_start: str | None
-    partition_end: str | None
-    partitions: int | None
-    started_at: dt.datetime | None
-    ended_at: dt.datetime | None
-    duration_seconds: float | None
-    rows_in: int | None
-    rows_out: int | None
-    rows_quarantined: int | None
-    status: str
-    error: str | None
-
-
-# The Arrow types the rows are bound with (timestamps with a zone: they land in timestamptz).
-_ARROW_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("job_name", pa.string()),
-        ("asset", pa.string()),
-        ("partition_start", pa.string()),
-        ("partition_end", pa.string()),
-        ("partitions", pa.int32()),
-        ("started_at", pa.timestamp("us", tz="UTC")),
-        ("ended_at", pa.timestamp("us", tz="UTC")),
-        ("duration_seconds", pa.float64()),
-        ("rows_in", pa.int64()),
-        ("rows_out", pa.int64()),
-        ("rows_quarantined", pa.int64()),
-        ("status", pa.string()),
-        ("error", pa.string()),
-    ]
-)
-assert _ARROW_SCHEMA.names == [f.name for f in fields(AuditRow)]
 
 _COLUMNS = ", ".join(_ARROW_SCHEMA.names)
 _PARAMS = ", ".join(f"${i}" for i in range(1, len(_ARROW_SCHEMA) + 1))
