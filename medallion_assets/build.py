@@ -32,6 +32,7 @@ from medallion_assets.settings import Settings, get_settings
 from medallion_assets.sources.source_system import source_change_dates
 
 Echo = Callable[[str], None]
+ORDER_DATE_LAYERS = ("gold", "warehouse")
 
 
 @dataclass
@@ -83,10 +84,11 @@ def build(
         raise ValueError(f"the selection {selection!r} matches no asset")
     ordered = [key for key in graph.toposorted_asset_keys if key in keys]
     summary = BuildSummary()
-    # Gold's partitions are order dates, the other layers' change dates: never one run for both.
+    # Gold's and the warehouse's partitions are order dates, the other layers' change dates: never
+    # one run for both.
     stretches = _stretches(
         ordered,
-        lambda key: (graph.get(key).partitions_def, key.path[0] == "gold"),
+        lambda key: (graph.get(key).partitions_def, key.path[0] in ORDER_DATE_LAYERS),
         lambda key: graph.get(key).parent_keys,
     )
     if any(partitions is not None for (partitions, _), _ in stretches):

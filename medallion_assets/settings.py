@@ -31,6 +31,18 @@ class Settings(BaseSettings):
     audit_url: SecretStr | None = Field(None, validation_alias="MEDALLION_AUDIT_URL")
     spark_remote: str | None = Field(None, validation_alias="SPARK_REMOTE")
     warehouse: Literal["duckdb", "bigquery"] = Field("duckdb", validation_alias="MEDALLION_WAREHOUSE")
+    # The DuckDB warehouse file (unset: $MEDALLION_HOME/warehouse.duckdb).
+    duckdb_path: Path | None = Field(None, validation_alias="MEDALLION_DUCKDB_PATH")
+    # BigQuery: the project is required when MEDALLION_WAREHOUSE=bigquery. Credentials are Google's
+    # application default (GOOGLE_APPLICATION_CREDENTIALS, gcloud, the metadata server) unless a
+    # service account key is given as JSON text; an API endpoint points the client at an emulator.
+    bigquery_project: str | None = Field(None, validation_alias="MEDALLION_BIGQUERY_PROJECT")
+    bigquery_dataset: str = Field("medallion_gold", validation_alias="MEDALLION_BIGQUERY_DATASET")
+    bigquery_location: str = Field("US", validation_alias="MEDALLION_BIGQUERY_LOCATION")
+    bigquery_credentials_json: SecretStr | None = Field(
+        None, validation_alias="MEDALLION_BIGQUERY_CREDENTIALS_JSON"
+    )
+    bigquery_endpoint: str | None = Field(None, validation_alias="MEDALLION_BIGQUERY_ENDPOINT")
     start_date: dt.date = Field(dt.date(2016, 9, 1), validation_alias="MEDALLION_START_DATE")
     # Run alerts: a Slack or Discord incoming-webhook URL (it embeds a token: secret).
     alert_webhook_url: SecretStr | None = Field(None, validation_alias="MEDALLION_ALERT_WEBHOOK_URL")
@@ -51,6 +63,10 @@ class Settings(BaseSettings):
         object.__setattr__(self, "home", home)
         if not self.lake_uri:
             object.__setattr__(self, "lake_uri", str(home / "lake"))
+        duckdb_path = (
+            self.duckdb_path.expanduser().absolute() if self.duckdb_path else home / "warehouse.duckdb"
+        )
+        object.__setattr__(self, "duckdb_path", duckdb_path)
         return self
 
     @property

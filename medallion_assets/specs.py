@@ -43,6 +43,29 @@ POSTGRES_TYPES: dict[ColumnType, str] = {
     "date": "date",
     "bool": "boolean",
 }
+# The warehouse types of gold's columns: exact decimals for money, zone-less times stay zone-less.
+DUCKDB_TYPES: dict[ColumnType, str] = {
+    "string": "VARCHAR",
+    "int": "INTEGER",
+    "long": "BIGINT",
+    "money": "DECIMAL(12,2)",
+    "total": "DECIMAL(18,2)",
+    "float": "DOUBLE",
+    "timestamp": "TIMESTAMP",
+    "date": "DATE",
+    "bool": "BOOLEAN",
+}
+BIGQUERY_TYPES: dict[ColumnType, str] = {
+    "string": "STRING",
+    "int": "INT64",
+    "long": "INT64",
+    "money": "NUMERIC",
+    "total": "NUMERIC",
+    "float": "FLOAT64",
+    "timestamp": "DATETIME",
+    "date": "DATE",
+    "bool": "BOOL",
+}
 KAGGLE_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 # The text a value of each type must be before it is cast (CSV reader, silver), so a cast never
 # fails half-way or rounds silently; and how each type is named in error messages.
@@ -432,6 +455,8 @@ class LakeTable:
     drift: Drift | None = None
     references: tuple[Reference, ...] = ()
     rules: tuple[Rule, ...] = ()
+    # Warehouse clustering (BigQuery, at most 4): the columns queries filter or join the table on.
+    cluster_by: tuple[str, ...] = ()
 
     @property
     def asset_path(self) -> list[str]:
@@ -647,6 +672,7 @@ GOLD_DIMENSIONS: dict[str, LakeTable] = {
             "they used (by purchase time) and the source's attribute changes. Key -1: unknown customer.",
             (_key("customer_key"), _member_id("customer_unique_id"), *_place("customer"), *_versions()),
             rules=_scd2_rules("customer_key", "customer_unique_id"),
+            cluster_by=("customer_unique_id",),
         ),
         gold_table(
             "dim_product",
@@ -662,6 +688,7 @@ GOLD_DIMENSIONS: dict[str, LakeTable] = {
                 Column("product_category", required=True, max_length=100),
             ),
             rules=_scd2_rules("product_key", "product_id"),
+            cluster_by=("product_id",),
         ),
         gold_table(
             "dim_seller",
@@ -669,6 +696,7 @@ GOLD_DIMENSIONS: dict[str, LakeTable] = {
             "SCD2 on seller_id: the seller's address over time.",
             (_key("seller_key"), _member_id("seller_id"), *_place("seller"), *_versions()),
             rules=_scd2_rules("seller_key", "seller_id"),
+            cluster_by=("seller_id",),
         ),
         gold_table(
             "dim_location",
@@ -757,6 +785,7 @@ GOLD_FACTS: dict[str, LakeTable] = {
                 _to_dimension("customer_key", "dim_customer", "customer_key"),
                 Reference("order_date_key", "gold/dim_date", "date_key", unknown=None),
             ),
+            cluster_by=("order_status", "customer_key"),
             rules=(
                 Rule(
                     "payments_reconcile_with_revenue",
@@ -799,6 +828,7 @@ GOLD_FACTS: dict[str, LakeTable] = {
                 _to_dimension("seller_key", "dim_seller", "seller_key"),
                 _to_dimension("customer_key", "dim_customer", "customer_key"),
             ),
+            cluster_by=("product_category", "seller_key", "product_key"),
         ),
     )
 }
@@ -859,6 +889,7 @@ GOLD_REPORTS: dict[str, LakeTable] = {
             ),
             by_order_date=True,
             rules=(_average_below("avg_item_revenue"),),
+            cluster_by=("product_category",),
         ),
         gold_table(
             "customer_rfm",
@@ -874,6 +905,7 @@ GOLD_REPORTS: dict[str, LakeTable] = {
                 *(Column(f"{m}_score", "int", required=True, min_value=1, max_value=5) for m in "rfm"),
                 Column("segment", required=True),
             ),
+            cluster_by=("segment",),
         ),
     )
 }

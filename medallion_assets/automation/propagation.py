@@ -8,9 +8,9 @@ and gold's partitions are order dates, while a day of source changes can touch a
 - a successful run that landed bronze days D1..D2 requests the silver tables fed by those bronze
   tables over D1..D2 (job `propagate_silver`);
 - a successful run that wrote silver over D1..D2 requests `gold_refresh`, one run that does what
-  `medallion build key:gold/*` does for D1..D2: the dimensions, the facts and reports of those
-  order dates plus every stale older one, then customer_rfm (each as its own recorded run, tagged
-  with the refresh's run id).
+  `medallion build 'key:gold/* or key:warehouse/*'` does for D1..D2: the dimensions, the facts and
+  reports of those order dates plus every stale older one, then customer_rfm, each followed by its
+  warehouse sync (each stretch a recorded run of its own, tagged with the refresh's run id).
 
 Blocking checks are respected because only *successful* runs propagate: a failed blocking check
 fails its run (steps after it never start), so nothing downstream is requested; the failure alert
@@ -106,12 +106,19 @@ class GoldWindow(dg.Config):
     end: str
 
 
-@dg.op(description="Build gold for a window of change dates, as `medallion build key:gold/*` does.")
+# What a gold refresh builds: gold and its copies in the warehouse.
+GOLD_REFRESH_SELECTION = "key:gold/* or key:warehouse/*"
+
+
+@dg.op(
+    description="Build gold and sync the warehouse for a window of change dates, as "
+    f"`medallion build --select '{GOLD_REFRESH_SELECTION}'` does."
+)
 def refresh_gold(context: dg.OpExecutionContext, config: GoldWindow) -> None:
     from medallion_assets.build import build, format_summary  # build imports these definitions
 
     summary = build(
-        "key:gold/*",
+        GOLD_REFRESH_SELECTION,
         dt.date.fromisoformat(config.start),
         dt.date.fromisoformat(config.end),
         echo=context.log.info,

@@ -63,7 +63,7 @@ class Outcome:
     severity: Severity = "ERROR"
 
 
-def _json(value: Any) -> dg.MetadataValue:
+def json_metadata(value: Any) -> dg.MetadataValue:
     """Samples as JSON metadata (dates, decimals and timestamps as text)."""
     return dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
 
@@ -83,7 +83,7 @@ def unique_key(rows: pa.Table, key: Sequence[str]) -> Outcome:
             "key": ", ".join(key),
             "duplicated_keys": duplicated.num_rows,
             "duplicate_rows": (pc.sum(duplicated["count_all"]).as_py() or 0) - duplicated.num_rows,
-            "sample": _json(duplicated.slice(0, SAMPLE_SIZE).to_pylist()),
+            "sample": json_metadata(duplicated.slice(0, SAMPLE_SIZE).to_pylist()),
         },
     )
 
@@ -104,9 +104,9 @@ def not_null(rows: pa.Table, columns: Sequence[str], key: Sequence[str]) -> Outc
         passed=not absent and not nulls,
         metadata={
             "columns": ", ".join(columns),
-            "null_counts": _json(nulls),
+            "null_counts": json_metadata(nulls),
             "missing_columns": ", ".join(absent),
-            "sample": _json(offending.to_pylist()),
+            "sample": json_metadata(offending.to_pylist()),
         },
     )
 
@@ -118,7 +118,7 @@ def schema(rows: pa.Schema, expected: Sequence[Column]) -> Outcome:
             problems[column.name] = "missing"
         elif rows.field(column.name).type != column.arrow_type:
             problems[column.name] = f"{rows.field(column.name).type}, expected {column.arrow_type}"
-    return Outcome(passed=not problems, metadata={"problems": _json(problems)})
+    return Outcome(passed=not problems, metadata={"problems": json_metadata(problems)})
 
 
 def row_count_drift(
@@ -175,8 +175,10 @@ def row_count_drift(
             worst = "error" if level == "error" or worst == "error" else "warn"
     metadata: dict[str, Any] = {"days": len(days), "days_judged": judged, "days_outside_band": len(flagged)}
     if len(days) == 1:
-        metadata.update({k: _json(v) if isinstance(v, list) else v for k, v in last.items() if k != "day"})
-    metadata["flagged_days"] = _json(flagged[:SAMPLE_SIZE])
+        metadata.update(
+            {k: json_metadata(v) if isinstance(v, list) else v for k, v in last.items() if k != "day"}
+        )
+    metadata["flagged_days"] = json_metadata(flagged[:SAMPLE_SIZE])
     return Outcome(passed=worst == "ok", metadata=metadata, severity="ERROR" if worst == "error" else "WARN")
 
 
@@ -201,7 +203,7 @@ def references(values: pa.ChunkedArray, keys: pa.Array, ref: Reference) -> Outco
             "references": f"{ref.table}.{ref.key}",
             "rows": len(present),
             "orphan_rows": orphan_count,
-            "orphan_sample": _json(pc.unique(orphans).slice(0, SAMPLE_SIZE).to_pylist()),
+            "orphan_sample": json_metadata(pc.unique(orphans).slice(0, SAMPLE_SIZE).to_pylist()),
             "unknown_member_rows": unknown,
             "unknown_share": round(share, 6),
             "max_unknown_share": ref.max_unknown_share,
@@ -222,7 +224,7 @@ def contract_check(table: LakeTable, rows: DataFrame) -> Outcome:
         by_rule[f"{failure['column']}: {failure['check']}"] = entry
     return Outcome(
         passed=not by_rule,
-        metadata={"contract": f"{len(table.columns)} columns", "failures": _json(by_rule)},
+        metadata={"contract": f"{len(table.columns)} columns", "failures": json_metadata(by_rule)},
     )
 
 
@@ -233,7 +235,7 @@ def business_rule(rule: Rule, broken: DataFrame) -> Outcome:
         severity=rule.severity,
         metadata={
             "violations": count,
-            "sample": _json(broken.limit(SAMPLE_SIZE).toArrow().to_pylist() if count else []),
+            "sample": json_metadata(broken.limit(SAMPLE_SIZE).toArrow().to_pylist() if count else []),
             "rule": dg.MetadataValue.md(f"```sql\n{' '.join(rule.violations.split())}\n```"),
         },
     )

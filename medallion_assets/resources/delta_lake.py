@@ -177,7 +177,7 @@ class DeltaLakeIOManager(dg.ConfigurableIOManager):
         window = Window.of(context, spec.get(PARTITION_COLUMN))
         uri = lake.uri(context.asset_key)
         if window is not None:
-            _check_inside(data, window, context.asset_key)
+            check_inside(data, window, context.asset_key)
         existing = lake.open(uri)
         mode = spec.get(WRITE_MODE, "replace_partition")
         counts = lake.guarded(
@@ -253,7 +253,7 @@ class DeltaLakeIOManager(dg.ConfigurableIOManager):
         return self.spark.session().createDataFrame(table)
 
 
-def _check_inside(data: pa.Table, window: Window, key: dg.AssetKey) -> None:
+def check_inside(data: pa.Table, window: Window, key: dg.AssetKey) -> None:
     """Refuse, before writing anything, rows outside the partition window being replaced."""
     values = data.column(window.column)
     outside = pc.or_(

@@ -1,0 +1,248 @@
+"""The production warehouse: BigQuery, through our own IO manager around `bigquery.Client`
+(dagster-gcp's BigQueryResource takes neither an API endpoint nor a credentials object).
+
+Tables are created from the gold contract: NUMERIC(p,s) for money, DATE, DATETIME for Olist's
+zone-less times, INT64, FLOAT64, BOOL, STRING; REQUIRED where the contract forbids nulls; DAY time
+partitioning on the partition column (order_date) and the clustering the spec declares.
+
+A write never shows a half-replaced window:
+1. the rows go as Parquet through a resumable upload into a staging table of their own
+   (`_staging_<table>_<random>`, expiring after a day in case the clean-up below never runs);
+   a failed load stops here and the target is untouched;
+2. one MERGE replaces the window: target rows of the window not in the staging table (all of
+   them, the condition is FALSE) are deleted and every staged row is inserted, atomically. Its
+   filter on the partition column prunes the target to the window's partitions, so a sync costs
+   the BigQuery work of the partitions that changed, not of the table;
+3. the staging table is dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import uuid
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from google.api_core import exceptions as google_errors
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials, Credentials
+from google.cloud import bigquery
+from google.oauth2 import service_account
+from pydantic import Field
+
+from medallion_assets.resources.delta_lake import Window
+from medallion_assets.resources.warehouse import (
+    WarehouseError,
+    WarehouseIOManager,
+    columns_to_add,
+    conform,
+    describe,
+    window_predicate,
+)
+from medallion_assets.settings import Settings, get_settings
+from medallion_assets.specs import BIGQUERY_TYPES, LakeTable
+
+STAGING_LIFETIME = dt.timedelta(days=1)
+# The API names some types by their legacy names; compare by the standard SQL ones.
+_LEGACY_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
+
+
+def schema_fields(table: LakeTable) -> list[bigquery.SchemaField]:
+    not_null = set(table.not_null_columns)
+    fields = []
+    for column in table.columns:
+        arrow = column.arrow_type
+        decimal = {"precision": arrow.precision, "scale": arrow.scale} if pa.types.is_decimal(arrow) else {}
+        mode = "REQUIRED" if column.name in not_null else "NULLABLE"
+        fields.append(bigquery.SchemaField(column.name, BIGQUERY_TYPES[column.type], mode=mode, **decimal))
+    return fields
+
+
+def _type_name(field: bigquery.SchemaField) -> str:
+    return _LEGACY_TYPES.get(field.field_type, field.field_type)
+
+
+def credentials(settings: Settings) -> Credentials | None:
+    """A service account key given as JSON in the environment, anonymous for an emulator, else
+    None: the client then finds Google's application default credentials itself."""
+    if settings.bigquery_credentials_json is not None:
+        try:
+            info = json.loads(settings.bigquery_credentials_json.get_secret_value())
+            return service_account.Credentials.from_service_account_info(info)
+        except (ValueError, KeyError) as exc:
+            # Never the key itself in the message.
+            raise WarehouseError(
+                f"MEDALLION_BIGQUERY_CREDENTIALS_JSON is not a service account key: {type(exc).__name__}"
+            ) from None
+    if settings.bigquery_endpoint:
+        return AnonymousCredentials()
+    return None
+
+
+class BigQueryWarehouse(WarehouseIOManager):
+    """Gold tables in a BigQuery dataset, one MERGE per partition window."""
+
+    project: str | None = Field(None, description="Override MEDALLION_BIGQUERY_PROJECT.")
+    dataset: str | None = Field(None, description="Override MEDALLION_BIGQUERY_DATASET.")
+    endpoint: str | None = Field(None, description="Override MEDALLION_BIGQUERY_ENDPOINT (an emulator).")
+
+    def settings(self) -> Settings:
+        overrides = {
+            name: value
+            for name, value in (
+                ("bigquery_project", self.project),
+                ("bigquery_dataset", self.dataset),
+                ("bigquery_endpoint", self.endpoint),
+            )
+            if value
+        }
+        settings = get_settings(**overrides)
+        if not settings.bigquery_project:
+            raise WarehouseError("MEDALLION_WAREHOUSE=bigquery needs MEDALLION_BIGQUERY_PROJECT")
+        return settings
+
+    def client(self) -> bigquery.Client:
+        settings = self.settings()
+        options = (
+            ClientOptions(api_endpoint=settings.bigquery_endpoint) if settings.bigquery_endpoint else None
+        )
+        return bigquery.Client(
+            project=settings.bigquery_project,
+            credentials=credentials(settings),
+            location=settings.bigquery_location,
+            client_options=options,
+        )
+
+    def table_id(self, table: LakeTable) -> str:
+        settings = self.settings()
+        return f"{settings.bigquery_project}.{settings.bigquery_dataset}.{table.name}"
+
+    def console_url(self, table: LakeTable) -> str:
+        project, dataset, name = self.table_id(table).split(".")
+        return (
+            f"https://console.cloud.google.com/bigquery?project={project}"
+            f"&ws=!1m5!1m4!4m3!1s{project}!2s{dataset}!3s{name}"
+        )
+
+    def replace(self, table: LakeTable, rows: pa.Table, window: Window | None) -> dict[str, Any]:
+        client = self.client()
+        target = self.table_id(table)
+        try:
+            added = self._ensure_table(client, table)
+            staging = f"{target.rsplit('.', 1)[0]}._staging_{table.name}_{uuid.uuid4().hex[:12]}"
+            try:
+                load = self._load(client, table, rows, staging, window)
+                merge = client.query(self._merge_sql(table, target, staging, window))
+                try:
+                    merge.result()
+                except google_errors.GoogleAPICallError as exc:
+                    raise WarehouseError(
+                        f"replacing warehouse/{table.name} ({describe(window)}) failed in job "
+                        f"{merge.job_id}, the table is unchanged: {exc.message}"
+                    ) from None
+            finally:
+                client.delete_table(staging, not_found_ok=True)
+        except google_errors.GoogleAPICallError as exc:
+            raise WarehouseError(f"BigQuery refused warehouse/{table.name}: {exc.message}") from None
+        finally:
+            client.close()
+        stats = merge.dml_stats
+        return {
+            "rows_deleted": stats.deleted_row_count if stats else None,
+            "rows_inserted": stats.inserted_row_count if stats else rows.num_rows,
+            "columns_added": ", ".join(added) or "none",
+            "load_job_id": load.job_id,
+            "merge_job_id": merge.job_id,
+            "bytes_loaded": load.output_bytes,
+            "bytes_processed": merge.total_bytes_processed,
+            "bytes_billed": merge.total_bytes_billed,
+            "dagster/table_name": target,
+            "console_url": self.console_url(table),
+        }
+
+    def read(self, table: LakeTable, window: Window | None) -> pa.Table:
+        client = self.client()
+        names = ", ".join(c.name for c in table.columns)
+        query = f"SELECT {names} FROM `{self.table_id(table)}` WHERE {window_predicate(window)}"
+        try:
+            rows = client.query(query).to_arrow(create_bqstorage_client=False)
+        except google_errors.GoogleAPICallError as exc:
+            raise WarehouseError(f"cannot read warehouse/{table.name} from BigQuery: {exc.message}") from None
+        finally:
+            client.close()
+        return conform(rows, table)
+
+    def _ensure_table(self, client: bigquery.Client, table: LakeTable) -> list[str]:
+        """Create the dataset and table from the contract, or add the columns the contract gained."""
+        settings = self.settings()
+        dataset = bigquery.Dataset(f"{settings.bigquery_project}.{settings.bigquery_dataset}")
+        dataset.location = settings.bigquery_location
+        client.create_dataset(dataset, exists_ok=True)
+        wanted = schema_fields(table)
+        try:
+            existing = client.get_table(self.table_id(table))
+        except google_errors.NotFound:
+            created = bigquery.Table(self.table_id(table), schema=wanted)
+            created.description = table.description
+            if table.partition_column:
+                created.time_partitioning = bigquery.TimePartitioning(
+                    type_=bigquery.TimePartitioningType.DAY, field=table.partition_column
+                )
+            if table.cluster_by:
+                created.clustering_fields = list(table.cluster_by)
+            client.create_table(created, exists_ok=True)
+            return []
+        added = columns_to_add(
+            table, {f.name: _type_name(f) for f in existing.schema}, {f.name: _type_name(f) for f in wanted}
+        )
+        if added:
+            new = [f for f in wanted if f.name in added]
+            existing.schema = [
+                *existing.schema,
+                *(
+                    bigquery.SchemaField(
+                        f.name, f.field_type, mode="NULLABLE", precision=f.precision, scale=f.scale
+                    )
+                    for f in new
+                ),
+            ]
+            client.update_table(existing, ["schema"])
+        return added
+
+    def _load(
+        self, client: bigquery.Client, table: LakeTable, rows: pa.Table, staging: str, window: Window | None
+    ) -> bigquery.LoadJob:
+        """Rows into a fresh staging table as Parquet; a failure leaves the target untouched."""
+        created = bigquery.Table(staging, schema=schema_fields(table))
+        created.expires = dt.datetime.now(dt.UTC) + STAGING_LIFETIME
+        client.create_table(created)
+        parquet = io.BytesIO()
+        pq.write_table(rows, parquet)
+        parquet.seek(0)
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            schema=schema_fields(table),
+            write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+        )
+        # size=None: a resumable upload, which retries a dropped connection (and the emulator takes).
+        job = client.load_table_from_file(parquet, staging, job_config=config, size=None)
+        try:
+            job.result()
+        except google_errors.GoogleAPICallError as exc:
+            raise WarehouseError(
+                f"loading {rows.num_rows} row(s) of warehouse/{table.name} ({describe(window)}) into staging "
+                f"failed in job {job.job_id}, the table is unchanged: {exc.message}"
+            ) from None
+        return job
+
+    @staticmethod
+    def _merge_sql(table: LakeTable, target: str, staging: str, window: Window | None) -> str:
+        names = ", ".join(c.name for c in table.columns)
+        return (
+            f"MERGE `{target}` AS t USING `{staging}` AS s ON FALSE\n"
+            f"WHEN NOT MATCHED BY SOURCE AND {window_predicate(window, 't')} THEN DELETE\n"
+            f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({names})"
+        )

@@ -1,0 +1,133 @@
+"""The default warehouse: a DuckDB file ($MEDALLION_HOME/warehouse.duckdb), schema `gold`.
+
+Any SQL client opens it (`duckdb .medallion/warehouse.duckdb -readonly`, DBeaver, Python). A write
+deletes the window's rows and inserts the new ones inside one transaction: a reader sees the old
+rows or the new ones, and a failure rolls back to the old. DuckDB lets one process write a file at
+a time; a write waits (up to `lock_timeout_seconds`) for another run or a SQL client to let go.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from pydantic import Field
+
+from medallion_assets.resources.delta_lake import Window
+from medallion_assets.resources.warehouse import (
+    WarehouseError,
+    WarehouseIOManager,
+    columns_to_add,
+    conform,
+    describe,
+    retry,
+    window_predicate,
+)
+from medallion_assets.settings import get_settings
+from medallion_assets.specs import DUCKDB_TYPES, LakeTable
+
+SCHEMA = "gold"
+
+
+def _is_lock_conflict(exc: Exception) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class DuckDBWarehouse(WarehouseIOManager):
+    """Gold tables in a local DuckDB file, one transaction per partition window."""
+
+    path: str | None = Field(None, description="Override MEDALLION_DUCKDB_PATH.")
+    lock_timeout_seconds: float = Field(
+        120.0, description="How long a write waits for another process holding the file."
+    )
+
+    def file(self) -> Path:
+        return Path(self.path) if self.path else get_settings().duckdb_path
+
+    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        file = self.file()
+        if read_only and not file.exists():
+            raise WarehouseError(f"no DuckDB warehouse at {file} yet: materialize the warehouse assets first")
+        file.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return retry(
+                lambda: duckdb.connect(str(file), read_only=read_only),
+                _is_lock_conflict,
+                self.lock_timeout_seconds,
+            )
+        except duckdb.Error as exc:
+            raise WarehouseError(f"cannot open the DuckDB warehouse {file}: {exc}") from None
+
+    def replace(self, table: LakeTable, rows: pa.Table, window: Window | None) -> dict[str, Any]:
+        name = f"{SCHEMA}.{table.name}"
+        columns = ", ".join(rows.column_names)
+        with self.connect() as con:
+            added = self._ensure_table(con, table)
+            con.register("batch", rows)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                (deleted,) = con.execute(f"DELETE FROM {name} WHERE {window_predicate(window)}").fetchone()
+                con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM batch")
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                raise WarehouseError(
+                    f"writing {rows.num_rows} row(s) of warehouse/{table.name} ({describe(window)}) "
+                    f"failed, the table is unchanged: {exc}"
+                ) from None
+            finally:
+                con.unregister("batch")
+        file = self.file()
+        return {
+            "rows_deleted": deleted,
+            "rows_inserted": rows.num_rows,
+            "columns_added": ", ".join(added) or "none",
+            "dagster/table_name": f"{file.stem}.{name}",
+            "dagster/uri": str(file),
+            "file_bytes": file.stat().st_size,
+        }
+
+    def read(self, table: LakeTable, window: Window | None) -> pa.Table:
+        with self.connect(read_only=True) as con:
+            names = ", ".join(c.name for c in table.columns)
+            try:
+                rows = con.sql(
+                    f"SELECT {names} FROM {SCHEMA}.{table.name} WHERE {window_predicate(window)}"
+                ).to_arrow_table()
+            except duckdb.Error as exc:
+                raise WarehouseError(
+                    f"cannot read warehouse/{table.name} from {self.file()}: {exc}"
+                ) from None
+        return conform(rows, table)
+
+    def _ensure_table(self, con: duckdb.DuckDBPyConnection, table: LakeTable) -> list[str]:
+        """Create the table from the contract, or add the columns the contract gained; the names added."""
+        wanted = {c.name: DUCKDB_TYPES[c.type] for c in table.columns}
+        existing = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                [SCHEMA, table.name],
+            ).fetchall()
+        )
+        name = f"{SCHEMA}.{table.name}"
+        if not existing:
+            not_null = set(table.not_null_columns)
+            columns = ",\n  ".join(
+                f"{column} {kind}{' NOT NULL' if column in not_null else ''}"
+                for column, kind in wanted.items()
+            )
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            con.execute(f"CREATE TABLE IF NOT EXISTS {name} (\n  {columns}\n)")
+            con.execute(f"COMMENT ON TABLE {name} IS {_quote(table.description)}")
+            return []
+        added = columns_to_add(table, existing, wanted)
+        for column in added:
+            con.execute(f"ALTER TABLE {name} ADD COLUMN {column} {wanted[column]}")
+        return added
