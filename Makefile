@@ -2,21 +2,37 @@
 VENV ?= .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install quickstart test lint bench
+# The BigQuery emulator the tests sync to: a virtualenv of its own (its pins and its pytest plugin
+# must not meet ours); its DuckDB finds the spatial extension under the HOME it runs with.
+EMULATOR_VENV ?= .venv-bqemulator
+EMULATOR_STAMP := $(EMULATOR_VENV)/.installed-bqemulator-1.4.0
+EXTENSIONS := $(EMULATOR_VENV)/home/.duckdb/extensions/v1.5.5/linux_amd64
+
+.PHONY: install emulator quickstart test lint bench
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-install: $(STAMP)
+$(EMULATOR_STAMP):
+	test -x $(EMULATOR_VENV)/bin/python || python3 -m venv $(EMULATOR_VENV)
+	$(EMULATOR_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		bqemulator==1.4.0 duckdb==1.5.5 duckdb-extension-spatial==1.5.5 numpy==2.4.6
+	mkdir -p $(EXTENSIONS)
+	ln -sf $$(realpath $(EMULATOR_VENV)/lib/python3*/site-packages/duckdb_extension_spatial/extensions/v1.5.5/spatial.duckdb_extension) $(EXTENSIONS)/
+	touch $@
+
+emulator: $(EMULATOR_STAMP)
+
+install: $(STAMP) $(EMULATOR_STAMP)
 
 # The main job on embedded defaults: Olist data, a live PostgreSQL source, every layer; prints where to look.
 quickstart: $(STAMP)
 	$(VENV)/bin/medallion quickstart
 
 # Lint, then every test (real PostgreSQL, real files; nothing mocked).
-test: $(STAMP) lint
+test: $(STAMP) $(EMULATOR_STAMP) lint
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)

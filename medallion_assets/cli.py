@@ -14,6 +14,7 @@ from typing import Any
 import adbc_driver_postgresql.dbapi as adbc_dbapi
 import click
 import pandas as pd
+import pyarrow as pa
 
 from medallion_assets.build import build as run_build
 from medallion_assets.build import format_summary
@@ -26,6 +27,7 @@ from medallion_assets.resources.postgres import (
     source_database_url,
     stop_embedded_server,
 )
+from medallion_assets.resources.warehouse import WarehouseError
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.generator import generate, write_kaggle_files
 from medallion_assets.sources.kaggle_csv import CsvLoadError
@@ -36,8 +38,10 @@ from medallion_assets.sources.source_system import (
     load_source,
     source_status,
 )
+from medallion_assets.specs import GOLD_REPORTS
+from medallion_assets.warehouse.assets import warehouse_for
 
-USER_ERRORS = (CsvLoadError, SourceUnavailableError, SourceStateError, LakeError, ValueError)
+USER_ERRORS = (CsvLoadError, SourceUnavailableError, SourceStateError, LakeError, WarehouseError, ValueError)
 
 
 class MomentType(click.ParamType):
@@ -167,8 +171,25 @@ def source_sql(query: str) -> None:
         except adbc_dbapi.Error as exc:
             raise click.ClickException(str(exc).strip().splitlines()[0]) from None
         table = cur.fetch_arrow_table()
+    _print_table(table)
+
+
+def _print_table(table: pa.Table) -> None:
     with pd.option_context("display.max_rows", 200, "display.width", 200, "display.max_columns", 30):
         click.echo(table.to_pandas().to_string(index=False))
+
+
+@main.group("warehouse")
+def warehouse() -> None:
+    """The warehouse gold is synced to (MEDALLION_WAREHOUSE: the DuckDB file or BigQuery)."""
+
+
+@warehouse.command("sql")
+@click.argument("query")
+@user_errors
+def warehouse_sql(query: str) -> None:
+    """Run one SQL statement on the warehouse and print its result (DuckDB: a read-only connection)."""
+    _print_table(warehouse_for(get_settings()).query(query))
 
 
 @source.command("stop")
@@ -213,6 +234,12 @@ def quickstart(scale: float, seed: int, csv_dir: Path | None) -> None:
     click.echo("  automation          switch on source_changes, propagate_downstream, daily_catch_up")
     click.echo("                      in the UI, then: medallion source advance --days 1")
     click.echo("  audit log           medallion source sql 'select * from audit.run_logs'")
+    report = warehouse_for(settings).table_ref(GOLD_REPORTS["daily_order_report"])
+    where = settings.duckdb_path if settings.warehouse == "duckdb" else "BigQuery"
+    click.echo(f"  warehouse           {where}  (every gold table; README: The warehouse)")
+    click.echo(
+        f"                      medallion warehouse sql 'select * from {report} order by 1 desc limit 5'"
+    )
     passed = sum(o.checks_passed for o in summary.assets.values())
     click.echo(
         f"  asset checks        {passed} passed, {len(summary.failed_checks)} failed (listed above; "

@@ -25,14 +25,12 @@ from medallion_assets.gold.assets import gold_assets
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.progress import medallion_progress
 from medallion_assets.quality.checks import quality_checks
-from medallion_assets.resources.bigquery_warehouse import BigQueryWarehouse
 from medallion_assets.resources.delta_lake import DeltaLakeIOManager
-from medallion_assets.resources.duckdb_warehouse import DuckDBWarehouse
 from medallion_assets.resources.postgres import SourceDatabase
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import Settings, get_settings
 from medallion_assets.silver.assets import silver_assets
-from medallion_assets.warehouse.assets import warehouse_assets, warehouse_checks
+from medallion_assets.warehouse.assets import warehouse_assets, warehouse_checks, warehouse_for
 
 
 def build_definitions(
@@ -65,8 +63,7 @@ def build_definitions(
             "lake": DeltaLakeIOManager(spark=spark),
             "source_db": SourceDatabase(),
             "spark": spark,
-            # MEDALLION_WAREHOUSE picks where gold is synced: a local DuckDB file or BigQuery.
-            "warehouse": BigQueryWarehouse() if settings.warehouse == "bigquery" else DuckDBWarehouse(),
+            "warehouse": warehouse_for(settings),
         },
         jobs=[propagate_silver, gold_refresh, *jobs],
         loggers={"console": dg.colored_console_logger, "medallion_progress": medallion_progress},

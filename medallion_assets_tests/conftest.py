@@ -159,6 +159,7 @@ class HandmadeBuild:
     lake: Path
     instance: dg.DagsterInstance
     summary: BuildSummary
+    home: Path  # its MEDALLION_HOME: the DuckDB warehouse file is there
 
 
 @pytest.fixture(scope="session")
@@ -177,5 +178,5 @@ def handmade_build(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         env.setenv("MEDALLION_LAKE_URI", str(work / "lake"))
         load_source(pg_url, write_handmade(work / "csv"), attribute_changes="none", replace=True)
         summary = build(echo=lambda _: None, instance=instance)
-    yield HandmadeBuild(work / "lake", instance, summary)
+    yield HandmadeBuild(work / "lake", instance, summary, work / "home")
     instance.dispose()

@@ -24,6 +24,7 @@ import json
 import uuid
 from typing import Any
 
+import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 from google.api_core import exceptions as google_errors
@@ -38,7 +39,6 @@ from medallion_assets.resources.warehouse import (
     WarehouseError,
     WarehouseIOManager,
     columns_to_add,
-    conform,
     describe,
     window_predicate,
 )
@@ -63,6 +63,11 @@ def schema_fields(table: LakeTable) -> list[bigquery.SchemaField]:
 
 def _type_name(field: bigquery.SchemaField) -> str:
     return _LEGACY_TYPES.get(field.field_type, field.field_type)
+
+
+def _sql_type(field: bigquery.SchemaField) -> str:
+    precision = f"({field.precision},{field.scale})" if field.precision is not None else ""
+    return _type_name(field) + precision
 
 
 def credentials(settings: Settings) -> Credentials | None:
@@ -134,7 +139,7 @@ class BigQueryWarehouse(WarehouseIOManager):
             added = self._ensure_table(client, table)
             staging = f"{target.rsplit('.', 1)[0]}._staging_{table.name}_{uuid.uuid4().hex[:12]}"
             try:
-                load = self._load(client, table, rows, staging, window)
+                load, parquet_bytes = self._load(client, table, rows, staging, window)
                 merge = client.query(self._merge_sql(table, target, staging, window))
                 try:
                     merge.result()
@@ -149,31 +154,34 @@ class BigQueryWarehouse(WarehouseIOManager):
             raise WarehouseError(f"BigQuery refused warehouse/{table.name}: {exc.message}") from None
         finally:
             client.close()
-        stats = merge.dml_stats
-        return {
-            "rows_deleted": stats.deleted_row_count if stats else None,
-            "rows_inserted": stats.inserted_row_count if stats else rows.num_rows,
+        stats = merge.dml_stats  # None on the emulator, which gives only the affected total
+        deleted = stats.deleted_row_count if stats else merge.num_dml_affected_rows - rows.num_rows
+        metadata = {
+            "rows_deleted": deleted,
+            "rows_inserted": rows.num_rows,
             "columns_added": ", ".join(added) or "none",
             "load_job_id": load.job_id,
             "merge_job_id": merge.job_id,
-            "bytes_loaded": load.output_bytes,
+            "parquet_bytes": parquet_bytes,
             "bytes_processed": merge.total_bytes_processed,
             "bytes_billed": merge.total_bytes_billed,
             "dagster/table_name": target,
-            "console_url": self.console_url(table),
+            "console_url": dg.MetadataValue.url(self.console_url(table)),
         }
+        return {name: value for name, value in metadata.items() if value is not None}
 
-    def read(self, table: LakeTable, window: Window | None) -> pa.Table:
+    def table_ref(self, table: LakeTable) -> str:
+        return f"`{self.table_id(table)}`"
+
+    def query(self, sql: str) -> pa.Table:
         client = self.client()
-        names = ", ".join(c.name for c in table.columns)
-        query = f"SELECT {names} FROM `{self.table_id(table)}` WHERE {window_predicate(window)}"
         try:
-            rows = client.query(query).to_arrow(create_bqstorage_client=False)
+            # REST paging, no BigQuery Storage API client: reads here are one window of one table.
+            return client.query(sql).to_arrow(create_bqstorage_client=False)
         except google_errors.GoogleAPICallError as exc:
-            raise WarehouseError(f"cannot read warehouse/{table.name} from BigQuery: {exc.message}") from None
+            raise WarehouseError(f"the BigQuery query failed: {exc.message}") from None
         finally:
             client.close()
-        return conform(rows, table)
 
     def _ensure_table(self, client: bigquery.Client, table: LakeTable) -> list[str]:
         """Create the dataset and table from the contract, or add the columns the contract gained."""
@@ -198,23 +206,17 @@ class BigQueryWarehouse(WarehouseIOManager):
         added = columns_to_add(
             table, {f.name: _type_name(f) for f in existing.schema}, {f.name: _type_name(f) for f in wanted}
         )
-        if added:
-            new = [f for f in wanted if f.name in added]
-            existing.schema = [
-                *existing.schema,
-                *(
-                    bigquery.SchemaField(
-                        f.name, f.field_type, mode="NULLABLE", precision=f.precision, scale=f.scale
-                    )
-                    for f in new
-                ),
-            ]
-            client.update_table(existing, ["schema"])
+        # DDL rather than update_table: one statement, NULLABLE by definition, and the emulator applies it.
+        types = {f.name: _sql_type(f) for f in wanted}
+        for column in added:
+            client.query(
+                f"ALTER TABLE `{self.table_id(table)}` ADD COLUMN IF NOT EXISTS {column} {types[column]}"
+            ).result()
         return added
 
     def _load(
         self, client: bigquery.Client, table: LakeTable, rows: pa.Table, staging: str, window: Window | None
-    ) -> bigquery.LoadJob:
+    ) -> tuple[bigquery.LoadJob, int]:
         """Rows into a fresh staging table as Parquet; a failure leaves the target untouched."""
         created = bigquery.Table(staging, schema=schema_fields(table))
         created.expires = dt.datetime.now(dt.UTC) + STAGING_LIFETIME
@@ -236,7 +238,7 @@ class BigQueryWarehouse(WarehouseIOManager):
                 f"loading {rows.num_rows} row(s) of warehouse/{table.name} ({describe(window)}) into staging "
                 f"failed in job {job.job_id}, the table is unchanged: {exc.message}"
             ) from None
-        return job
+        return job, parquet.getbuffer().nbytes
 
     @staticmethod
     def _merge_sql(table: LakeTable, target: str, staging: str, window: Window | None) -> str:

@@ -20,7 +20,6 @@ from medallion_assets.resources.warehouse import (
     WarehouseError,
     WarehouseIOManager,
     columns_to_add,
-    conform,
     describe,
     retry,
     window_predicate,
@@ -65,7 +64,7 @@ class DuckDBWarehouse(WarehouseIOManager):
             raise WarehouseError(f"cannot open the DuckDB warehouse {file}: {exc}") from None
 
     def replace(self, table: LakeTable, rows: pa.Table, window: Window | None) -> dict[str, Any]:
-        name = f"{SCHEMA}.{table.name}"
+        name = self.table_ref(table)
         columns = ", ".join(rows.column_names)
         with self.connect() as con:
             added = self._ensure_table(con, table)
@@ -93,18 +92,15 @@ class DuckDBWarehouse(WarehouseIOManager):
             "file_bytes": file.stat().st_size,
         }
 
-    def read(self, table: LakeTable, window: Window | None) -> pa.Table:
+    def table_ref(self, table: LakeTable) -> str:
+        return f"{SCHEMA}.{table.name}"
+
+    def query(self, sql: str) -> pa.Table:
         with self.connect(read_only=True) as con:
-            names = ", ".join(c.name for c in table.columns)
             try:
-                rows = con.sql(
-                    f"SELECT {names} FROM {SCHEMA}.{table.name} WHERE {window_predicate(window)}"
-                ).to_arrow_table()
+                return con.sql(sql).to_arrow_table()
             except duckdb.Error as exc:
-                raise WarehouseError(
-                    f"cannot read warehouse/{table.name} from {self.file()}: {exc}"
-                ) from None
-        return conform(rows, table)
+                raise WarehouseError(f"the query on {self.file()} failed: {exc}") from None
 
     def _ensure_table(self, con: duckdb.DuckDBPyConnection, table: LakeTable) -> list[str]:
         """Create the table from the contract, or add the columns the contract gained; the names added."""
@@ -116,7 +112,7 @@ class DuckDBWarehouse(WarehouseIOManager):
                 [SCHEMA, table.name],
             ).fetchall()
         )
-        name = f"{SCHEMA}.{table.name}"
+        name = self.table_ref(table)
         if not existing:
             not_null = set(table.not_null_columns)
             columns = ",\n  ".join(

@@ -41,8 +41,9 @@ def gold_table(asset_key: dg.AssetKey) -> LakeTable:
 
 
 def contract_schema(table: LakeTable) -> pa.Schema:
-    not_null = set(table.not_null_columns)
-    return pa.schema([pa.field(c.name, c.arrow_type, nullable=c.name not in not_null) for c in table.columns])
+    # Nullable in Arrow: NOT NULL is the warehouse table's constraint (a column added later holds
+    # NULL in the rows written before it), enforced there and by gold's own checks.
+    return pa.schema([(c.name, c.arrow_type) for c in table.columns])
 
 
 def conform(rows: pa.Table, table: LakeTable) -> pa.Table:
@@ -93,9 +94,19 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         """Replace the window's rows with `rows` atomically; return metadata of what was done."""
         raise NotImplementedError
 
+    def table_ref(self, table: LakeTable) -> str:
+        """How SQL names the table in this warehouse."""
+        raise NotImplementedError
+
+    def query(self, sql: str) -> pa.Table:
+        """One read-only SQL statement's result (`medallion warehouse sql`, reads, tests)."""
+        raise NotImplementedError
+
     def read(self, table: LakeTable, window: Window | None) -> pa.Table:
         """The window's rows in the contract's types."""
-        raise NotImplementedError
+        names = ", ".join(c.name for c in table.columns)
+        rows = self.query(f"SELECT {names} FROM {self.table_ref(table)} WHERE {window_predicate(window)}")
+        return conform(rows, table)
 
     def handle_output(self, context: dg.OutputContext, obj: pa.Table) -> None:
         table = gold_table(context.asset_key)

@@ -13,9 +13,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from medallion_assets.quality.checks import SAMPLE_SIZE, json_metadata
+from medallion_assets.resources.bigquery_warehouse import BigQueryWarehouse
 from medallion_assets.resources.delta_lake import Lake, Window
+from medallion_assets.resources.duckdb_warehouse import DuckDBWarehouse
 from medallion_assets.resources.warehouse import LAYER, WarehouseIOManager, conform, describe
-from medallion_assets.settings import get_settings
+from medallion_assets.settings import Settings, get_settings
 from medallion_assets.specs import GOLD_DIMENSIONS, GOLD_FACTS, GOLD_REPORTS, LakeTable
 
 GROUP = "warehouse"
@@ -26,6 +28,11 @@ SYNCED_TABLES: tuple[LakeTable, ...] = (
     *GOLD_REPORTS.values(),
 )
 CHECK_NAME = "equals_gold"
+
+
+def warehouse_for(settings: Settings) -> WarehouseIOManager:
+    """MEDALLION_WAREHOUSE picks where gold is synced: a local DuckDB file or BigQuery."""
+    return BigQueryWarehouse() if settings.warehouse == "bigquery" else DuckDBWarehouse()
 
 
 def warehouse_key(table: LakeTable) -> dg.AssetKey:
@@ -61,7 +68,8 @@ def compare(gold: pa.Table, stored: pa.Table, key: list[str]) -> dict:
         gold.sort_by([(k, "ascending") for k in key]),
         stored.sort_by([(k, "ascending") for k in key]),
     )
-    if gold.num_rows != stored.num_rows or not gold.select(key).equals(stored.select(key)):
+    same_keys = gold.num_rows == stored.num_rows and all(gold[k].equals(stored[k]) for k in key)
+    if not same_keys:
         only = {
             "only_in_gold": gold.join(stored.select(key), key, join_type="left anti"),
             "only_in_warehouse": stored.join(gold.select(key), key, join_type="left anti"),

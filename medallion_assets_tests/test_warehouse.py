@@ -1,0 +1,354 @@
+"""The warehouse: both IO managers against the real thing (a DuckDB file; BigQuery's API served by
+the `bqemulator` on loopback), and the pipeline's sync of the hand-made shop's gold.
+
+The behaviour tests run once per warehouse: create from the contract, replace one partition,
+replace a range, a re-run changes nothing, a failed write leaves the previous rows, schema
+evolution. What the emulator does not enforce (REQUIRED, NUMERIC precision, see DESIGN.md) is not
+claimed here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+import pytest
+
+from medallion_assets.resources.bigquery_warehouse import BigQueryWarehouse, credentials
+from medallion_assets.resources.delta_lake import Lake, Window
+from medallion_assets.resources.duckdb_warehouse import DuckDBWarehouse
+from medallion_assets.resources.warehouse import (
+    WarehouseError,
+    WarehouseIOManager,
+    WarehouseSchemaError,
+    conform,
+)
+from medallion_assets.settings import get_settings
+from medallion_assets.specs import GOLD_REPORTS
+from medallion_assets.warehouse.assets import SYNCED_TABLES, compare
+from medallion_assets_tests.bigquery_emulator import PROJECT, bigquery_emulator
+from medallion_assets_tests.conftest import HandmadeBuild
+
+CATEGORIES = GOLD_REPORTS["daily_category_report"]  # partitioned by order date, several rows a day
+RFM = GOLD_REPORTS["customer_rfm"]  # unpartitioned: replaced whole
+DAY = dt.date(2018, 3, 1)
+
+
+def day(n: int) -> dt.date:
+    return DAY + dt.timedelta(days=n)
+
+
+def window(first: int, last: int) -> Window:
+    """Order dates day(first)..day(last), included."""
+    return Window("order_date", day(first), day(last + 1))
+
+
+def category_rows(days: dict[int, list[str]], revenue: str = "10.00") -> pa.Table:
+    """daily_category_report rows: for each day, one row per category, with exact money."""
+    rows = [
+        {
+            "order_date": day(n),
+            "product_category": category,
+            "items": 1,
+            "orders": 1,
+            "total_revenue": Decimal(revenue) + n,
+            "avg_item_revenue": Decimal(revenue) + n,
+            "median_item_revenue": Decimal(revenue) + n,
+        }
+        for n, categories in days.items()
+        for category in categories
+    ]
+    return conform(pa.Table.from_pylist(rows), CATEGORIES)
+
+
+def rfm_rows(customers: int) -> pa.Table:
+    rows = [
+        {
+            "customer_unique_id": f"{i:032x}",
+            "last_order_date": day(i),
+            "recency_days": i,
+            "frequency": 1,
+            "monetary": Decimal("99.99") * (i + 1),
+            "r_score": 5,
+            "f_score": 1,
+            "m_score": 3,
+            "segment": "new",
+        }
+        for i in range(customers)
+    ]
+    return conform(pa.Table.from_pylist(rows), RFM)
+
+
+def stored(warehouse: WarehouseIOManager, table=CATEGORIES, at: Window | None = None) -> pa.Table:
+    key = [(k, "ascending") for k in table.primary_key]
+    return warehouse.read(table, at).sort_by(key)
+
+
+def sorted_rows(rows: pa.Table, table=CATEGORIES) -> pa.Table:
+    return rows.sort_by([(k, "ascending") for k in table.primary_key])
+
+
+@pytest.fixture(scope="session")
+def emulator_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with bigquery_emulator(tmp_path_factory.mktemp("bqemulator") / "emulator.log") as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(params=["duckdb", "bigquery"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> WarehouseIOManager:
+    if request.param == "duckdb":
+        return DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"))
+    endpoint = request.getfixturevalue("emulator_endpoint")
+    # A dataset per test: the emulator is shared by the session.
+    return BigQueryWarehouse(project=PROJECT, dataset=f"test_{uuid.uuid4().hex[:10]}", endpoint=endpoint)
+
+
+def test_replaces_one_partition_then_a_range_exactly(warehouse: WarehouseIOManager) -> None:
+    first = category_rows({0: ["toys", "books"], 1: ["toys", "books", "garden"], 2: ["toys"], 3: ["books"]})
+    written = warehouse.replace(CATEGORIES, first, window(0, 3))
+    assert (written["rows_deleted"], written["rows_inserted"]) == (0, 7)
+    assert stored(warehouse).equals(sorted_rows(first))
+
+    # Day 1 now has two categories instead of three, with other amounts: exactly its rows change.
+    day_1 = category_rows({1: ["toys", "health"]}, revenue="55.50")
+    written = warehouse.replace(CATEGORIES, day_1, window(1, 1))
+    assert (written["rows_deleted"], written["rows_inserted"]) == (3, 2)
+    untouched = first.filter(pa.compute.not_equal(first["order_date"], day(1)))
+    assert stored(warehouse).equals(sorted_rows(pa.concat_tables([untouched, day_1])))
+    assert stored(warehouse, at=window(1, 1))["total_revenue"].to_pylist() == [Decimal("56.50")] * 2
+
+    # A range: days 2..3 replaced by one row on day 3 (day 2 had no sale after all).
+    days_2_3 = category_rows({3: ["garden"]}, revenue="1.01")
+    written = warehouse.replace(CATEGORIES, days_2_3, window(2, 3))
+    assert (written["rows_deleted"], written["rows_inserted"]) == (2, 1)
+    expected = pa.concat_tables(
+        [first.filter(pa.compute.equal(first["order_date"], day(0))), day_1, days_2_3]
+    )
+    assert stored(warehouse).equals(sorted_rows(expected))
+
+
+def test_a_rerun_leaves_the_table_unchanged(warehouse: WarehouseIOManager) -> None:
+    rows = category_rows({0: ["toys", "books"], 1: ["toys"]})
+    warehouse.replace(CATEGORIES, rows, window(0, 1))
+    before = stored(warehouse)
+    again = warehouse.replace(CATEGORIES, rows, window(0, 1))
+    assert (again["rows_deleted"], again["rows_inserted"]) == (3, 3)
+    assert stored(warehouse).equals(before)  # no duplicates, same values
+
+
+def test_an_unpartitioned_table_is_replaced_whole(warehouse: WarehouseIOManager) -> None:
+    warehouse.replace(RFM, rfm_rows(5), None)
+    written = warehouse.replace(RFM, rfm_rows(3), None)
+    assert (written["rows_deleted"], written["rows_inserted"]) == (5, 3)
+    assert stored(warehouse, RFM).equals(sorted_rows(rfm_rows(3), RFM))
+
+
+def test_a_failed_write_leaves_the_previous_rows(warehouse: WarehouseIOManager) -> None:
+    previous = category_rows({0: ["toys"], 1: ["books", "toys"]})
+    warehouse.replace(CATEGORIES, previous, window(0, 1))
+    # A batch the warehouse refuses mid-write: `items` is text that is not a number.
+    broken = category_rows({1: ["garden"]}).set_column(2, "items", pa.array(["many"]))
+    with pytest.raises(WarehouseError, match="the table is unchanged"):
+        warehouse.replace(CATEGORIES, broken, window(1, 1))
+    assert stored(warehouse).equals(sorted_rows(previous))
+    # A good re-run after the failure completes without duplicates.
+    fixed = category_rows({1: ["garden"]})
+    warehouse.replace(CATEGORIES, fixed, window(1, 1))
+    assert stored(warehouse, at=window(1, 1)).equals(fixed)
+    if isinstance(warehouse, BigQueryWarehouse):  # the failed load's staging table was dropped too
+        client = warehouse.client()
+        assert [t.table_id for t in client.list_tables(warehouse.dataset)] == [CATEGORIES.name]
+
+
+def test_a_column_the_contract_gains_is_added_and_a_changed_type_refused(
+    warehouse: WarehouseIOManager,
+) -> None:
+    old_contract = dataclasses.replace(CATEGORIES, columns=CATEGORIES.columns[:-1])  # no median yet
+    old_rows = category_rows({0: ["toys"]}).drop_columns(["median_item_revenue"])
+    warehouse.replace(old_contract, old_rows, window(0, 0))
+
+    new_rows = category_rows({1: ["books"]})
+    written = warehouse.replace(CATEGORIES, new_rows, window(1, 1))
+    assert written["columns_added"] == "median_item_revenue"
+    both = stored(warehouse)
+    assert both["median_item_revenue"].to_pylist() == [None, new_rows["median_item_revenue"][0].as_py()]
+
+    # Money turned into text would lose the type every query relies on: refused, nothing written.
+    as_text = tuple(
+        dataclasses.replace(c, type="string") if c.name == "total_revenue" else c for c in CATEGORIES.columns
+    )
+    retyped = dataclasses.replace(CATEGORIES, columns=as_text)
+    with pytest.raises(WarehouseSchemaError, match=r"total_revenue is NUMERIC|total_revenue is DECIMAL"):
+        warehouse.replace(retyped, category_rows({1: ["toys"]}).cast(_schema_of(retyped)), window(1, 1))
+    assert stored(warehouse).equals(both)
+
+
+def _schema_of(table) -> pa.Schema:
+    return pa.schema([(c.name, c.arrow_type) for c in table.columns])
+
+
+# ------------------------------------------------------------------------------- DuckDB specifics
+
+
+def test_duckdb_table_has_the_contract_types(tmp_path: Path) -> None:
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    metadata = warehouse.replace(CATEGORIES, category_rows({0: ["toys"]}), window(0, 0))
+    assert metadata["dagster/table_name"] == "w.gold.daily_category_report"
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        columns = con.sql("DESCRIBE gold.daily_category_report").fetchall()
+        comment = con.sql("SELECT comment FROM duckdb_tables() WHERE table_name = 'daily_category_report'")
+        assert comment.fetchall() == [(CATEGORIES.description,)]
+    assert [(name, kind, null) for name, kind, null, *_ in columns] == [
+        ("order_date", "DATE", "NO"),
+        ("product_category", "VARCHAR", "NO"),
+        ("items", "BIGINT", "NO"),
+        ("orders", "BIGINT", "NO"),
+        ("total_revenue", "DECIMAL(18,2)", "NO"),
+        ("avg_item_revenue", "DECIMAL(18,2)", "NO"),
+        ("median_item_revenue", "DECIMAL(18,2)", "NO"),
+    ]
+
+
+def test_duckdb_write_waits_for_another_process_holding_the_file(tmp_path: Path) -> None:
+    file = tmp_path / "w.duckdb"
+    DuckDBWarehouse(path=str(file)).replace(RFM, rfm_rows(1), None)
+    # A SQL client (another process) holds the file for 2 seconds.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(file)!r}); print(1, flush=True); time.sleep(2)",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdout.readline().strip() == b"1"
+    with pytest.raises(WarehouseError, match="lock"):
+        DuckDBWarehouse(path=str(file), lock_timeout_seconds=0.5).replace(RFM, rfm_rows(2), None)
+    DuckDBWarehouse(path=str(file)).replace(RFM, rfm_rows(2), None)  # waits, then writes
+    holder.wait(10)
+    assert stored(DuckDBWarehouse(path=str(file)), RFM).num_rows == 2
+
+
+# ----------------------------------------------------------------------------- BigQuery specifics
+
+
+def test_bigquery_table_is_typed_partitioned_and_clustered(emulator_endpoint: str) -> None:
+    warehouse = BigQueryWarehouse(project=PROJECT, dataset="typed", endpoint=emulator_endpoint)
+    facts = next(t for t in SYNCED_TABLES if t.name == "fact_order_items")
+    metadata = warehouse.replace(CATEGORIES, category_rows({0: ["toys"]}), window(0, 0))
+    warehouse._ensure_table(warehouse.client(), facts)
+    client = warehouse.client()
+    table = client.get_table(warehouse.table_id(CATEGORIES))
+    assert [(f.name, f.field_type, f.mode) for f in table.schema] == [
+        ("order_date", "DATE", "REQUIRED"),
+        ("product_category", "STRING", "REQUIRED"),
+        ("items", "INT64", "REQUIRED"),
+        ("orders", "INT64", "REQUIRED"),
+        ("total_revenue", "NUMERIC", "REQUIRED"),
+        ("avg_item_revenue", "NUMERIC", "REQUIRED"),
+        ("median_item_revenue", "NUMERIC", "REQUIRED"),
+    ]
+    assert (table.time_partitioning.type_, table.time_partitioning.field) == ("DAY", "order_date")
+    assert table.clustering_fields == ["product_category"]
+    fact_table = client.get_table(warehouse.table_id(facts))
+    types = {f.name: f.field_type for f in fact_table.schema}
+    assert (types["shipping_limit_date"], types["price"], types["is_revenue_order"]) == (
+        "DATETIME",
+        "NUMERIC",
+        "BOOL",
+    )
+    assert fact_table.clustering_fields == ["product_category", "seller_key", "product_key"]
+    # What a person needs to find the work in BigQuery.
+    assert metadata["load_job_id"] and metadata["merge_job_id"]
+    assert metadata["parquet_bytes"] > 0
+    assert metadata["console_url"].url.endswith("!1smedallion-test!2styped!3sdaily_category_report")
+
+
+def test_bigquery_credentials_come_from_the_environment_and_never_leak(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = '{"type": "service_account", "private_key": "-----BEGIN SECRET-----", "client_email": "x@y"}'
+    monkeypatch.setenv("MEDALLION_BIGQUERY_CREDENTIALS_JSON", key)
+    with pytest.raises(WarehouseError, match="not a service account key") as failure:
+        credentials(get_settings())
+    assert "SECRET" not in str(failure.value)
+    monkeypatch.delenv("MEDALLION_BIGQUERY_CREDENTIALS_JSON")
+    monkeypatch.setenv("MEDALLION_BIGQUERY_ENDPOINT", "http://127.0.0.1:9")
+    assert type(credentials(get_settings())).__name__ == "AnonymousCredentials"
+    monkeypatch.delenv("MEDALLION_BIGQUERY_ENDPOINT")
+    assert credentials(get_settings()) is None  # Google's application default credentials
+    monkeypatch.delenv("MEDALLION_BIGQUERY_PROJECT", raising=False)
+    with pytest.raises(WarehouseError, match="needs MEDALLION_BIGQUERY_PROJECT"):
+        BigQueryWarehouse().client()
+
+
+# ------------------------------------------------------------------- the pipeline's sync of gold
+
+
+def _gold(lake: Path, table) -> pa.Table:
+    rows = Lake.from_settings(get_settings(), str(lake)).read(dg.AssetKey(table.asset_path))
+    return conform(rows, table)
+
+
+def test_the_build_synced_every_gold_table_to_duckdb_equal_to_gold(handmade_build: HandmadeBuild) -> None:
+    warehouse = DuckDBWarehouse(path=str(handmade_build.home / "warehouse.duckdb"))
+    for table in SYNCED_TABLES:
+        gold = _gold(handmade_build.lake, table)
+        assert gold.num_rows > 0, table.name
+        assert compare(gold, warehouse.read(table, None), list(table.primary_key)) == {}, table.name
+    for table in SYNCED_TABLES:  # each table's equals_gold check ran and passed
+        outcome = handmade_build.summary.assets[f"warehouse/{table.name}"]
+        assert (outcome.checks_passed, outcome.checks_failed) == (1, 0), table.name
+
+
+def test_bigquery_sync_through_dagster_reads_back_equal_to_gold(
+    handmade_build: HandmadeBuild, emulator_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MEDALLION_WAREHOUSE=bigquery: the warehouse assets of the hand-made shop, materialized by
+    Dagster into the emulator, and their equals_gold checks."""
+    from medallion_assets.build import build
+
+    lake = tmp_path / "lake"
+    shutil.copytree(handmade_build.lake, lake)
+    monkeypatch.setenv("MEDALLION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MEDALLION_LAKE_URI", str(lake))
+    monkeypatch.setenv("MEDALLION_WAREHOUSE", "bigquery")
+    monkeypatch.setenv("MEDALLION_BIGQUERY_PROJECT", PROJECT)
+    monkeypatch.setenv("MEDALLION_BIGQUERY_DATASET", "handmade")
+    monkeypatch.setenv("MEDALLION_BIGQUERY_ENDPOINT", emulator_endpoint)
+    first, last = handmade_build.summary.range
+    with dg.DagsterInstance.ephemeral() as instance:
+        summary = build("key:warehouse/*", first, last, echo=lambda _: None, instance=instance)
+    assert summary.success, summary.failed_steps
+    for table in SYNCED_TABLES:  # each table's equals_gold check ran and passed
+        outcome = summary.assets[f"warehouse/{table.name}"]
+        assert (outcome.checks_passed, outcome.checks_failed) == (1, 0), table.name
+    warehouse = BigQueryWarehouse()
+    for table in SYNCED_TABLES:
+        gold = _gold(lake, table)
+        assert compare(gold, warehouse.read(table, None), list(table.primary_key)) == {}, table.name
+    # No staging table is left behind.
+    assert sorted(t.table_id for t in warehouse.client().list_tables("handmade")) == sorted(
+        t.name for t in SYNCED_TABLES
+    )
+
+
+def test_compare_names_what_differs() -> None:
+    gold = category_rows({0: ["toys", "books"]})
+    changed = gold.set_column(
+        4, "total_revenue", pa.array([Decimal("1.00"), Decimal("10.00")], pa.decimal128(18, 2))
+    )
+    assert "differing_columns" in compare(gold, changed, list(CATEGORIES.primary_key))
+    missing = compare(gold, gold.slice(0, 1), list(CATEGORIES.primary_key))
+    assert missing["only_in_gold_rows"] == 1 and missing["only_in_warehouse_rows"] == 0
+    assert compare(gold, gold, list(CATEGORIES.primary_key)) == {}
