@@ -6,14 +6,17 @@ Stages: generate the Olist files, read them back, derive the change history, loa
 the first quarter of history, advance it in steps to the end, load everything at once, then build
 bronze, time the source sensor's ticks (first, idle, a day of changes), then silver, then gold over
 the whole range (every daily partition), then gold once more
-with nothing changed (what a daily run pays for the dimensions and the stale-date check), and show
-per-asset times (silver's first step includes starting Spark). Per stage: wall time, rows, rows/s;
-at the end the peak memory of this process and the memory of the embedded PostgreSQL server.
+with nothing changed (what a daily run pays for the dimensions and the stale-date check), then the
+warehouse sync of every gold table to DuckDB and to BigQuery (the emulator, `make emulator`), whole
+and for the last day, and show per-asset times (silver's first step includes starting Spark). Per
+stage: wall time, rows, rows/s; at the end the peak memory of this process and the memory of the
+embedded PostgreSQL server.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import resource
@@ -36,6 +39,7 @@ from medallion_assets.sources.generator import generate, write_kaggle_files
 from medallion_assets.sources.kaggle_csv import read_directory
 from medallion_assets.sources.replay import build_replay
 from medallion_assets.sources.source_system import StepReport, advance_source, load_source
+from medallion_assets_tests.bigquery_emulator import PROJECT, bigquery_emulator
 
 
 class Stage:
@@ -160,6 +164,7 @@ def main() -> None:
             summary = build("group:gold", start=last_day, end=last_day, **quiet)
             s.rows = sum(o.rows for o in summary.assets.values())
         report(summary)
+        warehouse_sync(work, last_day, instance)
         server_mib = embedded_server_mib(settings.embedded_postgres_dir)
         spark_mib = (
             sum(
@@ -178,6 +183,31 @@ def main() -> None:
         f"total {time.perf_counter() - started:.1f} s; peak memory of this process {peak:,.0f} MiB;"
         f" Spark JVM {spark_mib:,.0f} MiB at the end; PostgreSQL server processes {server_mib:,.0f} MiB"
     )
+
+
+def warehouse_sync(work: Path, last_day: dt.date | None, instance: dg.DagsterInstance | None) -> None:
+    """Every gold table to each warehouse over the whole range, then the last day again (a daily
+    sync). The build's stale-date check (Spark) is part of it; the per-asset lines show the sync steps."""
+    quiet = {"echo": lambda _: None, "instance": instance}
+    with contextlib.ExitStack() as stack:
+        for name in ("duckdb", "bigquery"):
+            if name == "bigquery":
+                endpoint = stack.enter_context(bigquery_emulator(work / "bqemulator.log"))
+                os.environ.update(
+                    MEDALLION_WAREHOUSE="bigquery",
+                    MEDALLION_BIGQUERY_PROJECT=PROJECT,
+                    MEDALLION_BIGQUERY_ENDPOINT=endpoint,
+                )
+            with stage(f"warehouse ({name}): every gold table, whole range") as s:
+                summary = build("group:warehouse", **quiet)
+                s.rows = sum(o.rows for o in summary.assets.values())
+            report(summary)
+            with stage(f"warehouse ({name}): the last day again") as s:
+                summary = build("group:warehouse", start=last_day, end=last_day, **quiet)
+                s.rows = sum(o.rows for o in summary.assets.values())
+            report(summary)
+    for name in ("MEDALLION_WAREHOUSE", "MEDALLION_BIGQUERY_PROJECT", "MEDALLION_BIGQUERY_ENDPOINT"):
+        os.environ.pop(name, None)
 
 
 def embedded_server_mib(pgdata: Path) -> float:

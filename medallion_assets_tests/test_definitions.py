@@ -12,6 +12,7 @@ import medallion_assets
 from medallion_assets.definitions import build_definitions
 from medallion_assets.settings import get_settings
 from medallion_assets.specs import LAKE_TABLES
+from medallion_assets.warehouse.assets import CHECK_NAME, SYNCED_TABLES, warehouse_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,8 +40,16 @@ def test_dagster_validates_the_module_and_the_workspace(tmp_path: Path) -> None:
 def test_every_table_spec_is_an_asset_partitioned_as_declared() -> None:
     graph = build_definitions(get_settings()).resolve_asset_graph()
     specs = LAKE_TABLES
-    assert {dg.AssetKey(t.asset_path) for t in specs} == set(graph.materializable_asset_keys)
+    copies = {warehouse_key(t): t for t in SYNCED_TABLES}
+    assert {dg.AssetKey(t.asset_path) for t in specs} | set(copies) == set(graph.materializable_asset_keys)
     for table in specs:
         node = graph.get(dg.AssetKey(table.asset_path))
         assert (node.partitions_def is not None) == (table.partition_column is not None), table.name
         assert node.metadata["medallion/write_mode"] == table.write_mode
+    # Every gold table has its warehouse copy, downstream of it and partitioned the same way.
+    assert {t.name for t in SYNCED_TABLES} == {t.name for t in specs if t.layer == "gold"}
+    for key, table in copies.items():
+        node = graph.get(key)
+        assert node.parent_keys == {dg.AssetKey(table.asset_path)}, key
+        assert node.partitions_def == graph.get(dg.AssetKey(table.asset_path)).partitions_def, key
+    assert {k.asset_key for k in graph.asset_check_keys if k.name == CHECK_NAME} == set(copies)

@@ -1,12 +1,13 @@
 """End to end through the Dagster daemon, with the instance on PostgreSQL: a change in the live
-source reaches gold with nobody pressing a button.
+source reaches gold and the warehouse with nobody pressing a button.
 
 The hand-made shop is built through gold (the session's `handmade_build` lake, copied), its source
 loaded into a database of its own, and `dagster dev` (webserver + daemon) started with automation on
 and the instance in PostgreSQL. Then an order is canceled in the source: the source sensor lands the
 day in bronze, the propagation sensor runs silver over it and then the gold refresh, which finds the
-order's (older) order date stale; the test waits for the fact and the daily report to change, to the
-cent, and reports the latency and each run's timeline.
+order's (older) order date stale and syncs the DuckDB warehouse; the test waits for the fact and the
+daily report to change, to the cent, in gold and in the warehouse, and reports the latency and each
+run's timeline.
 """
 
 import datetime as dt
@@ -25,9 +26,12 @@ from deltalake import DeltaTable
 
 from medallion_assets.automation.propagation import CHANGES_TAG, GOLD_JOB, SILVER_JOB
 from medallion_assets.automation.source_changes import TRIGGER_TAG
+from medallion_assets.resources.delta_lake import Window
+from medallion_assets.resources.duckdb_warehouse import DuckDBWarehouse
 from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.source_system import load_source
+from medallion_assets.specs import GOLD_REPORTS
 from medallion_assets_tests.conftest import HandmadeBuild, scratch_database
 from medallion_assets_tests.dagster_dev import dagster_dev
 from medallion_assets_tests.handmade import _id, at, write_handmade
@@ -44,6 +48,8 @@ def running_pipeline(
     source = scratch_database(pg_url, "e2e_source")
     load_source(source, write_handmade(tmp_path / "csv"), attribute_changes="none", replace=True)
     shutil.copytree(handmade_build.lake, tmp_path / "lake")
+    (tmp_path / "home").mkdir()
+    shutil.copy(handmade_build.home / "warehouse.duckdb", tmp_path / "home")
     instance_db = scratch_database(pg_url, "e2e_dagster")
     env = {
         **os.environ,
@@ -94,6 +100,14 @@ def revenue_on(lake: Path, day: dt.date) -> Decimal:
     return sum(rows, Decimal("0.00"))
 
 
+def warehouse_revenue_on(home: Path, day: dt.date) -> Decimal:
+    warehouse = DuckDBWarehouse(path=str(home / "warehouse.duckdb"))
+    report = warehouse.read(
+        GOLD_REPORTS["daily_order_report"], Window("order_date", day, day + dt.timedelta(1))
+    )
+    return sum(report["total_revenue"].to_pylist(), Decimal("0.00"))
+
+
 @pytest.mark.slow
 def test_a_source_change_reaches_gold_through_the_daemon(
     running_pipeline: tuple[dg.DagsterInstance, dict[str, str]],
@@ -102,6 +116,7 @@ def test_a_source_change_reaches_gold_through_the_daemon(
     lake = Path(env["MEDALLION_LAKE_URI"])
     day = dt.date(2018, 3, 3)
     revenue_before = revenue_on(lake, day)
+    assert warehouse_revenue_on(Path(env["MEDALLION_HOME"]), day) == revenue_before
     assert fact_status(lake) == "shipped"
 
     # The instance is PostgreSQL, with the run queue and one-step-per-table pools of postgres.yaml.
@@ -131,8 +146,10 @@ def test_a_source_change_reaches_gold_through_the_daemon(
     )
     in_gold = time.monotonic() - changed
 
-    # To the cent: the order's R$ 112.00 leaves its day's revenue.
+    # To the cent: the order's R$ 112.00 leaves its day's revenue, in gold and in the warehouse
+    # (the refresh synced it after gold).
     assert revenue_on(lake, day) == revenue_before - Decimal("112.00")
+    assert warehouse_revenue_on(Path(env["MEDALLION_HOME"]), day) == revenue_before - Decimal("112.00")
 
     runs = sorted(instance.get_runs(), key=lambda r: instance.get_run_record_by_id(r.run_id).create_timestamp)
     assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs), [
