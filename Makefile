@@ -32,9 +32,8 @@ quickstart: $(STAMP)
 	$(VENV)/bin/medallion quickstart
 
 # Lint, then every test (real PostgreSQL, real files; nothing mocked).
-# Two workers, a test file at a time each: most of the suite waits on Spark, PostgreSQL, subprocesses.
 test: $(STAMP) $(EMULATOR_STAMP) lint
-	$(VENV)/bin/pytest -n 2 --dist loadfile
+	$(VENV)/bin/pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check medallion_assets medallion_assets_tests bench

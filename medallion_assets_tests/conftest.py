@@ -7,10 +7,8 @@ under a temporary MEDALLION_HOME), one per test session.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,13 +63,7 @@ def medallion_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pg_url(medallion_home: Path) -> Iterator[str]:
     """URL of a real PostgreSQL 16 (embedded, under the session's MEDALLION_HOME)."""
     settings = get_settings(home=medallion_home)
-    url = os.environ.get("MEDALLION_TEST_SOURCE_URL")
-    if url is None:
-        # `make test` runs two pytest workers, each with its own server: on a fresh machine pgserver
-        # creates its OS user on the first start, which two workers must not do at once.
-        with open(Path(tempfile.gettempdir()) / "medallion-test-pgserver.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            url = embedded_server_url(settings)
+    url = os.environ.get("MEDALLION_TEST_SOURCE_URL") or embedded_server_url(settings)
     yield url
     stop_embedded_server(settings)
 
