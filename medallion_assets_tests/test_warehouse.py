@@ -32,6 +32,7 @@ from medallion_assets.resources.warehouse import (
     WarehouseIOManager,
     WarehouseSchemaError,
     conform,
+    contract_schema,
 )
 from medallion_assets.settings import get_settings
 from medallion_assets.specs import GOLD_REPORTS
@@ -189,12 +190,8 @@ def test_a_column_the_contract_gains_is_added_and_a_changed_type_refused(
     )
     retyped = dataclasses.replace(CATEGORIES, columns=as_text)
     with pytest.raises(WarehouseSchemaError, match=r"total_revenue is NUMERIC|total_revenue is DECIMAL"):
-        warehouse.replace(retyped, category_rows({1: ["toys"]}).cast(_schema_of(retyped)), window(1, 1))
+        warehouse.replace(retyped, category_rows({1: ["toys"]}).cast(contract_schema(retyped)), window(1, 1))
     assert stored(warehouse).equals(both)
-
-
-def _schema_of(table) -> pa.Schema:
-    return pa.schema([(c.name, c.arrow_type) for c in table.columns])
 
 
 # ------------------------------------------------------------------------------- DuckDB specifics
