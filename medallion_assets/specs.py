@@ -43,6 +43,19 @@ POSTGRES_TYPES: dict[ColumnType, str] = {
     "date": "date",
     "bool": "boolean",
 }
+# Spark SQL's names of the same types (DataType.simpleString()): silver casts to them, the contract
+# compares a frame's schema with them.
+SPARK_TYPES: dict[ColumnType, str] = {
+    "string": "string",
+    "int": "int",
+    "long": "bigint",
+    "money": "decimal(12,2)",
+    "total": "decimal(18,2)",
+    "float": "double",
+    "timestamp": "timestamp_ntz",
+    "date": "date",
+    "bool": "boolean",
+}
 # The warehouse types of gold's columns: exact decimals for money, zone-less times stay zone-less.
 DUCKDB_TYPES: dict[ColumnType, str] = {
     "string": "VARCHAR",

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable, write_deltalake
+from pyspark.sql import functions as F
 
 from medallion_assets.build import format_summary
 from medallion_assets.definitions import build_definitions
@@ -187,6 +188,15 @@ def test_contract_failures_by_rule_with_sample_rows(spark_resource: SparkResourc
     ]
     assert by_column["payment_installments"]["sample"][0]["payment_installments"] == 99
 
+    # A column of the wrong type or a missing column is named from the schema, before any value.
+    retyped = spark.createDataFrame(pa.Table.from_pylist([good], schema_))
+    retyped = retyped.withColumn("payment_value", F.lit(1.5)).drop("created_at")
+    failures = contract_check(table, retyped).metadata["failures"].data
+    assert set(failures) == {"payment_value:type", "created_at:missing"}
+    assert (
+        failures["payment_value:type"]["error"] == "payment_value is double, the contract says decimal(12,2)"
+    )
+
 
 def test_every_table_has_its_checks() -> None:
     names = {"/".join(t.asset_path): {c.name for c in table_checks(t)} for t in LAKE_TABLES}
@@ -341,7 +351,7 @@ def test_a_failed_silver_partition_stops_gold_in_the_same_run(broken_lake: Path)
     assert not key.passed and key.metadata["duplicated_keys"].value == 1
     assert key.metadata["sample"].data[0]["order_id"] == duplicate["order_id"][0].as_py()
     assert not nulls.passed and nulls.metadata["null_counts"].data == {"order_status": 1}
-    assert not contract.passed and "order_status: not_nullable" in contract.metadata["failures"].data
+    assert not contract.passed and "order_status:required" in contract.metadata["failures"].data
     materialized = {
         e.step_materialization_data.materialization.asset_key.path[0]
         for e in result.get_asset_materialization_events()

@@ -5,7 +5,8 @@ window the run materialized (a partition, a range, or the whole table when unpar
 that window once (Arrow, through delta-rs) and evaluates:
 - `unique_key`, `not_null` (blocking): the primary key and the required columns;
 - `schema` (bronze, blocking): the source columns landed with their types;
-- `contract` (silver and gold, blocking): the table's pandera model, failures by rule with samples;
+- `contract` (silver and gold, blocking): types, required columns and value rules (contracts.py),
+  each broken rule with its row count and sample rows;
 - `row_count_drift` (warning or error, never blocking): against the same weekday's history;
 - `references_<table>_<column>` (not blocking): orphans are errors, unknown members a share;
 - business rules (Spark SQL, blocking unless the rule says otherwise).
@@ -32,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 
-from medallion_assets.quality.contracts import breaking_rows, contract, failures
+from medallion_assets.quality.contracts import violations
 from medallion_assets.resources.delta_lake import Lake, Window
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
@@ -212,16 +213,17 @@ def references(values: pa.ChunkedArray, keys: pa.Array, ref: Reference) -> Outco
 
 
 def contract_check(table: LakeTable, rows: DataFrame) -> Outcome:
-    """The pandera model on the window; every failed rule with its row count and sample rows."""
+    """The table's contract on the window; every broken rule with its row count and sample rows."""
     by_rule = {}
-    for failure in failures(contract(table).validate(rows)):
-        broken = breaking_rows(table, rows, failure["column"], failure["check"])
-        entry: dict[str, Any] = {"kind": failure["kind"], "error": failure["error"]}
-        if broken is not None:
-            shown = list(dict.fromkeys([*table.primary_key, failure["column"]]))
-            entry["rows"] = broken.count()
-            entry["sample"] = broken.select(*shown).limit(SAMPLE_SIZE).toArrow().to_pylist()
-        by_rule[f"{failure['column']}: {failure['check']}"] = entry
+    for violation in violations(table, rows):
+        entry: dict[str, Any] = {"error": violation.error}
+        if violation.broken_by is not None:
+            shown = list(dict.fromkeys([*table.primary_key, violation.column]))
+            entry["rows"] = violation.rows
+            entry["sample"] = (
+                rows.filter(violation.broken_by).select(*shown).limit(SAMPLE_SIZE).toArrow().to_pylist()
+            )
+        by_rule[violation.rule] = entry
     return Outcome(
         passed=not by_rule,
         metadata={"contract": f"{len(table.columns)} columns", "failures": json_metadata(by_rule)},
@@ -377,7 +379,7 @@ def table_checks(table: LakeTable) -> list[TableCheck]:
         checks.append(
             TableCheck(
                 "contract",
-                "The pandera model of the table: column types, nullability and value rules.",
+                "The table's contract: column types, required columns and value rules.",
                 True,
                 lambda b: contract_check(table, b.frame()),
             )

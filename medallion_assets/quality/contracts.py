@@ -1,9 +1,14 @@
-"""The pandera (pyspark) contract of a lake table, built from its column specs.
+"""The contract of a lake table, from its column specs: column types, required columns, value rules.
 
-One list of rules per column (`column_rules`) gives both the pandera check and the Spark condition
-that finds the rows breaking it, so a failed contract check can show samples of those rows.
-Silver validates what it is about to write (`enforce`, a write that would break it fails the run);
-the contract asset checks validate what a silver or gold partition holds (quality/checks.py).
+Each value rule is one Spark condition on one column, declared once here (`value_rules`) and named
+`<column>:<rule>` everywhere: silver's `conform` quarantines a bronze row that breaks one (with a
+readable reason), and `violations` counts the rows breaking each rule of a table in ONE Spark pass
+over a frame. Silver enforces the contract on what it is about to write (`enforce`: a write that
+would break it fails the run); the `contract` asset check evaluates a silver or gold window and
+shows sample rows (quality/checks.py).
+
+Why not pandera's pyspark backend (DESIGN names it): it runs one Spark job per rule, 0.3-1.6 s per
+table on ten cached rows (measured), where this one aggregation takes 0.05-0.3 s.
 """
 
 from __future__ import annotations
@@ -11,27 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import pandera.pyspark as pa_spark
-import pyspark.sql.types as T
-from pandera.pyspark import Check
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from medallion_assets.specs import Column, LakeTable
-
-PANDERA_TYPES = {
-    "string": T.StringType(),
-    "int": T.IntegerType(),
-    "long": T.LongType(),
-    "money": T.DecimalType(12, 2),
-    "total": T.DecimalType(18, 2),
-    "float": T.DoubleType(),
-    "timestamp": T.TimestampNTZType(),
-    "date": T.DateType(),
-    "bool": T.BooleanType(),
-}
-NOT_NULLABLE = "not_nullable"  # pandera's name for a null in a required column
+from medallion_assets.specs import SPARK_TYPES, Column, LakeTable
 
 
 class ContractViolation(RuntimeError):
@@ -39,74 +28,107 @@ class ContractViolation(RuntimeError):
 
 
 @dataclass(frozen=True)
-class ColumnRule:
-    check: Check
-    broken_by: Callable[[SparkColumn], SparkColumn]  # the condition a breaking value meets
-
-    @property
-    def name(self) -> str:
-        return str(self.check.error)  # what pandera reports as the failed check
+class ValueRule:
+    name: str  # `<column>:<rule>` in quarantine rows and check failures
+    broken_by: Callable[[SparkColumn], SparkColumn]  # the condition a breaking (non-null) value meets
+    reason: Callable[[SparkColumn, SparkColumn], SparkColumn]  # (value as shown, typed value) -> text
 
 
-def column_rules(column: Column) -> list[ColumnRule]:
-    rules = []
-    if column.pattern is not None:
-        pattern = column.pattern
-        rules.append(ColumnRule(Check.str_matches(pattern), lambda c: ~c.rlike(pattern)))
-    if column.allowed is not None:
-        allowed = list(column.allowed)
-        rules.append(ColumnRule(Check.isin(allowed), lambda c: ~c.isin(allowed)))
-    if column.min_value is not None:
-        low = column.min_value
-        rules.append(ColumnRule(Check.ge(low), lambda c: c < F.lit(low)))
-    if column.max_value is not None:
-        high = column.max_value
-        rules.append(ColumnRule(Check.le(high), lambda c: c > F.lit(high)))
-    if column.max_length is not None:
-        longest = column.max_length
-        rules.append(ColumnRule(Check.str_length(max_value=longest), lambda c: F.length(c) > longest))
+def value_rules(column: Column) -> list[ValueRule]:
+    """The column's rules on its values, in the order a quarantine reason reports the first broken one."""
+    name, rules = column.name, []
+    if (longest := column.max_length) is not None:
+        rules.append(
+            ValueRule(
+                f"{name}:length",
+                lambda v: F.length(v) > longest,
+                lambda _, v: F.format_string(
+                    f"{name} is %d characters long, more than {longest}", F.length(v)
+                ),
+            )
+        )
+    if (pattern := column.pattern) is not None:
+        rules.append(
+            ValueRule(
+                f"{name}:pattern",
+                lambda v: ~v.rlike(pattern),
+                lambda shown, _: F.format_string(f"{name} '%s' does not match {pattern}", shown),
+            )
+        )
+    if (allowed := column.allowed) is not None:
+        rules.append(
+            ValueRule(
+                f"{name}:allowed",
+                lambda v: ~v.isin(*allowed),
+                lambda shown, _: F.format_string(f"{name} '%s' is not one of {', '.join(allowed)}", shown),
+            )
+        )
+    if (low := column.min_value) is not None:
+        rules.append(
+            ValueRule(
+                f"{name}:min",
+                lambda v: v < low,
+                lambda shown, _: F.format_string(f"{name} %s is below the minimum {low:g}", shown),
+            )
+        )
+    if (high := column.max_value) is not None:
+        rules.append(
+            ValueRule(
+                f"{name}:max",
+                lambda v: v > high,
+                lambda shown, _: F.format_string(f"{name} %s is above the maximum {high:g}", shown),
+            )
+        )
     return rules
 
 
-def contract(table: LakeTable) -> pa_spark.DataFrameSchema:
-    return pa_spark.DataFrameSchema(
-        {
-            c.name: pa_spark.Column(
-                PANDERA_TYPES[c.type], nullable=not c.required, checks=[r.check for r in column_rules(c)]
-            )
-            for c in table.columns
-        },
-        name=f"{table.layer}.{table.name}",
-    )
+@dataclass(frozen=True)
+class Violation:
+    rule: str  # `<column>:<rule>`: a value rule, `required`, `type` or `missing`
+    error: str
+    rows: int | None = None  # breaking rows, for the rules judged row by row
+    broken_by: SparkColumn | None = None  # the condition, to show sample rows
+
+    @property
+    def column(self) -> str:
+        return self.rule.split(":")[0]
 
 
-def failures(validated: DataFrame) -> list[dict[str, str]]:
-    """pandera's errors as a flat list of {kind, column, check, error}."""
-    return [
-        {"kind": kind, **{field: str(e.get(field)) for field in ("column", "check", "error")}}
-        for kinds in dict(validated.pandera.errors).values()
-        for kind, found in kinds.items()
-        for e in found
-    ]
-
-
-def breaking_rows(table: LakeTable, rows: DataFrame, column: str, check: str) -> DataFrame | None:
-    """The rows that broke `check` on `column` (None when it is not a row-level rule: a type, a column)."""
-    spec = next((c for c in table.columns if c.name == column), None)
-    if spec is None or column not in rows.columns:
-        return None
-    if check == NOT_NULLABLE:
-        return rows.filter(F.col(column).isNull())
-    rule = next((r for r in column_rules(spec) if r.name == check), None)
-    return None if rule is None else rows.filter(rule.broken_by(F.col(column)))
+def violations(table: LakeTable, rows: DataFrame) -> list[Violation]:
+    """Every rule of the table's contract that `rows` break: missing columns and wrong types from the
+    schema (no data read), then the required columns and value rules counted in one aggregation."""
+    found: list[Violation] = []
+    types = {field.name: field.dataType.simpleString() for field in rows.schema.fields}
+    judged: list[tuple[str, SparkColumn]] = []  # (rule, condition) per row-level rule
+    for column in table.columns:
+        name, expected = column.name, SPARK_TYPES[column.type]
+        if name not in types:
+            found.append(Violation(f"{name}:missing", f"column {name} is missing"))
+            continue
+        if types[name] != expected:
+            found.append(Violation(f"{name}:type", f"{name} is {types[name]}, the contract says {expected}"))
+            continue
+        value = F.col(f"`{name}`")
+        if column.required:
+            judged.append((f"{name}:required", value.isNull()))
+        # A comparison with null is null, never true: a null value breaks only `required`.
+        judged += [
+            (rule.name, F.coalesce(rule.broken_by(value), F.lit(False))) for rule in value_rules(column)
+        ]
+    if judged:
+        counts = rows.agg(*[F.count_if(condition) for _, condition in judged]).first()
+        found += [
+            Violation(rule, f"{count} row(s) break {rule}", count, condition)
+            for (rule, condition), count in zip(judged, counts, strict=True)
+            if count
+        ]
+    return found
 
 
 def enforce(table: LakeTable, rows: DataFrame) -> DataFrame:
-    validated = contract(table).validate(rows)
-    found = failures(validated)
-    if found:
-        summary = "; ".join(f"{f['column']}: {f['check']}" for f in found)
+    if found := violations(table, rows):
+        summary = "; ".join(v.error for v in found)
         raise ContractViolation(
             f"{table.layer}.{table.name}: rows about to be written break the contract: {summary}"
         )
-    return validated
+    return rows

@@ -8,7 +8,7 @@ For every partition (or range, in one run) of bronze/<table>:
    with the winner's key and change time is a conflict and is quarantined too;
 4. rows whose parent the source had not shown yet when they changed (an item of an unknown order)
    are kept and flagged in `_missing_parents`;
-5. the pandera contract validates what is about to be written; the IO manager merges it
+5. the contract (quality/contracts.py) validates what is about to be written; the IO manager merges it
    latest-wins, so an old or repeated day never regresses the state.
 Accounting in the metadata: rows read = accepted + quarantined + superseded, and accepted =
 inserted + updated + unchanged (for geolocation, accepted rows are collapsed per zip prefix first).

@@ -16,23 +16,18 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from medallion_assets.quality.contracts import value_rules
 from medallion_assets.specs import (
     CHANGE_DATE,
     CHANGE_TS,
     INGESTED_AT,
+    SPARK_TYPES,
     TEXT_FORMS,
     TYPE_DESCRIPTIONS,
     Column,
     SourceTable,
 )
 
-SPARK_TYPES = {
-    "string": "string",
-    "int": "int",
-    "money": "decimal(12,2)",
-    "float": "double",
-    "timestamp": "timestamp_ntz",
-}
 ACCENTED, PLAIN = "áàâãäéèêëíìîïóòôõöúùûüçñ", "aaaaaeeeeiiiiooooouuuucn"
 RAW, RULE, REASON, KEY = "_raw", "rule", "reason", "key"
 
@@ -164,47 +159,6 @@ def _checks(
                 F.format_string(f"{name} %s is not {TYPE_DESCRIPTIONS[column.type]}", shown),
             )
         )
-    if column.max_length is not None:
-        checks.append(
-            (
-                F.length(value) > column.max_length,
-                f"{name}:length",
-                F.format_string(
-                    f"{name} is %d characters long, more than {column.max_length}", F.length(value)
-                ),
-            )
-        )
-    if column.pattern is not None:
-        checks.append(
-            (
-                ~value.rlike(column.pattern),
-                f"{name}:pattern",
-                F.format_string(f"{name} '%s' does not match {column.pattern}", shown),
-            )
-        )
-    if column.allowed is not None:
-        checks.append(
-            (
-                ~value.isin(*column.allowed),
-                f"{name}:allowed",
-                F.format_string(f"{name} '%s' is not one of {', '.join(column.allowed)}", shown),
-            )
-        )
-    if column.min_value is not None:
-        checks.append(
-            (
-                value < column.min_value,
-                f"{name}:min",
-                F.format_string(f"{name} %s is below the minimum {column.min_value:g}", shown),
-            )
-        )
-    if column.max_value is not None:
-        checks.append(
-            (
-                value > column.max_value,
-                f"{name}:max",
-                F.format_string(f"{name} %s is above the maximum {column.max_value:g}", shown),
-            )
-        )
+    checks += [(rule.broken_by(value), rule.name, rule.reason(shown, value)) for rule in value_rules(column)]
     # A comparison with null is null, never true: coalesce so a null value breaks only `required`.
     return [(F.coalesce(condition, F.lit(False)), rule, reason) for condition, rule, reason in checks]
