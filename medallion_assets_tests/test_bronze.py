@@ -131,7 +131,7 @@ def test_dagster_cli_materializes_a_partition_range(
         "-m",
         "medallion_assets",
         "--select",
-        "key:bronze/*",
+        "key:bronze/orders",  # one asset: the instance on disk books each of its 153 partitions
         "--partition-range",
         "2016-09-01...2017-01-31",
     )

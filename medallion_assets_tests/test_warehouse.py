@@ -243,7 +243,7 @@ def test_bigquery_table_is_typed_partitioned_and_clustered(emulator_endpoint: st
     warehouse = BigQueryWarehouse(project=PROJECT, dataset="typed", endpoint=emulator_endpoint)
     facts = next(t for t in SYNCED_TABLES if t.name == "fact_order_items")
     metadata = warehouse.replace(CATEGORIES, category_rows({0: ["toys"]}), window(0, 0))
-    warehouse._ensure_table(warehouse.client(), facts)
+    warehouse.replace(facts, contract_schema(facts).empty_table(), window(0, 0))  # created, no rows
     client = warehouse.client()
     table = client.get_table(warehouse.table_id(CATEGORIES))
     assert [(f.name, f.field_type, f.mode) for f in table.schema] == [

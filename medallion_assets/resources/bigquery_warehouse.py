@@ -136,10 +136,11 @@ class BigQueryWarehouse(WarehouseIOManager):
         client = self.client()
         target = self.table_id(table)
         try:
-            added = self._ensure_table(client, table)
+            fields = schema_fields(table)
+            added = self._ensure_table(client, table, fields)
             staging = f"{target.rsplit('.', 1)[0]}._staging_{table.name}_{uuid.uuid4().hex[:12]}"
             try:
-                load, parquet_bytes = self._load(client, table, rows, staging, window)
+                load, parquet_bytes = self._load(client, table, fields, rows, staging, window)
                 merge = client.query(self._merge_sql(table, target, staging, window))
                 try:
                     merge.result()
@@ -183,13 +184,14 @@ class BigQueryWarehouse(WarehouseIOManager):
         finally:
             client.close()
 
-    def _ensure_table(self, client: bigquery.Client, table: LakeTable) -> list[str]:
+    def _ensure_table(
+        self, client: bigquery.Client, table: LakeTable, wanted: list[bigquery.SchemaField]
+    ) -> list[str]:
         """Create the dataset and table from the contract, or add the columns the contract gained."""
         settings = self.settings()
         dataset = bigquery.Dataset(f"{settings.bigquery_project}.{settings.bigquery_dataset}")
         dataset.location = settings.bigquery_location
         client.create_dataset(dataset, exists_ok=True)
-        wanted = schema_fields(table)
         try:
             existing = client.get_table(self.table_id(table))
         except google_errors.NotFound:
@@ -215,10 +217,16 @@ class BigQueryWarehouse(WarehouseIOManager):
         return added
 
     def _load(
-        self, client: bigquery.Client, table: LakeTable, rows: pa.Table, staging: str, window: Window | None
+        self,
+        client: bigquery.Client,
+        table: LakeTable,
+        fields: list[bigquery.SchemaField],
+        rows: pa.Table,
+        staging: str,
+        window: Window | None,
     ) -> tuple[bigquery.LoadJob, int]:
         """Rows into a fresh staging table as Parquet; a failure leaves the target untouched."""
-        created = bigquery.Table(staging, schema=schema_fields(table))
+        created = bigquery.Table(staging, schema=fields)
         created.expires = dt.datetime.now(dt.UTC) + STAGING_LIFETIME
         client.create_table(created)
         parquet = io.BytesIO()
@@ -226,7 +234,7 @@ class BigQueryWarehouse(WarehouseIOManager):
         parquet.seek(0)
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
-            schema=schema_fields(table),
+            schema=fields,
             write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
         )
         # size=None: a resumable upload, which retries a dropped connection (and the emulator takes).
