@@ -154,6 +154,38 @@ def test_an_unpartitioned_table_is_replaced_whole(warehouse: WarehouseIOManager)
     assert stored(warehouse, RFM).equals(sorted_rows(rfm_rows(3), RFM))
 
 
+def sync(warehouse: WarehouseIOManager, table, rows: pa.Table) -> dict:
+    """Store a whole table through the IO manager, as a run does; its metadata values."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_output_context(asset_key=dg.AssetKey(["warehouse", table.name]), instance=instance)
+        warehouse.handle_output(context, rows)
+    return {name: value.value for name, value in context.get_logged_metadata().items()}
+
+
+def test_an_unchanged_whole_table_is_not_written_again(warehouse: WarehouseIOManager) -> None:
+    rows = rfm_rows(4)
+    first = sync(warehouse, RFM, rows)
+    assert (first["rows_inserted"], first["skipped_unchanged"]) == (4, False)
+    # Gold rebuilt the table whole with the same rows, in another order: nothing is written.
+    again = sync(warehouse, RFM, rows.take([3, 1, 0, 2]))
+    assert (again["rows_deleted"], again["rows_inserted"], again["skipped_unchanged"]) == (0, 0, True)
+    assert again["content_fingerprint"] == first["content_fingerprint"] and again["dagster/row_count"] == 4
+    # One customer's money changes by a cent: the table is replaced.
+    money = rows["monetary"].to_pylist()
+    money[2] += Decimal("0.01")
+    changed = rows.set_column(
+        rows.schema.get_field_index("monetary"), "monetary", pa.array(money, pa.decimal128(18, 2))
+    )
+    written = sync(warehouse, RFM, changed)
+    assert (written["rows_deleted"], written["rows_inserted"], written["skipped_unchanged"]) == (4, 4, False)
+    assert stored(warehouse, RFM).equals(sorted_rows(changed, RFM))
+    # A write that stores no fingerprint forgets the old one: the next sync writes again.
+    warehouse.replace(RFM, rfm_rows(2), None)
+    assert warehouse.stored_fingerprint(RFM) is None
+    assert sync(warehouse, RFM, changed)["skipped_unchanged"] is False
+    assert stored(warehouse, RFM).equals(sorted_rows(changed, RFM))
+
+
 def test_a_failed_write_leaves_the_previous_rows(warehouse: WarehouseIOManager) -> None:
     previous = category_rows({0: ["toys"], 1: ["books", "toys"]})
     warehouse.replace(CATEGORIES, previous, window(0, 1))

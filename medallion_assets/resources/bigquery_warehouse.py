@@ -14,6 +14,9 @@ A write never shows a half-replaced window:
    filter on the partition column prunes the target to the window's partitions, so a sync costs
    the BigQuery work of the partitions that changed, not of the table;
 3. the staging table is dropped.
+A whole table's content fingerprint (warehouse.py) is its label `medallion_content`: removed before
+the MERGE (emptied: BigQuery allows an empty value, the emulator cannot delete a label) and set
+after it, so a label with a value always describes the rows the table holds.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from medallion_assets.settings import Settings, get_settings
 from medallion_assets.specs import BIGQUERY_TYPES, LakeTable
 
 STAGING_LIFETIME = dt.timedelta(days=1)
+FINGERPRINT_LABEL = "medallion_content"
 # The API names some types by their legacy names; compare by the standard SQL ones.
 _LEGACY_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
 
@@ -132,12 +136,16 @@ class BigQueryWarehouse(WarehouseIOManager):
             f"&ws=!1m5!1m4!4m3!1s{project}!2s{dataset}!3s{name}"
         )
 
-    def replace(self, table: LakeTable, rows: pa.Table, window: Window | None) -> dict[str, Any]:
+    def replace(
+        self, table: LakeTable, rows: pa.Table, window: Window | None, fingerprint: str | None = None
+    ) -> dict[str, Any]:
         client = self.client()
         target = self.table_id(table)
         try:
             fields = schema_fields(table)
             added = self._ensure_table(client, table, fields)
+            if window is None:
+                self._label(client, target, "")  # the rows are about to change
             staging = f"{target.rsplit('.', 1)[0]}._staging_{table.name}_{uuid.uuid4().hex[:12]}"
             try:
                 load, parquet_bytes = self._load(client, table, fields, rows, staging, window)
@@ -151,6 +159,8 @@ class BigQueryWarehouse(WarehouseIOManager):
                     ) from None
             finally:
                 client.delete_table(staging, not_found_ok=True)
+            if window is None and fingerprint:
+                self._label(client, target, fingerprint)
         except google_errors.GoogleAPICallError as exc:
             raise WarehouseError(f"BigQuery refused warehouse/{table.name}: {exc.message}") from None
         finally:
@@ -173,6 +183,24 @@ class BigQueryWarehouse(WarehouseIOManager):
 
     def table_ref(self, table: LakeTable) -> str:
         return f"`{self.table_id(table)}`"
+
+    def stored_fingerprint(self, table: LakeTable) -> str | None:
+        client = self.client()
+        try:
+            return client.get_table(self.table_id(table)).labels.get(FINGERPRINT_LABEL) or None
+        except google_errors.NotFound:
+            return None
+        except google_errors.GoogleAPICallError as exc:
+            raise WarehouseError(f"BigQuery refused reading warehouse/{table.name}: {exc.message}") from None
+        finally:
+            client.close()
+
+    @staticmethod
+    def _label(client: bigquery.Client, table_id: str, fingerprint: str) -> None:
+        stored = client.get_table(table_id)
+        if stored.labels.get(FINGERPRINT_LABEL, "") != fingerprint:
+            stored.labels = {FINGERPRINT_LABEL: fingerprint}
+            client.update_table(stored, ["labels"])
 
     def query(self, sql: str) -> pa.Table:
         client = self.client()

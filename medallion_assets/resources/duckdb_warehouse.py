@@ -2,8 +2,10 @@
 
 Any SQL client opens it (`duckdb .medallion/warehouse.duckdb -readonly`, DBeaver, Python). A write
 deletes the window's rows and inserts the new ones inside one transaction: a reader sees the old
-rows or the new ones, and a failure rolls back to the old. DuckDB lets one process write a file at
-a time; a write waits (up to `lock_timeout_seconds`) for another run or a SQL client to let go.
+rows or the new ones, and a failure rolls back to the old. A whole table's comment is its description
+followed by its content fingerprint (see warehouse.py), changed in the same transaction. DuckDB lets
+one process write a file at a time; a write waits (up to `lock_timeout_seconds`) for another run or
+a SQL client to let go.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from medallion_assets.settings import get_settings
 from medallion_assets.specs import DUCKDB_TYPES, LakeTable
 
 SCHEMA = "gold"
+FINGERPRINT_NOTE = "\n\ncontent fingerprint: "  # ends a whole table's comment, after its description
 
 
 def _is_lock_conflict(exc: Exception) -> bool:
@@ -63,7 +66,9 @@ class DuckDBWarehouse(WarehouseIOManager):
         except duckdb.Error as exc:
             raise WarehouseError(f"cannot open the DuckDB warehouse {file}: {exc}") from None
 
-    def replace(self, table: LakeTable, rows: pa.Table, window: Window | None) -> dict[str, Any]:
+    def replace(
+        self, table: LakeTable, rows: pa.Table, window: Window | None, fingerprint: str | None = None
+    ) -> dict[str, Any]:
         name = self.table_ref(table)
         columns = ", ".join(rows.column_names)
         with self.connect() as con:
@@ -73,6 +78,9 @@ class DuckDBWarehouse(WarehouseIOManager):
             try:
                 (deleted,) = con.execute(f"DELETE FROM {name} WHERE {window_predicate(window)}").fetchone()
                 con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM batch")
+                if window is None:  # the fingerprint changes with the rows, in the same transaction
+                    note = FINGERPRINT_NOTE + fingerprint if fingerprint else ""
+                    con.execute(f"COMMENT ON TABLE {name} IS {_quote(table.description + note)}")
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
@@ -94,6 +102,17 @@ class DuckDBWarehouse(WarehouseIOManager):
 
     def table_ref(self, table: LakeTable) -> str:
         return f"{SCHEMA}.{table.name}"
+
+    def stored_fingerprint(self, table: LakeTable) -> str | None:
+        if not self.file().exists():
+            return None
+        with self.connect(read_only=True) as con:
+            found = con.execute(
+                "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+                [SCHEMA, table.name],
+            ).fetchone()
+        comment = (found[0] if found else None) or ""
+        return comment.rpartition(FINGERPRINT_NOTE)[2] if FINGERPRINT_NOTE in comment else None
 
     def query(self, sql: str) -> pa.Table:
         with self.connect(read_only=True) as con:
