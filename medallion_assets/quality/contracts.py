@@ -30,8 +30,13 @@ class ContractViolation(RuntimeError):
 @dataclass(frozen=True)
 class ValueRule:
     name: str  # `<column>:<rule>` in quarantine rows and check failures
-    broken_by: Callable[[SparkColumn], SparkColumn]  # the condition a breaking (non-null) value meets
+    condition: Callable[[SparkColumn], SparkColumn]  # what a breaking (non-null) value meets
     reason: Callable[[SparkColumn, SparkColumn], SparkColumn]  # (value as shown, typed value) -> text
+
+    def broken_by(self, value: SparkColumn) -> SparkColumn:
+        """True where `value` breaks the rule. A comparison with null is null, never true: a null
+        value breaks no value rule (only a required column's `required`)."""
+        return F.coalesce(self.condition(value), F.lit(False))
 
 
 def value_rules(column: Column) -> list[ValueRule]:
@@ -111,10 +116,7 @@ def violations(table: LakeTable, rows: DataFrame) -> list[Violation]:
         value = F.col(f"`{name}`")
         if column.required:
             judged.append((f"{name}:required", value.isNull()))
-        # A comparison with null is null, never true: a null value breaks only `required`.
-        judged += [
-            (rule.name, F.coalesce(rule.broken_by(value), F.lit(False))) for rule in value_rules(column)
-        ]
+        judged += [(rule.name, rule.broken_by(value)) for rule in value_rules(column)]
     if judged:
         counts = rows.agg(*[F.count_if(condition) for _, condition in judged]).first()
         found += [

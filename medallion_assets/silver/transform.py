@@ -160,5 +160,4 @@ def _checks(
             )
         )
     checks += [(rule.broken_by(value), rule.name, rule.reason(shown, value)) for rule in value_rules(column)]
-    # A comparison with null is null, never true: coalesce so a null value breaks only `required`.
-    return [(F.coalesce(condition, F.lit(False)), rule, reason) for condition, rule, reason in checks]
+    return checks
