@@ -1,0 +1,185 @@
+"""Event log storages that store a batch of Dagster events in one transaction per database.
+
+Dagster books every partition of a ranged run: one planned event and one materialization per
+partition and asset (a full build: ~30,000 events). With `DAGSTER_EVENT_BATCH_SIZE` set, Dagster
+hands these to `store_event_batch` a batch at a time, but the stock SQLite storage stores them one
+by one (two transactions on a fresh engine per event: ~15-30 ms), and the PostgreSQL one opens a
+new connection for each statement of a planned event (NullPool: ~13-33 ms). These subclasses store
+a batch in one connection and one transaction per database (the run's shard and the index): a
+batch of asset events (planned, materialized, observed) as multi-row inserts of the stock rows,
+with the asset's summary row updated from its last event of each kind, as dagster-postgres already
+does for materializations; any other batch through the stock code, event by event. The UI reads
+the rows with the stock code: materialized, failed and in-progress partitions show as before
+(test_event_batches.py compares what both storages store).
+
+This is the one module that relies on private Dagster APIs, pinned to the version below: the
+storages' `_connect`, SQLite's `_db_lock`, and SqlEventLogStorage's `_event_to_row`,
+`_store_asset_event_tags` and `_store_asset_event`.
+The storage switches batching on (`DAGSTER_EVENT_BATCH_SIZE`) in every process that opens the
+instance (the CLI, `dagster dev`, the daemon, each run worker): they all read dagster.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
+from typing import Any
+
+import dagster as dg
+from dagster._config import StringSource
+from dagster._core.events import ASSET_EVENTS
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log import SqlEventLogStorage, SqliteEventLogStorage
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+from dagster._serdes import ConfigurableClassData
+from dagster_postgres import PostgresEventLogStorage
+from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
+from sqlalchemy.engine import Connection
+
+DAGSTER_VERSION = "1.13.27"  # the private APIs above were read in this version
+# Events per batch: a ranged step's materializations (one per partition) and a run's planned events
+# arrive as one batch each; a whole history is ~800 partitions per asset.
+EVENT_BATCH_SIZE = 10_000
+ROWS_PER_INSERT = 1_000  # SQLite binds at most 32,766 values per statement; an event row has 8
+
+
+def enable_event_batches() -> None:
+    """Make Dagster hand events to `store_event_batch` (a user's own setting wins)."""
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE))
+
+
+def _asset_events_of_one_run(events: Sequence[EventLogEntry]) -> bool:
+    return len({e.run_id for e in events}) == 1 and all(
+        e.dagster_event is not None and e.dagster_event_type in ASSET_EVENTS and e.dagster_event.asset_key
+        for e in events
+    )
+
+
+def _index_asset_events(
+    storage: SqlEventLogStorage, conn: Connection, events: Sequence[EventLogEntry], ids: Sequence[int]
+) -> None:
+    """The index rows the stock `store_event` writes per asset event: its tags, and the asset's
+    summary row, which each event of a kind overwrites (so the last of each kind is what stays)."""
+    storage._store_asset_event_tags(conn, events, ids)
+    last: dict[tuple[str, str], tuple[EventLogEntry, int]] = {}
+    for event, event_id in zip(events, ids, strict=True):
+        last[(event.dagster_event.asset_key.to_string(), event.dagster_event_type)] = (event, event_id)
+    for event, event_id in sorted(last.values(), key=lambda pair: pair[1]):
+        storage._store_asset_event(conn, event, event_id)
+
+
+def _chunks(events: Sequence[EventLogEntry]) -> Iterator[Sequence[EventLogEntry]]:
+    for start in range(0, len(events), ROWS_PER_INSERT):
+        yield events[start : start + ROWS_PER_INSERT]
+
+
+INSERT_RETURNING_IDS = SqlEventLogStorageTable.insert().returning(
+    SqlEventLogStorageTable.c.id, sort_by_parameter_order=True
+)
+
+
+def _check_version() -> None:
+    if dg.__version__ != DAGSTER_VERSION:
+        raise RuntimeError(
+            f"medallion's batched event storage was written for dagster {DAGSTER_VERSION}, "
+            f"not {dg.__version__}: check event_batches.py against the new version's storages"
+        )
+
+
+class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
+    """The SQLite event log under `$DAGSTER_HOME/history/runs`, storing a batch per transaction."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        _check_version()
+        self._batch = threading.local()  # the open connections of the batch being stored, per thread
+        super().__init__(base_dir, inst_data)
+        # A batch holds the lock while it opens the connection of each shard it touches.
+        self._db_lock = threading.RLock()
+        enable_event_batches()
+
+    @classmethod
+    def config_type(cls) -> Mapping[str, Any]:
+        return {"dagster_home": StringSource}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> BatchedSqliteEventLogStorage:
+        # Where the stock SQLite instance keeps its event logs (InstanceRef's default layout).
+        return cls(os.path.join(config_value["dagster_home"], "history", "runs", ""), inst_data)
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        shared: dict[str, Connection] | None = getattr(self._batch, "connections", None)
+        if shared is None:
+            with super()._connect(shard) as conn:
+                yield conn
+            return
+        if shard not in shared:  # the shard's one transaction, committed when the batch ends
+            shared[shard] = self._batch.stack.enter_context(super()._connect(shard))
+        yield shared[shard]
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        with self._db_lock, ExitStack() as stack:
+            self._batch.connections, self._batch.stack = {}, stack
+            try:
+                if _asset_events_of_one_run(events):
+                    self._store_asset_events(events)
+                else:
+                    super().store_event_batch(events)
+            finally:
+                self._batch.connections = None
+
+    def _store_asset_events(self, events: Sequence[EventLogEntry]) -> None:
+        # The stock store_event writes an asset event to the run's shard and mirrors it in the index.
+        for chunk in _chunks(events):
+            rows = [self._event_to_row(event) for event in chunk]
+            with self.run_connection(chunk[0].run_id) as conn:
+                conn.execute(SqlEventLogStorageTable.insert(), rows)
+            with self.index_transaction() as conn:
+                ids = list(conn.execute(INSERT_RETURNING_IDS, rows).scalars())
+                _index_asset_events(self, conn, chunk, ids)
+
+
+class BatchedPostgresEventLogStorage(PostgresEventLogStorage):
+    """The PostgreSQL event log, storing a batch in one connection and one transaction."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        _check_version()
+        self._batch = threading.local()  # the connection of the batch being stored, per thread
+        super().__init__(*args, **kwargs)
+        enable_event_batches()
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> BatchedPostgresEventLogStorage:
+        return cls(
+            inst_data=inst_data,
+            postgres_url=pg_url_from_config(config_value),
+            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+            token_provider=get_token_provider_from_config(config_value),
+        )
+
+    def _connect(self) -> Any:
+        shared: Connection | None = getattr(self._batch, "connection", None)
+        return super()._connect() if shared is None else nullcontext(shared)
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        with super()._connect() as conn:
+            # The engine autocommits each statement; the batch is one transaction instead.
+            conn = conn.execution_options(isolation_level="READ COMMITTED")
+            with conn.begin():
+                self._batch.connection = conn
+                try:
+                    if _asset_events_of_one_run(events):
+                        for chunk in _chunks(events):
+                            rows = [self._event_to_row(event) for event in chunk]
+                            ids = list(conn.execute(INSERT_RETURNING_IDS, rows).scalars())
+                            _index_asset_events(self, conn, chunk, ids)
+                    else:
+                        super().store_event_batch(events)
+                finally:
+                    self._batch.connection = None
