@@ -24,6 +24,7 @@ from medallion_assets.automation.audit import audit_database_url, record_run
 from medallion_assets.automation.propagation import BUILD_TAG
 from medallion_assets.definitions import build_definitions
 from medallion_assets.gold.facts import stale_order_dates
+from medallion_assets.progress import progress_config
 from medallion_assets.resources.delta_lake import Lake
 from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.resources.postgres import redact, source_database_url
@@ -68,6 +69,7 @@ def build(
     echo: Echo = print,
     instance: dg.DagsterInstance | None = None,
     tags: dict[str, str] | None = None,
+    show_progress: bool = True,
 ) -> BuildSummary:
     """Build with the settings of the environment: the same ones the resources read at run time.
 
@@ -94,29 +96,45 @@ def build(
     if any(partitions is not None for (partitions, _), _ in stretches):
         summary.range = _date_range(settings, start, end)
     # A given instance stays open for the caller; the DAGSTER_HOME one is closed after the build.
+    jobs = [
+        dg.define_asset_job(
+            f"medallion_build_{index}",
+            selection=dg.AssetSelection.assets(*stretch),
+            partitions_def=partitions,
+        )
+        for index, ((partitions, _), stretch) in enumerate(stretches, start=1)
+    ]
+    with_jobs = build_definitions(settings, jobs=jobs)  # once: every stretch's job resolved from it
+    # A given instance stays open for the caller; the DAGSTER_HOME one is closed after the build.
     with nullcontext(instance) if instance else dg.DagsterInstance.get() as instance:
-        for index, ((partitions, by_order_date), stretch) in enumerate(stretches, start=1):
-            name = f"medallion_build_{index}"
-            job = dg.define_asset_job(
-                name, selection=dg.AssetSelection.assets(*stretch), partitions_def=partitions
-            )
-            job_def = build_definitions(settings, jobs=[job]).resolve_job_def(name)
+        for job, ((partitions, by_order_date), stretch) in zip(jobs, stretches, strict=True):
+            job_def = with_jobs.resolve_job_def(job.name)
+            layer = stretch[0].path[0]
             if partitions is None:
                 ranges: list[tuple[str, str] | None] = [None]
-                echo(f"run {index}: {len(stretch)} unpartitioned asset(s)")
             elif by_order_date:
                 ranges = _order_date_ranges(settings, partitions, summary.range, echo)
             else:
                 ranges = [_clamp(partitions, summary.range)]
             for window in ranges:
+                label = f"run {len(summary.runs) + 1} ({layer})"
                 run_tags = {BUILD_TAG: "cli", **(tags or {})}
-                if window is not None:
+                partition_count = 0
+                if window is None:
+                    echo(f"{label}: {len(stretch)} unpartitioned asset(s)")
+                else:
                     run_tags |= {
                         ASSET_PARTITION_RANGE_START_TAG: window[0],
                         ASSET_PARTITION_RANGE_END_TAG: window[1],
                     }
-                    echo(f"run {index}: {len(stretch)} asset(s) over partitions {window[0]}..{window[1]}")
-                result = _execute(job_def, instance, run_tags)
+                    partition_count = len(
+                        partitions.get_partition_keys_in_range(dg.PartitionKeyRange(*window))
+                    )
+                    echo(f"{label}: {len(stretch)} asset(s) over partitions {window[0]}..{window[1]}")
+                config = progress_config(
+                    label, len(job_def.nodes_in_topological_order), partition_count, quiet=not show_progress
+                )
+                result = _execute(job_def, instance, run_tags, config)
                 summary.runs.append(result.run_id)
                 try:  # the audit never fails a build: the audit_finished_runs sensor can record it later
                     record_run(instance, result.run_id, audit_database_url(settings))
@@ -132,14 +150,14 @@ def build(
 
 
 def _execute(
-    job: dg.JobDefinition, instance: dg.DagsterInstance, tags: dict[str, str]
+    job: dg.JobDefinition, instance: dg.DagsterInstance, tags: dict[str, str], run_config: dict
 ) -> dg.ExecuteInProcessResult:
     """`job.execute_in_process`, minus its capture of every step's output for the result object:
     that keeps each output (a Spark DataFrame with the data it came from) alive until the run ends,
     and a scale-1 build ran the Spark driver out of memory with it."""
     return core_execute_in_process(
         job=InMemoryJob(job_def=job),
-        run_config={"loggers": {"medallion_progress": {}}},
+        run_config=run_config,
         instance=instance,
         output_capturing_enabled=False,
         raise_on_error=False,

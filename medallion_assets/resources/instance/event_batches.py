@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
+from itertools import groupby
 from typing import Any
 
 import dagster as dg
@@ -50,11 +51,28 @@ def enable_event_batches() -> None:
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE))
 
 
-def _asset_events_of_one_run(events: Sequence[EventLogEntry]) -> bool:
-    return len({e.run_id for e in events}) == 1 and all(
-        e.dagster_event is not None and e.dagster_event_type in ASSET_EVENTS and e.dagster_event.asset_key
-        for e in events
+def _is_asset_event(event: EventLogEntry) -> bool:
+    return bool(
+        event.dagster_event is not None
+        and event.dagster_event_type in ASSET_EVENTS
+        and event.dagster_event.asset_key
     )
+
+
+def _store_in_order(
+    storage: SqlEventLogStorage,
+    events: Sequence[EventLogEntry],
+    store_asset_events: Callable[[Sequence[EventLogEntry]], None],
+) -> None:
+    """Each stretch of asset events of one run (a run's planned events come sorted by key, asset
+    and check events alternating) multi-row; any other event through the stock `store_event`."""
+    for (_, asset_events), stretch in groupby(events, key=lambda e: (e.run_id, _is_asset_event(e))):
+        if asset_events:
+            for chunk in _chunks(list(stretch)):
+                store_asset_events(chunk)
+        else:
+            for event in stretch:
+                storage.store_event(event)
 
 
 def _index_asset_events(
@@ -70,7 +88,7 @@ def _index_asset_events(
         storage._store_asset_event(conn, event, event_id)
 
 
-def _chunks(events: Sequence[EventLogEntry]) -> Iterator[Sequence[EventLogEntry]]:
+def _chunks(events: list[EventLogEntry]) -> Iterator[list[EventLogEntry]]:
     for start in range(0, len(events), ROWS_PER_INSERT):
         yield events[start : start + ROWS_PER_INSERT]
 
@@ -125,22 +143,18 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         with self._db_lock, ExitStack() as stack:
             self._batch.connections, self._batch.stack = {}, stack
             try:
-                if _asset_events_of_one_run(events):
-                    self._store_asset_events(events)
-                else:
-                    super().store_event_batch(events)
+                _store_in_order(self, events, self._store_asset_events)
             finally:
                 self._batch.connections = None
 
     def _store_asset_events(self, events: Sequence[EventLogEntry]) -> None:
         # The stock store_event writes an asset event to the run's shard and mirrors it in the index.
-        for chunk in _chunks(events):
-            rows = [self._event_to_row(event) for event in chunk]
-            with self.run_connection(chunk[0].run_id) as conn:
-                conn.execute(SqlEventLogStorageTable.insert(), rows)
-            with self.index_transaction() as conn:
-                ids = list(conn.execute(INSERT_RETURNING_IDS, rows).scalars())
-                _index_asset_events(self, conn, chunk, ids)
+        rows = [self._event_to_row(event) for event in events]
+        with self.run_connection(events[0].run_id) as conn:
+            conn.execute(SqlEventLogStorageTable.insert(), rows)
+        with self.index_transaction() as conn:
+            ids = list(conn.execute(INSERT_RETURNING_IDS, rows).scalars())
+            _index_asset_events(self, conn, events, ids)
 
 
 class BatchedPostgresEventLogStorage(PostgresEventLogStorage):
@@ -174,12 +188,12 @@ class BatchedPostgresEventLogStorage(PostgresEventLogStorage):
             with conn.begin():
                 self._batch.connection = conn
                 try:
-                    if _asset_events_of_one_run(events):
-                        for chunk in _chunks(events):
-                            rows = [self._event_to_row(event) for event in chunk]
-                            ids = list(conn.execute(INSERT_RETURNING_IDS, rows).scalars())
-                            _index_asset_events(self, conn, chunk, ids)
-                    else:
-                        super().store_event_batch(events)
+                    _store_in_order(self, events, lambda chunk: self._store_asset_events(conn, chunk))
                 finally:
                     self._batch.connection = None
+
+    def _store_asset_events(self, conn: Connection, events: Sequence[EventLogEntry]) -> None:
+        # One table holds runs' events and the index here: each event is inserted once.
+        rows = [self._event_to_row(event) for event in events]
+        ids = list(conn.execute(INSERT_RETURNING_IDS, rows).scalars())
+        _index_asset_events(self, conn, events, ids)
