@@ -21,11 +21,9 @@ import datetime as dt
 import os
 import resource
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,7 +37,6 @@ from medallion_assets.partitions import daily_partitions
 from medallion_assets.resources.postgres import source_database_url, stop_embedded_server
 from medallion_assets.settings import Settings, get_settings
 from medallion_assets.sources.generator import generate, write_kaggle_files
-from medallion_assets.sources.kaggle_csv import read_directory
 from medallion_assets.sources.source_system import StepReport, advance_source, load_source
 from medallion_assets_tests.bigquery_emulator import PROJECT, bigquery_emulator
 
@@ -93,16 +90,6 @@ def changed_rows(report: StepReport) -> int:
     return sum(c.inserted + c.updated for c in report.changes.values())
 
 
-def regular_trading_end(csv_dir: Path) -> dt.date:
-    """The last day with a normal day's orders (Olist's history thins out over its last weeks: a
-    day there is not what a daily run of a live shop carries)."""
-    orders = read_directory(csv_dir)[0]["orders"]
-    per_day = Counter(t.date() for t in orders["order_purchase_timestamp"].to_pylist() if t)
-    days = sorted(per_day)
-    typical = statistics.median(per_day[d] for d in days[-120:])
-    return max(d for d in days if per_day[d] >= typical / 2)
-
-
 def layer_breakdown(summary: BuildSummary) -> None:
     """Where a build's time went: each layer's steps, the checks' steps, and the rest (Dagster's
     runs and bookkeeping, Spark's start, the stale order dates, the audit)."""
@@ -143,13 +130,15 @@ def main() -> None:
             s.rows = sum(result.row_counts().values())
         del result
         print(f"{'':<52}{sum(p.stat().st_size for p in csv_dir.iterdir()) / 2**20:>9.0f} MiB of CSV")
-        day = regular_trading_end(csv_dir)
-        as_of = dt.datetime.combine(day, dt.time())
         with stage("start embedded PostgreSQL"):
             url = source_database_url(settings)
         full = time.perf_counter()
-        with stage(f"source load (history up to {day})") as s:
-            s.rows = changed_rows(load_source(url, csv_dir, as_of=as_of, seed=args.seed))
+        # As the quickstart: up to the end of regular trading; the next day is the daily run's.
+        with stage("source load (history up to its regular end)") as s:
+            loaded = load_source(url, csv_dir, seed=args.seed, regular_trading_only=True)
+            s.rows = changed_rows(loaded)
+        as_of = loaded.as_of
+        day = as_of.date()
         with stage("build: every layer, check and the DuckDB warehouse") as s:
             summary = build(**quiet)
             s.rows = sum(outcome.rows for outcome in summary.assets.values())

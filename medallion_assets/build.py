@@ -22,7 +22,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from medallion_assets.automation.audit import audit_database_url, record_run
 from medallion_assets.automation.propagation import BUILD_TAG
-from medallion_assets.definitions import build_definitions
+from medallion_assets.definitions import build_definitions, partitions_last_day
 from medallion_assets.gold.facts import stale_order_dates
 from medallion_assets.progress import progress_config
 from medallion_assets.resources.delta_lake import Lake
@@ -79,8 +79,8 @@ def build(
     started = time.perf_counter()
     settings = get_settings()
     ensure_dagster_home(settings)
-    defs = build_definitions(settings)
-    graph = defs.resolve_asset_graph()
+    last_day = partitions_last_day(settings)  # the partitions the code location has
+    graph = build_definitions(settings, last_day=last_day).resolve_asset_graph()
     keys = _resolve(selection, graph)
     if not keys:
         raise ValueError(f"the selection {selection!r} matches no asset")
@@ -104,12 +104,14 @@ def build(
         )
         for index, ((partitions, _), stretch) in enumerate(stretches, start=1)
     ]
-    with_jobs = build_definitions(settings, jobs=jobs)  # once: every stretch's job resolved from it
+    with_jobs = build_definitions(
+        settings, jobs=jobs, last_day=last_day
+    )  # once: every stretch's job resolved from it
     # A given instance stays open for the caller; the DAGSTER_HOME one is closed after the build.
     with nullcontext(instance) if instance else dg.DagsterInstance.get() as instance:
         for job, ((partitions, by_order_date), stretch) in zip(jobs, stretches, strict=True):
             job_def = with_jobs.resolve_job_def(job.name)
-            layer = stretch[0].path[0]
+            layers = ", ".join(dict.fromkeys(key.path[0] for key in stretch))
             if partitions is None:
                 ranges: list[tuple[str, str] | None] = [None]
             elif by_order_date:
@@ -117,7 +119,7 @@ def build(
             else:
                 ranges = [_clamp(partitions, summary.range)]
             for window in ranges:
-                label = f"run {len(summary.runs) + 1} ({layer})"
+                label = f"run {len(summary.runs) + 1} ({layers})"
                 run_tags = {BUILD_TAG: "cli", **(tags or {})}
                 partition_count = 0
                 if window is None:

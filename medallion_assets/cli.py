@@ -217,8 +217,15 @@ def quickstart(scale: float, seed: int, csv_dir: Path | None) -> None:
         csv_dir = settings.home / "olist" / f"scale-{scale:g}-seed-{seed}"
         _generate(scale, seed, csv_dir)
     url = _source_url()
-    report = load_source(url, csv_dir, seed=seed, replace=True)
+    # Up to the last day of regular trading: the thin weeks after it are for `source advance`.
+    report = load_source(url, csv_dir, seed=seed, replace=True, regular_trading_only=True)
     _print_step(f"loaded the source as of {report.as_of}", report, time.perf_counter() - started)
+    status = source_status(url)
+    pending = sum(status.pending_versions.values())
+    click.echo(
+        f"  the rest of the history, {status.as_of:%Y-%m-%d}..{status.end:%Y-%m-%d} (its last orders'"
+        f" deliveries and reviews: {pending:,} changes), comes with `medallion source advance`"
+    )
     click.echo("\nbuilding every asset over the whole history")
     summary = run_build(echo=click.echo)
     click.echo(format_summary(summary))

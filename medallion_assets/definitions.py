@@ -1,12 +1,16 @@
 """The Dagster code location: every layer's assets, checks, resources and automation meet here.
 
 `build_definitions(settings)` decides everything from one settings object, so tests build their
-own definitions without reloading modules; `defs` is what `dagster dev` and the CLI load.
+own definitions without reloading modules; `defs` is what `dagster dev` and the CLI load, built
+when a code location loads (not at import): its daily partitions end where the source's days end
+(`partitions_last_day`).
 Runs execute in process: one process per run, so one Spark session per run, never one per step.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from collections.abc import Sequence
 
 import dagster as dg
@@ -26,18 +30,21 @@ from medallion_assets.partitions import daily_partitions
 from medallion_assets.progress import medallion_progress
 from medallion_assets.quality.checks import quality_checks
 from medallion_assets.resources.delta_lake import DeltaLakeIOManager
-from medallion_assets.resources.postgres import SourceDatabase
+from medallion_assets.resources.postgres import SourceDatabase, redact, source_database_url
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import Settings, get_settings
 from medallion_assets.silver.assets import silver_assets
+from medallion_assets.sources.source_system import history_end
 from medallion_assets.warehouse.assets import warehouse_assets, warehouse_checks, warehouse_for
 
 
 def build_definitions(
-    settings: Settings | None = None, jobs: Sequence[dg.UnresolvedAssetJobDefinition] = ()
+    settings: Settings | None = None,
+    jobs: Sequence[dg.UnresolvedAssetJobDefinition] = (),
+    last_day: dt.date | None = None,
 ) -> dg.Definitions:
     settings = settings or get_settings()
-    daily = daily_partitions(settings)
+    daily = daily_partitions(settings, last_day)
     spark = SparkResource()
     propagate_silver = silver_job(daily)
     # Automation is off until a person (or MEDALLION_AUTOMATION) turns it on: it launches runs.
@@ -71,4 +78,22 @@ def build_definitions(
     )
 
 
-defs = build_definitions()
+def partitions_last_day(settings: Settings) -> dt.date | None:
+    """The last day the source can have data for: a replayed history's end (the simulator knows
+    its whole future), None for a live source or one not loaded or not reachable yet (up to today)."""
+    if settings.source_url is None and not settings.embedded_postgres_dir.exists():
+        return None  # no embedded source was ever created: nothing to start for the answer
+    try:
+        end = history_end(source_database_url(settings))
+    except Exception as exc:  # a code location must load while the source is down
+        logging.getLogger(__name__).warning(
+            f"partitions up to today: the source is unreachable ({redact(str(exc))})"
+        )
+        return None
+    return end.date() if end else None
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    settings = get_settings()
+    return build_definitions(settings, last_day=partitions_last_day(settings))

@@ -194,13 +194,15 @@ def test_instance_yaml_follows_dagster_pg_url(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
     config = Path(ensure_dagster_home(get_settings())) / "dagster.yaml"
-    assert "storage:" not in config.read_text()  # SQLite, the zero-setup default
+    # SQLite, the zero-setup default, with our batched event log.
+    assert "postgres" not in config.read_text() and "BatchedSqliteEventLogStorage" in config.read_text()
     monkeypatch.setenv("DAGSTER_PG_URL", "postgresql://u:p@localhost/dagster")
     with pytest.raises(ValueError, match=r"postgresql\+psycopg2://"):
         ensure_dagster_home(get_settings())
     monkeypatch.setenv("DAGSTER_PG_URL", "postgresql+psycopg2://u:p@localhost/dagster")
     ensure_dagster_home(get_settings())
     assert "env: DAGSTER_PG_URL" in config.read_text() and "u:p@" not in config.read_text()
+    assert "BatchedPostgresEventLogStorage" in config.read_text()
     config.write_text("# my own\ntelemetry:\n  enabled: false\n")
     ensure_dagster_home(get_settings())
     assert config.read_text().startswith("# my own")  # a user's file is never replaced

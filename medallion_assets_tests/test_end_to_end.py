@@ -121,6 +121,7 @@ def test_a_source_change_reaches_gold_through_the_daemon(
 
     # The instance is PostgreSQL, with the run queue and one-step-per-table pools of postgres.yaml.
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    assert type(instance.event_log_storage).__name__ == "BatchedPostgresEventLogStorage"
     concurrency = instance.get_concurrency_config()
     assert concurrency.pool_config.default_pool_limit == 1
     assert concurrency.run_queue_config.max_concurrent_runs == 2

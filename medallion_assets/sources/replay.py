@@ -62,12 +62,19 @@ ATTRIBUTE_CHANGES_SCHEMA = pa.schema(
 )
 
 
+DAY_MICROS = 86_400_000_000
+
+
 @dataclass(frozen=True)
 class Replay:
     versions: dict[str, pa.Table]  # per table: the spec's columns + created_at, valid_from, version_no
     attribute_changes: pa.Table
     genesis: np.datetime64
     end: np.datetime64
+    # The end of the last day of regular trading: Olist's history thins out over its last weeks
+    # (deliveries and reviews of the last orders, a few stray orders), which no daily run of a live
+    # shop looks like. A source loaded up to here has the rest to replay with `advance`.
+    regular_end: np.datetime64
 
     def version_counts(self) -> dict[str, int]:
         return {name: t.num_rows for name, t in self.versions.items()}
@@ -126,7 +133,20 @@ def build_replay(
         attribute_changes=pa.concat_tables(change_log),
         genesis=np.datetime64(genesis, "us"),
         end=np.datetime64(core_end, "us"),
+        regular_end=np.datetime64(min(_regular_trading_end(purchase), core_end), "us"),
     )
+
+
+REGULAR_DAYS = 120  # the typical day: the median day with orders over the last four months of them
+
+
+def _regular_trading_end(purchase: np.ndarray) -> int:
+    """Midnight after the last day with at least half a typical day's orders."""
+    if not purchase.size:
+        return 0
+    days, counts = np.unique(purchase // DAY_MICROS, return_counts=True)
+    typical = np.median(counts[-REGULAR_DAYS:])
+    return int(days[counts >= typical / 2].max() + 1) * DAY_MICROS
 
 
 # ----------------------------------------------------------------------------------------- tables

@@ -67,11 +67,13 @@ def load_source(
     seed: int = 42,
     on_bad_rows: OnBadRows = "error",
     replace: bool = False,
+    regular_trading_only: bool = False,
 ) -> StepReport:
-    """Put into the source exactly what the business knew at `as_of` (default: everything)."""
+    """Put into the source exactly what the business knew at `as_of` (default: everything, or with
+    `regular_trading_only` the history up to the end of its last day of regular trading)."""
     tables, file_reports = read_directory(csv_dir, on_bad_rows)
     replay = build_replay(tables, attribute_changes, seed)
-    as_of = as_of or _to_datetime(replay.end)
+    as_of = as_of or _to_datetime(replay.regular_end if regular_trading_only else replay.end)
     with connect(url) as conn, conn.cursor() as cur:
         _ensure_replaceable(cur, replace)
         _create_schemas(cur)
@@ -174,6 +176,19 @@ def source_time(url: str) -> dt.datetime:
             return _clock(cur)["as_of"]
         cur.execute("SELECT localtimestamp::timestamp(0) AS now")
         return cur.fetch_arrow_table().to_pylist()[0]["now"]
+
+
+def history_end(url: str) -> dt.datetime | None:
+    """The last moment a replayed source can ever reach (its clock's `end_at`), None for a live
+    source (no replay clock: its history grows with the days)."""
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
+            (REPLAY_SCHEMA, "clock"),
+        )
+        if not cur.fetchone()[0]:
+            return None
+        return _clock(cur)["end_at"]
 
 
 def source_change_dates(url: str) -> tuple[dt.date, dt.date] | None:
