@@ -13,7 +13,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from medallion_assets.quality.checks import SAMPLE_SIZE, json_metadata
-from medallion_assets.resources.bigquery_warehouse import BigQueryWarehouse
 from medallion_assets.resources.delta_lake import Lake, Window
 from medallion_assets.resources.duckdb_warehouse import DuckDBWarehouse
 from medallion_assets.resources.warehouse import LAYER, WarehouseIOManager, conform, describe
@@ -32,7 +31,12 @@ CHECK_NAME = "equals_gold"
 
 def warehouse_for(settings: Settings) -> WarehouseIOManager:
     """MEDALLION_WAREHOUSE picks where gold is synced: a local DuckDB file or BigQuery."""
-    return BigQueryWarehouse() if settings.warehouse == "bigquery" else DuckDBWarehouse()
+    if settings.warehouse == "bigquery":
+        # Imported here: Google's client libraries take a second to import, in every process.
+        from medallion_assets.resources.bigquery_warehouse import BigQueryWarehouse
+
+        return BigQueryWarehouse()
+    return DuckDBWarehouse()
 
 
 def warehouse_key(table: LakeTable) -> dg.AssetKey:
