@@ -128,7 +128,16 @@ def source_load(
     """Create the olist schema and load it as of a time."""
     url = _source_url()
     started = time.perf_counter()
-    report = load_source(url, csv_dir, as_of, attribute_changes, seed, on_bad_rows, replace)  # type: ignore[arg-type]
+    report = load_source(
+        url,
+        csv_dir,
+        as_of,
+        attribute_changes,  # type: ignore[arg-type]
+        seed,
+        on_bad_rows,  # type: ignore[arg-type]
+        replace,
+        progress=click.echo,
+    )
     _print_step(f"loaded the source as of {report.as_of}", report, time.perf_counter() - started)
 
 
@@ -218,7 +227,10 @@ def quickstart(scale: float, seed: int, csv_dir: Path | None) -> None:
         _generate(scale, seed, csv_dir)
     url = _source_url()
     # Up to the last day of regular trading: the thin weeks after it are for `source advance`.
-    report = load_source(url, csv_dir, seed=seed, replace=True, regular_trading_only=True)
+    click.echo("loading the source")
+    report = load_source(
+        url, csv_dir, seed=seed, replace=True, regular_trading_only=True, progress=click.echo
+    )
     _print_step(f"loaded the source as of {report.as_of}", report, time.perf_counter() - started)
     status = source_status(url)
     pending = sum(status.pending_versions.values())

@@ -15,6 +15,8 @@ transaction each, so a reader never sees half a step:
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,12 +70,22 @@ def load_source(
     on_bad_rows: OnBadRows = "error",
     replace: bool = False,
     regular_trading_only: bool = False,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> StepReport:
     """Put into the source exactly what the business knew at `as_of` (default: everything, or with
-    `regular_trading_only` the history up to the end of its last day of regular trading)."""
+    `regular_trading_only` the history up to the end of its last day of regular trading).
+    `progress` hears of each stage as it starts (a scale-1 load takes ~15 s)."""
+    started = time.perf_counter()
+
+    def stage(text: str) -> None:
+        progress(f"  {time.perf_counter() - started:5.1f}s {text}")
+
+    stage(f"reading the CSV files in {csv_dir}")
     tables, file_reports = read_directory(csv_dir, on_bad_rows)
+    stage(f"deriving the history of {sum(t.num_rows for t in tables.values()):,} rows")
     replay = build_replay(tables, attribute_changes, seed)
     as_of = as_of or _to_datetime(replay.regular_end if regular_trading_only else replay.end)
+    stage(f"storing {sum(replay.version_counts().values()):,} row versions, then the source as of {as_of}")
     with connect(url) as conn, conn.cursor() as cur:
         _ensure_replaceable(cur, replace)
         _create_schemas(cur)
@@ -100,7 +112,9 @@ def load_source(
                 seed,
             ),
         )
+        stage(f"applying every change up to {as_of}")
         changes = _apply_versions(cur, after=None, upto=as_of, initial=True)
+        stage("adding keys and indexes")
         _add_keys_and_indexes(cur)
     return StepReport(as_of, changes, file_reports, replay.attribute_changes.num_rows)
 
