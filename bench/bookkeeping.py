@@ -13,6 +13,8 @@ import argparse
 import os
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
@@ -29,10 +31,10 @@ STOCK_POSTGRES = """storage:
 """
 
 
-def timed_run(dagster_yaml: str, partitions: int) -> float:
+def timed_run(dagster_yaml: Callable[[Path], str], partitions: int) -> float:
     """Seconds per partition of one ranged run over `partitions` days, in a new instance."""
     home = Path(tempfile.mkdtemp(prefix="bookkeeping-"))
-    (home / "dagster.yaml").write_text(dagster_yaml)
+    (home / "dagster.yaml").write_text(dagster_yaml(home))
     os.environ["DAGSTER_HOME"] = str(home)
     daily = dg.DailyPartitionsDefinition(start_date="2016-09-01")
 
@@ -58,14 +60,15 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=800)
     parser.add_argument("--postgres", action="store_true", help="also on the embedded PostgreSQL")
     args = parser.parse_args()
-    kinds = {"SQLite, stock": "telemetry:\n  enabled: false\n", "SQLite, ours": instance_yaml(get_settings())}
+    ours = partial(instance_yaml, get_settings())
+    kinds = {"SQLite, stock": lambda _: "telemetry:\n  enabled: false\n", "SQLite, ours": ours}
     if args.postgres:
         from medallion_assets.resources.postgres import source_database_url
 
         url = source_database_url(get_settings()).replace("postgresql://", "postgresql+psycopg2://", 1)
         os.environ["DAGSTER_PG_URL"] = url
-        kinds["PostgreSQL, stock"] = STOCK_POSTGRES
-        kinds["PostgreSQL, ours"] = instance_yaml(get_settings())
+        kinds["PostgreSQL, stock"] = lambda _: STOCK_POSTGRES
+        kinds["PostgreSQL, ours"] = partial(instance_yaml, get_settings())
     for name, dagster_yaml in kinds.items():
         # The stock runs go without batching: it is what the stock storages ran with by default.
         os.environ.pop("DAGSTER_EVENT_BATCH_SIZE", None)

@@ -195,7 +195,8 @@ def test_instance_yaml_follows_dagster_pg_url(tmp_path: Path, monkeypatch: pytes
     monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
     config = Path(ensure_dagster_home(get_settings())) / "dagster.yaml"
     # SQLite, the zero-setup default, with our batched event log.
-    assert "postgres" not in config.read_text() and "BatchedSqliteEventLogStorage" in config.read_text()
+    assert "dagster_postgres" not in config.read_text()
+    assert "BatchedSqliteEventLogStorage" in config.read_text()
     monkeypatch.setenv("DAGSTER_PG_URL", "postgresql://u:p@localhost/dagster")
     with pytest.raises(ValueError, match=r"postgresql\+psycopg2://"):
         ensure_dagster_home(get_settings())

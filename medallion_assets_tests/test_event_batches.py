@@ -293,10 +293,10 @@ def unset_batch_size(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(BATCH_SIZE)
 
 
-def stock_and_ours(database: str) -> dict[str, str]:
+def stock_and_ours(database: str, home: Path) -> dict[str, str]:
     """The dagster.yaml of the stock instance and of ours (read with DAGSTER_PG_URL set for PostgreSQL)."""
     stock = STOCK_POSTGRES if database == "postgres" else STOCK_SQLITE
-    return {"stock": stock, "ours": instance_yaml(get_settings())}
+    return {"stock": stock, "ours": instance_yaml(get_settings(), home)}
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
@@ -320,7 +320,7 @@ def test_batched_storage_stores_what_the_stock_storage_stores(
             url = scratch_database(request.getfixturevalue("pg_url"), f"event_batches_{kind}")
             monkeypatch.setenv("DAGSTER_PG_URL", url.replace("postgresql://", "postgresql+psycopg2://", 1))
         unset_batch_size(monkeypatch)
-        with instance_from(stock_and_ours(database)[kind], tmp_path / kind) as instance:
+        with instance_from(stock_and_ours(database, tmp_path / kind)[kind], tmp_path / kind) as instance:
             storage = type(instance.event_log_storage).__name__
             if kind == "ours":
                 assert (

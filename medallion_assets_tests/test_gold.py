@@ -20,7 +20,7 @@ from medallion_assets.resources.spark import SparkResource
 from medallion_assets.sources.source_system import advance_source, load_source
 from medallion_assets.specs import GOLD_DIMENSIONS, GOLD_FACTS, GOLD_REPORTS, TABLES_BY_NAME
 from medallion_assets_tests import handmade
-from medallion_assets_tests.conftest import HandmadeBuild
+from medallion_assets_tests.conftest import HandmadeBuild, booked_instance
 from medallion_assets_tests.handmade import P1, at, write_handmade
 
 GOLD = {**GOLD_DIMENSIONS, **GOLD_FACTS, **GOLD_REPORTS}
@@ -277,7 +277,10 @@ def test_late_changes_reach_old_order_dates_and_replay_equals_a_full_build(
     # Seed 81 moves customer c1 and seller s1 and re-categorises p1 mid-history (asserted below).
     load_source(pg_url, shop, as_of=at(1, 23), seed=81, replace=True)
     # Every layer through gold; the warehouse copies are tested in test_warehouse.py.
-    instance, quiet = dg.DagsterInstance.ephemeral(), {"echo": lambda _: None, "selection": THROUGH_GOLD}
+    instance, quiet = (
+        booked_instance(tmp_path / "dagster"),
+        {"echo": lambda _: None, "selection": THROUGH_GOLD},
+    )
     assert build(instance=instance, **quiet).success
     lake = tmp_path / "lake"
     march_first = dt.date(2018, 3, 1)
@@ -309,7 +312,8 @@ def test_late_changes_reach_old_order_dates_and_replay_equals_a_full_build(
 
     # A build from scratch over the same source state: bronze holds only the final rows.
     monkeypatch.setenv("MEDALLION_LAKE_URI", str(tmp_path / "scratch"))
-    assert build(instance=dg.DagsterInstance.ephemeral(), **quiet).success
+    with booked_instance(tmp_path / "dagster-scratch") as scratch:
+        assert build(instance=scratch, **quiet).success
     for name, rows in stepwise.items():
         assert gold_rows(tmp_path / "scratch", name) == rows, name
     assert len(DeltaTable(f"{lake}/bronze/customers").to_pyarrow_table()) > len(
@@ -340,7 +344,7 @@ def test_real_sample_through_gold(
         dt.date(2016, 9, 1),
         dt.date(2018, 10, 31),
         echo=lambda _: None,
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=booked_instance(tmp_path / "dagster"),
     )
     assert summary.success, format_summary(summary)
     lake = tmp_path / "lake"

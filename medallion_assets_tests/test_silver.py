@@ -17,6 +17,7 @@ from medallion_assets.resources.spark import SparkResource
 from medallion_assets.silver.assets import MISSING_PARENTS, apply_changes
 from medallion_assets.sources.source_system import load_source
 from medallion_assets.specs import BRAZIL_STATES, SILVER_TABLES
+from medallion_assets_tests.conftest import booked_instance
 
 SILVER = {t.name: t for t in SILVER_TABLES}
 T0 = dt.datetime(2017, 3, 1, 10, 0, 0)
@@ -239,8 +240,7 @@ def replay_env(
 def test_day_by_day_in_any_order_equals_one_backfill(
     replay_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # An in-memory instance: the Dagster instance on disk books each partition in SQLite (~10 ms).
-    silent = {"echo": lambda _: None, "instance": dg.DagsterInstance.ephemeral()}
+    silent = {"echo": lambda _: None, "instance": booked_instance(replay_env / "instance")}
     assert build("key:bronze/*", **silent).success
     shutil.copytree(replay_env / "backfill" / "bronze", replay_env / "stepwise" / "bronze")
     summary = build("key:silver/* or key:quarantine/*", **silent)

@@ -7,6 +7,7 @@ never touched.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -17,9 +18,11 @@ WRITTEN_BY_US = "# The "  # the first line of both templates
 EARLIER_DEFAULT = "telemetry:\n  enabled: false\n"  # what medallion wrote before the templates
 
 
-def instance_yaml(settings: Settings) -> str:
-    """The dagster.yaml for these settings; a PostgreSQL URL must name the psycopg2 driver. The file
-    names the variable (`env: DAGSTER_PG_URL`), never its value: it holds a password."""
+def instance_yaml(settings: Settings, dagster_home: Path) -> str:
+    """The dagster.yaml for these settings in this DAGSTER_HOME; a PostgreSQL URL must name the
+    psycopg2 driver. The file names the variable (`env: DAGSTER_PG_URL`), never its value: it holds
+    a password. The SQLite event log's folder is written out (the stock layout under the home), so
+    the instance opens the same from any process, whatever its DAGSTER_HOME."""
     url = settings.dagster_pg_url.get_secret_value() if settings.dagster_pg_url else None
     if url and not url.startswith("postgresql+psycopg2://"):
         scheme = url.split("://")[0]
@@ -27,7 +30,9 @@ def instance_yaml(settings: Settings) -> str:
             f"DAGSTER_PG_URL must start with postgresql+psycopg2:// (got {scheme}://): SQLAlchemy would"
             " otherwise look for psycopg 3, which is not installed"
         )
-    return (TEMPLATES / ("postgres.yaml" if url else "sqlite.yaml")).read_text()
+    template = (TEMPLATES / ("postgres.yaml" if url else "sqlite.yaml")).read_text()
+    event_logs = dagster_home.absolute() / "history" / "runs"
+    return template.replace("DAGSTER_HOME_DIR", json.dumps(f"{event_logs}{os.sep}"))  # a YAML string
 
 
 def ensure_dagster_home(settings: Settings) -> str:
@@ -36,7 +41,7 @@ def ensure_dagster_home(settings: Settings) -> str:
     home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    wanted = instance_yaml(settings)
+    wanted = instance_yaml(settings, home)
     current = config.read_text() if config.exists() else None
     if current != wanted and (
         current is None or current.startswith(WRITTEN_BY_US) or current == EARLIER_DEFAULT

@@ -29,7 +29,6 @@ from itertools import groupby
 from typing import Any
 
 import dagster as dg
-from dagster._config import StringSource
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationPlanned
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
@@ -141,15 +140,10 @@ class BatchedSqliteEventLogStorage(_CheckPlannedOnce, SqliteEventLogStorage):
         enable_event_batches()
 
     @classmethod
-    def config_type(cls) -> Mapping[str, Any]:
-        return {"dagster_home": StringSource}
-
-    @classmethod
-    def from_config_value(
+    def from_config_value(  # the stock one builds the stock class
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
     ) -> BatchedSqliteEventLogStorage:
-        # Where the stock SQLite instance keeps its event logs (InstanceRef's default layout).
-        return cls(os.path.join(config_value["dagster_home"], "history", "runs", ""), inst_data)
+        return cls(config_value["base_dir"], inst_data)
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
