@@ -8,6 +8,7 @@ adding a table is adding one spec.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
@@ -384,6 +385,9 @@ CHANGE_DATE = "_change_date"
 LINEAGE = (INGESTED_AT, SOURCE, RUN_ID, CHANGE_TS, CHANGE_DATE)
 # Materialization metadata of bronze: the source's present when it was read.
 SOURCE_TIME = "source_time"
+# A change-date partition first landed within this long after its day is complete (the sensor
+# lands a day within a poll, the daily catch-up the next night).
+LANDED_LIVE = dt.timedelta(days=2)
 # Columns silver adds to some tables (see silver/assets.py).
 GEO_ROWS = "geolocation_rows"
 ENGLISH_CATEGORY = "product_category_name_english"
@@ -406,9 +410,16 @@ class Drift:
     blocking: a quiet day is not bad data). Not judged while there are fewer than
     `min_history` such partitions or the median is below `min_expected` rows (small counts are noise),
     nor while the day is in progress: when it ends after the source time that `clock` (a bronze table,
-    default this one) recorded at its latest materialization."""
+    default this one) recorded at its latest materialization.
+
+    `landed_within` (change-date tables): a day's count is complete only if the day was first
+    landed within this long after it ended. A source holds each row's latest version only, so a
+    history landed at once finds a row only on the day of its latest change: older days hold fewer
+    rows (their orders changed again since), the last ones all their in-flight rows. Such days are
+    neither judged nor used as history; a day landed live is compared only with days landed live."""
 
     clock: str | None = None
+    landed_within: dt.timedelta | None = None
     weeks: int = 6
     min_history: int = 3
     min_expected: int = 20
@@ -501,7 +512,7 @@ def bronze_table(source: SourceTable) -> LakeTable:
             f"partitioned by the date of its updated_at."
         ),
         required=LINEAGE,
-        drift=Drift(),
+        drift=Drift(landed_within=LANDED_LIVE),
     )
 
 
@@ -590,7 +601,7 @@ ATTRIBUTE_CHANGES = LakeTable(
         "changed_at), append-only, partitioned by the date of the change."
     ),
     required=LINEAGE,
-    drift=Drift(),
+    drift=Drift(landed_within=LANDED_LIVE),
 )
 
 

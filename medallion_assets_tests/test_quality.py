@@ -137,6 +137,31 @@ def test_row_count_drift_against_the_same_weekday() -> None:
     assert [d["day"] for d in ranged.metadata["flagged_days"].data] == [day.isoformat()]
 
 
+def test_drift_compares_only_days_landed_soon_after_they_ended() -> None:
+    """A history landed at once holds each row on the day of its latest change: its old days are
+    depleted, its last days full of in-flight rows. Neither is judged nor used as history."""
+    drift = Drift(landed_within=dt.timedelta(days=2))
+    day = dt.date(2018, 8, 28)
+    counts = _weeks(day, [40, 45, 50, 45, 40, 50, 100])  # the last day twice the (depleted) history
+    materialized = set(counts)
+    end_of = {d: dt.datetime.combine(d + dt.timedelta(days=1), dt.time()) for d in counts}
+    at_once = {d: dt.datetime(2018, 8, 29) for d in counts}  # one backfill when the source was here
+    backfill = row_count_drift(counts, [day], materialized, drift, first_landed=at_once)
+    assert backfill.passed and backfill.metadata["verdict"].startswith("not judged: 0 of 3 weeks")
+    assert backfill.metadata["history"].data == []  # every earlier day landed weeks after it
+    old = row_count_drift(counts, [day - dt.timedelta(weeks=3)], materialized, drift, first_landed=at_once)
+    assert old.passed and old.metadata["verdict"].startswith("not judged: first landed 21 days after")
+
+    # Landed live (within a day of its end), the same days are judged: twice the usual is a warning.
+    live = {d: end + dt.timedelta(hours=6) for d, end in end_of.items()}
+    judged = row_count_drift(counts, [day], materialized, drift, first_landed=live)
+    assert not judged.passed and judged.severity == "WARN" and judged.metadata["expected_rows"] == 45
+    # A live day is compared only with the live days before it.
+    mixed = {**at_once, **{d: live[d] for d in sorted(counts)[-4:]}}
+    partly = row_count_drift(counts, [day], materialized, drift, first_landed=mixed)
+    assert partly.metadata["history"].data == [50, 40, 45] and not partly.passed  # newest first
+
+
 def test_references_orphans_are_errors_unknown_members_a_share() -> None:
     keys = pa.array([-1, 10, 11, 12], pa.int64())
     ref = Reference("product_key", "gold/dim_product", "product_key", max_unknown_share=0.25)

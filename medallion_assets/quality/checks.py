@@ -128,14 +128,26 @@ def row_count_drift(
     materialized: set[dt.date],
     drift: Drift,
     source_time: dt.datetime | None = None,
+    first_landed: dict[dt.date, dt.datetime] | None = None,
 ) -> Outcome:
     """Each day's row count against the median of the same weekday's previous materialized days;
-    a day that ends after `source_time` (the source's present when read) is still in progress."""
+    a day that ends after `source_time` (the source's present when read) is still in progress.
+    With `drift.landed_within`, only days first landed (`first_landed`: the source's present then)
+    that soon after their end are judged or used as history (see Drift)."""
     judged, flagged, worst = 0, [], "ok"
     last: dict[str, Any] = {}
+
+    def lag(day: dt.date) -> dt.timedelta | None:
+        """How long after its end the day was first landed, when that makes it incomplete."""
+        landed = (first_landed or {}).get(day)
+        if drift.landed_within is None or landed is None:
+            return None
+        after = landed - dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+        return after if after > drift.landed_within else None
+
     for day in days:
         previous = [day - dt.timedelta(weeks=k) for k in range(1, drift.weeks + 1)]
-        history = [counts.get(d, 0) for d in previous if d in materialized]
+        history = [counts.get(d, 0) for d in previous if d in materialized and lag(d) is None]
         observed = counts.get(day, 0)
         last = {"day": day.isoformat(), "observed_rows": observed, "history": history}
         if (
@@ -143,6 +155,12 @@ def row_count_drift(
             and dt.datetime.combine(day + dt.timedelta(days=1), dt.time()) > source_time
         ):
             last["verdict"] = f"not judged: in progress (the source was at {source_time})"
+            continue
+        if (late := lag(day)) is not None:
+            last["verdict"] = (
+                f"not judged: first landed {late.days} days after it ended (a history landed at once"
+                " holds each row on the day of its latest change only)"
+            )
             continue
         if len(history) < drift.min_history:
             last["verdict"] = f"not judged: {len(history)} of {drift.min_history} weeks of history"
@@ -293,7 +311,34 @@ class Batch:
         return session.sql(rule.violations)
 
     def drift(self, drift: Drift) -> Outcome:
-        return row_count_drift(*self.row_counts(drift), drift, self.source_time(drift.clock))
+        counts, days, materialized = self.row_counts(drift)
+        first_landed = self.first_landed(min(days), max(days), drift) if drift.landed_within else None
+        return row_count_drift(counts, days, materialized, drift, self.source_time(drift.clock), first_landed)
+
+    def first_landed(self, first: dt.date, last: dt.date, drift: Drift) -> dict[dt.date, dt.datetime]:
+        """Per day of the window and its history, the source's present when it was first landed
+        (the `source_time` of its first materialization; days without one are left out)."""
+        key = dg.AssetKey(self.table.asset_path)
+        start = first - dt.timedelta(weeks=drift.weeks)
+        days = [(start + dt.timedelta(days=n)).isoformat() for n in range((last - start).days + 1)]
+        landed: dict[dt.date, dt.datetime] = {}
+        cursor = None
+        while True:
+            page = self.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, asset_partitions=days),
+                limit=1000,
+                cursor=cursor,
+                ascending=True,
+            )
+            for record in page.records:
+                materialization = record.asset_materialization
+                recorded = materialization.metadata.get(SOURCE_TIME) if materialization else None
+                if recorded is not None and materialization.partition:
+                    day = dt.date.fromisoformat(materialization.partition)
+                    landed.setdefault(day, dt.datetime.fromisoformat(recorded.value))
+            if not page.has_more:
+                return landed
+            cursor = page.cursor
 
     def source_time(self, clock: str | None) -> dt.datetime | None:
         """The source's present when the clock table was last materialized (None if not recorded)."""
