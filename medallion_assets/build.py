@@ -61,6 +61,15 @@ class BuildSummary:
     def success(self) -> bool:
         return not self.failed_steps
 
+    @property
+    def check_warnings(self) -> list[str]:
+        """Failed checks of WARN severity: signals (a Black Friday), not failures of the data."""
+        return [check for check in self.failed_checks if check.endswith("(WARN)")]
+
+    @property
+    def check_errors(self) -> list[str]:
+        return [check for check in self.failed_checks if not check.endswith("(WARN)")]
+
 
 def build(
     selection: str | None = None,
@@ -304,8 +313,10 @@ def format_summary(summary: BuildSummary) -> str:
         lines.append(
             f"{o.key:<42}{o.partitions:>11,}{o.rows:>12,}{o.seconds:>9.1f}{checks:>18}{o.check_seconds:>9.1f}"
         )
-    if summary.failed_checks:
-        lines.append("failed checks (see their metadata in the UI): " + "; ".join(summary.failed_checks))
+    if summary.check_errors:
+        lines.append("failed checks (see their metadata in the UI): " + "; ".join(summary.check_errors))
+    if summary.check_warnings:
+        lines.append("warnings (see their metadata in the UI): " + "; ".join(summary.check_warnings))
     span = f" over {summary.range[0]}..{summary.range[1]}" if summary.range else ""
     state = "succeeded" if summary.success else f"FAILED at {', '.join(summary.failed_steps)}"
     lines.append(

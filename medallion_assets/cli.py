@@ -261,7 +261,8 @@ def quickstart(scale: float, seed: int, csv_dir: Path | None) -> None:
     )
     passed = sum(o.checks_passed for o in summary.assets.values())
     click.echo(
-        f"  asset checks        {passed} passed, {len(summary.failed_checks)} failed (listed above; "
+        f"  asset checks        {passed} passed, {len(summary.check_errors)} failed, "
+        f"{len(summary.check_warnings)} warning(s) (listed above; "
         "each asset's Checks tab in the UI; README: Data quality)"
     )
     if not summary.success:
