@@ -24,7 +24,8 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from medallion_assets.quality.contracts import enforce
-from medallion_assets.resources.delta_lake import Lake, lake_metadata, read_spark
+from medallion_assets.resources.delta_lake import Lake, lake_metadata
+from medallion_assets.resources.delta_lake import Window as LakeWindow
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
 from medallion_assets.silver.transform import (
@@ -166,8 +167,12 @@ def _collapse_geolocation(
     (ties: alphabetical), the number of rows; its change time is the latest of those rows'."""
     prefix = "geolocation_zip_code_prefix"
     touched = changed.select(prefix).distinct()
-    history = read_spark(spark, lake, ["bronze", "geolocation"])
-    assert history is not None  # the batch came from it
+    bronze = dg.AssetKey(["bronze", "geolocation"])
+    if touched.isEmpty():  # the usual day: no geolocation changed, the 1M-row history is not read
+        nothing = LakeWindow(CHANGE_DATE, window_end.date(), window_end.date())
+        history = spark.createDataFrame(lake.read_window(bronze, nothing))
+    else:
+        history = spark.createDataFrame(lake.read_window(bronze, None))
     source = next(t for t in SILVER_TABLES if t.name == "geolocation").source
     assert source is not None
     known = conform(history.filter(F.col(CHANGE_TS) < F.lit(window_end)), source).filter(F.col(RULE).isNull())

@@ -133,20 +133,21 @@ def build_replay(
         attribute_changes=pa.concat_tables(change_log),
         genesis=np.datetime64(genesis, "us"),
         end=np.datetime64(core_end, "us"),
-        regular_end=np.datetime64(min(_regular_trading_end(purchase), core_end), "us"),
+        regular_end=min(regular_trading_end(orders), np.datetime64(core_end, "us")),
     )
 
 
 REGULAR_DAYS = 120  # the typical day: the median day with orders over the last four months of them
 
 
-def _regular_trading_end(purchase: np.ndarray) -> int:
+def regular_trading_end(orders: pa.Table) -> np.datetime64:
     """Midnight after the last day with at least half a typical day's orders."""
+    purchase = micros(orders.column("order_purchase_timestamp"))
     if not purchase.size:
-        return 0
+        return np.datetime64(0, "us")
     days, counts = np.unique(purchase // DAY_MICROS, return_counts=True)
     typical = np.median(counts[-REGULAR_DAYS:])
-    return int(days[counts >= typical / 2].max() + 1) * DAY_MICROS
+    return np.datetime64(int(days[counts >= typical / 2].max() + 1) * DAY_MICROS, "us")
 
 
 # ----------------------------------------------------------------------------------------- tables
