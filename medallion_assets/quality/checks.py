@@ -122,6 +122,10 @@ def schema(rows: pa.Schema, expected: Sequence[Column]) -> Outcome:
     return Outcome(passed=not problems, metadata={"problems": json_metadata(problems)})
 
 
+def _day_end(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+
+
 def row_count_drift(
     counts: dict[dt.date, int],
     days: Sequence[dt.date],
@@ -142,7 +146,7 @@ def row_count_drift(
         landed = (first_landed or {}).get(day)
         if drift.landed_within is None or landed is None:
             return None
-        after = landed - dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+        after = landed - _day_end(day)
         return after if after > drift.landed_within else None
 
     for day in days:
@@ -312,23 +316,32 @@ class Batch:
 
     def drift(self, drift: Drift) -> Outcome:
         counts, days, materialized = self.row_counts(drift)
-        first_landed = self.first_landed(min(days), max(days), drift) if drift.landed_within else None
-        return row_count_drift(counts, days, materialized, drift, self.source_time(drift.clock), first_landed)
+        source_time = self.source_time(drift.clock)
+        first_landed = None
+        if drift.landed_within is not None and source_time is not None:
+            # This run landed the window's days (a day landed before counts as landed now: at
+            # worst it is not judged). Only a recent day is judged, so only its history's
+            # landing times are looked up.
+            first_landed = dict.fromkeys(days, source_time)
+            recent = [d for d in days if source_time - _day_end(d) <= drift.landed_within]
+            earlier = {d - dt.timedelta(weeks=k) for d in recent for k in range(1, drift.weeks + 1)}
+            first_landed |= self.first_landed(sorted(earlier - set(days)))
+        return row_count_drift(counts, days, materialized, drift, source_time, first_landed)
 
-    def first_landed(self, first: dt.date, last: dt.date, drift: Drift) -> dict[dt.date, dt.datetime]:
-        """Per day of the window and its history, the source's present when it was first landed
-        (the `source_time` of its first materialization; days without one are left out)."""
-        key = dg.AssetKey(self.table.asset_path)
-        start = first - dt.timedelta(weeks=drift.weeks)
-        days = [(start + dt.timedelta(days=n)).isoformat() for n in range((last - start).days + 1)]
+    def first_landed(self, days: list[dt.date]) -> dict[dt.date, dt.datetime]:
+        """The source's present when each day was first landed (the `source_time` of its first
+        materialization; days without one are left out)."""
         landed: dict[dt.date, dt.datetime] = {}
+        if not days:
+            return landed
+        partitions = [d.isoformat() for d in days]
+        records_filter = dg.AssetRecordsFilter(
+            dg.AssetKey(self.table.asset_path), asset_partitions=partitions
+        )
         cursor = None
         while True:
             page = self.instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=key, asset_partitions=days),
-                limit=1000,
-                cursor=cursor,
-                ascending=True,
+                records_filter, limit=1000, cursor=cursor, ascending=True
             )
             for record in page.records:
                 materialization = record.asset_materialization
