@@ -109,7 +109,8 @@ def _check_version() -> None:
 
 class _CheckPlannedOnce(SqlEventLogStorage):
     """A ranged run's planned check is one event, stored as one row per partition; the stock code
-    serializes the event again for each of those rows (~800 in a full build, ~1 s per check)."""
+    serializes the event again for each of those rows (~800 in a full build, ~1 s per check) and
+    compiles them into one statement of ~800 VALUES."""
 
     def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
         planned = event.get_dagster_event().event_specific_data
@@ -124,8 +125,8 @@ class _CheckPlannedOnce(SqlEventLogStorage):
             evaluation_event_timestamp=self._event_insert_timestamp(event),
             evaluation_event_storage_id=event_id,
         )
-        with self.index_connection() as conn:
-            conn.execute(AssetCheckExecutionsTable.insert().values([{**row, "partition": k} for k in keys]))
+        with self.index_connection() as conn:  # executemany: one statement compiled, not a VALUES list
+            conn.execute(AssetCheckExecutionsTable.insert(), [{**row, "partition": k} for k in keys])
 
 
 class BatchedSqliteEventLogStorage(_CheckPlannedOnce, SqliteEventLogStorage):
