@@ -19,6 +19,10 @@ from pathlib import Path
 import duckdb
 import pyarrow
 
+# The segment grid is a definition, not a computation: shared with gold, (recency scores, frequency
+# scores, segment), first match wins.
+from medallion_assets.gold.reports import SEGMENTS
+
 # Only the columns the reports use get a real type; the others stay text, so a bad value in a column
 # nobody reads does not drop its row (ignore_errors drops rows that fail to parse).
 CSV_FILES: dict[str, tuple[str, dict[str, str]]] = {
@@ -82,19 +86,6 @@ CSV_FILES: dict[str, tuple[str, dict[str, str]]] = {
     ),
 }
 
-# Copied from reports.SEGMENTS: (recency scores, frequency scores, segment), first match wins.
-SEGMENTS: tuple[tuple[str, str, str], ...] = (
-    ("5", "45", "champions"),
-    ("34", "45", "loyal customers"),
-    ("45", "23", "potential loyalists"),
-    ("5", "1", "new customers"),
-    ("4", "1", "promising"),
-    ("3", "3", "need attention"),
-    ("3", "12", "about to sleep"),
-    ("12", "5", "cannot lose them"),
-    ("12", "34", "at risk"),
-    ("12", "12", "hibernating"),
-)
 SEGMENT_SQL = (
     "CASE "
     + " ".join(
