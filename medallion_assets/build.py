@@ -104,7 +104,6 @@ def build(
     )
     if any(partitions is not None for (partitions, _), _ in stretches):
         summary.range = _date_range(settings, start, end)
-    # A given instance stays open for the caller; the DAGSTER_HOME one is closed after the build.
     jobs = [
         dg.define_asset_job(
             f"medallion_build_{index}",
@@ -113,9 +112,7 @@ def build(
         )
         for index, ((partitions, _), stretch) in enumerate(stretches, start=1)
     ]
-    with_jobs = build_definitions(
-        settings, jobs=jobs, last_day=last_day
-    )  # once: every stretch's job resolved from it
+    with_jobs = build_definitions(settings, jobs=jobs, last_day=last_day)  # every stretch's job, once
     # A given instance stays open for the caller; the DAGSTER_HOME one is closed after the build.
     with nullcontext(instance) if instance else dg.DagsterInstance.get() as instance:
         for job, ((partitions, by_order_date), stretch) in zip(jobs, stretches, strict=True):
