@@ -33,12 +33,14 @@ class RunProgress:
         self.running: list[str] = []
         self.counted: set[tuple[str, str]] = set()
 
-    def line(self) -> str:
+    def line(self, final: bool = False) -> str:
         elapsed = time.monotonic() - self.started
         # The steps left take as long as the steps done on average: crude, but it moves.
-        left = f", ~{clock(elapsed / self.done * (self.steps - self.done))} left" if self.done else ""
+        left = ""
+        if self.done and not final:
+            left = f", ~{clock(elapsed / self.done * (self.steps - self.done))} left"
         partitions = f", {self.partitions:,} partitions" if self.partitions else ""
-        now = f"  {', '.join(self.running)}" if self.running else ""
+        now = f"  {', '.join(self.running)}" if self.running and not final else ""
         return (
             f"{self.label}: {self.done}/{self.steps} steps{partitions}, {self.rows:,} rows, "
             f"{clock(elapsed)}{left}{now}"
@@ -76,8 +78,7 @@ class RunProgress:
                 self.rows += int(rows.value)
         elif event.is_job_success or event.is_job_failure:
             state = "done" if event.is_job_success else "FAILED"
-            text = self.line().split("  ")[0] if self.live else self.line()
-            self.out.write(("\r\x1b[K" if self.live else "") + f"{text} ({state})\n")
+            self.out.write(("\r\x1b[K" if self.live else "") + f"{self.line(final=True)} ({state})\n")
             self.out.flush()
             _RUNS.pop(self.run_id, None)
             return
