@@ -182,12 +182,8 @@ def source_time(url: str) -> dt.datetime:
     """The source's present: the replay clock where the source is a replay, else the database's
     local time (Olist times are local and without a zone). Changes up to it are visible."""
     with connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
-            (REPLAY_SCHEMA, "clock"),
-        )
-        if cur.fetchone()[0]:
-            return _clock(cur)["as_of"]
+        if (clock := _replay_clock(cur)) is not None:
+            return clock["as_of"]
         cur.execute("SELECT localtimestamp::timestamp(0) AS now")
         return cur.fetch_arrow_table().to_pylist()[0]["now"]
 
@@ -196,13 +192,8 @@ def history_end(url: str) -> dt.datetime | None:
     """The last moment a replayed source can ever reach (its clock's `end_at`), None for a live
     source (no replay clock: its history grows with the days)."""
     with connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
-            (REPLAY_SCHEMA, "clock"),
-        )
-        if not cur.fetchone()[0]:
-            return None
-        return _clock(cur)["end_at"]
+        clock = _replay_clock(cur)
+    return clock["end_at"] if clock is not None else None
 
 
 def source_change_dates(url: str) -> tuple[dt.date, dt.date] | None:
@@ -387,6 +378,15 @@ def _insert_sql(spec: SourceTable, upsert: bool) -> str:
         f"{on_conflict} RETURNING (xmax = 0) AS inserted)"
         " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted"
     )
+
+
+def _replay_clock(cur) -> dict | None:
+    """The replay clock, None for a source that is not a replay (no clock table)."""
+    cur.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
+        (REPLAY_SCHEMA, "clock"),
+    )
+    return _clock(cur) if cur.fetchone()[0] else None
 
 
 def _clock(cur, lock: bool = False) -> dict:
