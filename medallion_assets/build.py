@@ -28,7 +28,7 @@ from medallion_assets.progress import progress_config
 from medallion_assets.resources.delta_lake import Lake
 from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.resources.postgres import redact, source_database_url
-from medallion_assets.resources.spark import SparkResource
+from medallion_assets.resources.spark import SparkResource, start_in_background
 from medallion_assets.settings import Settings, get_settings
 from medallion_assets.sources.source_system import source_change_dates
 
@@ -104,6 +104,8 @@ def build(
     )
     if any(partitions is not None for (partitions, _), _ in stretches):
         summary.range = _date_range(settings, start, end)
+    if any(key.path[0] != "bronze" for key in ordered):  # every layer after bronze uses Spark
+        start_in_background(SparkResource())
     jobs = [
         dg.define_asset_job(
             f"medallion_build_{index}",

@@ -139,9 +139,11 @@ def sample_silver(
     the accounting plus the rows quarantined and written."""
     from deltalake import write_deltalake
 
-    from medallion_assets.resources.delta_lake import Lake
+    from medallion_assets.resources.delta_lake import Lake, Window
     from medallion_assets.silver.assets import apply_changes
-    from medallion_assets.specs import SILVER_TABLES
+    from medallion_assets.specs import CHANGE_DATE, SILVER_TABLES
+
+    every_change = Window(CHANGE_DATE, dt.date.min, dt.date(2019, 1, 1))  # the whole sample is one batch
 
     root = tmp_path_factory.mktemp("sample-silver")
     shutil.copytree(sample_bronze_lake / "bronze", root / "bronze")
@@ -151,7 +153,7 @@ def sample_silver(
     for table in SILVER_TABLES:
         bronze = lake.read(dg.AssetKey(["bronze", table.name]))
         silver, quarantine, accounting = apply_changes(
-            spark.createDataFrame(bronze), table, "sample", dt.datetime(2019, 1, 1), spark, lake
+            spark.createDataFrame(bronze), table, "sample", every_change, spark, lake
         )
         written = silver.toArrow()
         write_deltalake(lake.uri(dg.AssetKey(["silver", table.name])), written, mode="overwrite")

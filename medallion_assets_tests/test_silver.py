@@ -12,11 +12,11 @@ import pytest
 from deltalake import DeltaTable
 
 from medallion_assets.build import build, format_summary
-from medallion_assets.resources.delta_lake import Lake
+from medallion_assets.resources.delta_lake import Lake, Window
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.silver.assets import MISSING_PARENTS, apply_changes
 from medallion_assets.sources.source_system import load_source
-from medallion_assets.specs import BRAZIL_STATES, SILVER_TABLES
+from medallion_assets.specs import BRAZIL_STATES, CHANGE_DATE, SILVER_TABLES
 from medallion_assets_tests.conftest import booked_instance
 
 SILVER = {t.name: t for t in SILVER_TABLES}
@@ -52,7 +52,7 @@ def run_silver(
         spark.session().createDataFrame(batch),
         SILVER[name],
         "run-1",
-        dt.datetime(2017, 3, 2),
+        Window(CHANGE_DATE, dt.date.min, dt.date(2017, 3, 2)),  # the batch: every change before that day
         spark.session(),
         lake,
     )

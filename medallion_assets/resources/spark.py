@@ -8,6 +8,7 @@ connect); the asset code is the same for both.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 
@@ -33,6 +34,18 @@ class SparkResource(dg.ConfigurableResource):
     def session(self) -> SparkSession:
         with _lock:
             return _session(get_settings().spark_remote, self.shuffle_partitions, self.driver_memory)
+
+
+def start_in_background(spark: SparkResource) -> None:
+    """Start the session while the caller does other work (a local JVM takes 5-15 s to start): a
+    build lands bronze, which needs no Spark, meanwhile. The first step that needs the session waits
+    for it under the lock; a failure to start is raised there, not here."""
+
+    def start() -> None:
+        with contextlib.suppress(Exception):  # raised again by the step that needs Spark
+            spark.session()
+
+    threading.Thread(target=start, name="spark-start", daemon=True).start()
 
 
 def default_driver_memory() -> str:

@@ -54,9 +54,10 @@ warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.Bet
 
 
 def apply_changes(
-    bronze: DataFrame, table: LakeTable, run_id: str, window_end: dt.datetime, spark: SparkSession, lake: Lake
+    bronze: DataFrame, table: LakeTable, run_id: str, window: LakeWindow, spark: SparkSession, lake: Lake
 ) -> tuple[DataFrame, DataFrame, dict]:
-    """(silver rows to merge, quarantine rows, accounting) for one batch of bronze changes."""
+    """(silver rows to merge, quarantine rows, accounting) for one batch of bronze changes: the
+    bronze rows of the change-date `window`."""
     source = table.source
     assert source is not None
     # Every bronze row gets one fate, computed once: broken (a rule), winner, conflict or superseded.
@@ -66,7 +67,7 @@ def apply_changes(
     winners = fates.filter(F.col(FATE) == "winner").drop(FATE, RULE, REASON)
 
     if source.name == "geolocation":
-        accepted = _collapse_geolocation(winners, source.primary_key, window_end, spark, lake)
+        accepted = _collapse_geolocation(winners, source.primary_key, window, spark, lake)
     else:
         accepted = winners
     if source.name == "products":
@@ -160,22 +161,26 @@ def _with_english_category(products: DataFrame, spark: SparkSession, lake: Lake)
 
 
 def _collapse_geolocation(
-    changed: DataFrame, key: tuple[str, ...], window_end: dt.datetime, spark: SparkSession, lake: Lake
+    changed: DataFrame, key: tuple[str, ...], window: LakeWindow, spark: SparkSession, lake: Lake
 ) -> DataFrame:
     """One row per zip prefix touched by the batch, from every current geolocation row of that prefix
     as of the end of the window: median latitude and longitude, the most frequent city and state
-    (ties: alphabetical), the number of rows; its change time is the latest of those rows'."""
+    (ties: alphabetical), the number of rows; its change time is the latest of those rows'.
+
+    `changed` holds the batch's winners (conformed, valid); the rows before the window are read from
+    bronze and conformed here. Together they are every row up to the window's end, and the latest
+    of them per key is the one the whole history gives (the same ranking picked the batch's)."""
     prefix = "geolocation_zip_code_prefix"
     touched = changed.select(prefix).distinct()
-    bronze = dg.AssetKey(["bronze", "geolocation"])
     if touched.isEmpty():  # the usual day: no geolocation changed, the 1M-row history is not read
-        nothing = LakeWindow(CHANGE_DATE, window_end.date(), window_end.date())
-        history = spark.createDataFrame(lake.read_window(bronze, nothing))
-    else:
-        history = spark.createDataFrame(lake.read_window(bronze, None))
-    source = next(t for t in SILVER_TABLES if t.name == "geolocation").source
-    assert source is not None
-    known = conform(history.filter(F.col(CHANGE_TS) < F.lit(window_end)), source).filter(F.col(RULE).isNull())
+        known = changed
+    else:  # a first build's batch is the whole history: nothing is read before it
+        before = LakeWindow(CHANGE_DATE, dt.date.min, window.start)
+        earlier = spark.createDataFrame(lake.read_window(dg.AssetKey(["bronze", "geolocation"]), before))
+        source = next(t for t in SILVER_TABLES if t.name == "geolocation").source
+        assert source is not None
+        valid = conform(earlier, source).filter(F.col(RULE).isNull()).drop(RULE, REASON)
+        known = valid.unionByName(changed.select(*valid.columns))
     current = latest_per_key(known, key).filter(F.col(FATE) == "winner")
     rows = current.join(F.broadcast(touched), on=prefix)
 
@@ -240,9 +245,10 @@ def build_silver_asset(
         pool=table.pool,
     )
     def silver_asset(context: dg.AssetExecutionContext, bronze: DataFrame, spark: SparkResource):
-        window_end = context.partition_time_window.end.replace(tzinfo=None)
+        span = context.partition_time_window
+        window = LakeWindow(CHANGE_DATE, span.start.date(), span.end.date())
         silver, quarantined, accounting = apply_changes(
-            bronze, table, context.run_id, window_end, spark.session(), Lake.from_settings(get_settings())
+            bronze, table, context.run_id, window, spark.session(), Lake.from_settings(get_settings())
         )
         counts = {k: v for k, v in accounting.items() if k != "quarantined_by_rule"}
         context.log.info(f"silver/{source.name}: {json.dumps(counts)}")
