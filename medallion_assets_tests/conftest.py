@@ -37,6 +37,13 @@ def booked_instance(home: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(home))
 
 
+@pytest.fixture
+def booked(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """A test's own on-disk instance (`booked_instance`), closed when the test ends."""
+    with booked_instance(tmp_path / "dagster") as instance:
+        yield instance
+
+
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     if not SAMPLE_DIR.is_dir():

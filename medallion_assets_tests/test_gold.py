@@ -272,15 +272,12 @@ def test_reports_equal_values_worked_out_by_hand(handmade_build: HandmadeBuild) 
 
 
 def test_late_changes_reach_old_order_dates_and_replay_equals_a_full_build(
-    shop: Path, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shop: Path, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, booked: dg.DagsterInstance
 ) -> None:
     # Seed 81 moves customer c1 and seller s1 and re-categorises p1 mid-history (asserted below).
     load_source(pg_url, shop, as_of=at(1, 23), seed=81, replace=True)
     # Every layer through gold; the warehouse copies are tested in test_warehouse.py.
-    instance, quiet = (
-        booked_instance(tmp_path / "dagster"),
-        {"echo": lambda _: None, "selection": THROUGH_GOLD},
-    )
+    instance, quiet = booked, {"echo": lambda _: None, "selection": THROUGH_GOLD}
     assert build(instance=instance, **quiet).success
     lake = tmp_path / "lake"
     march_first = dt.date(2018, 3, 1)
@@ -336,7 +333,10 @@ def test_late_changes_reach_old_order_dates_and_replay_equals_a_full_build(
 
 
 def test_real_sample_through_gold(
-    sample_silver: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sample_silver: tuple[Path, dict],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    booked: dg.DagsterInstance,
 ) -> None:
     """The real (partial) sample from silver through every gold asset, in Dagster."""
     shutil.copytree(sample_silver[0], tmp_path / "lake")
@@ -347,7 +347,7 @@ def test_real_sample_through_gold(
         dt.date(2016, 9, 1),
         dt.date(2018, 10, 31),
         echo=lambda _: None,
-        instance=booked_instance(tmp_path / "dagster"),
+        instance=booked,
     )
     assert summary.success, format_summary(summary)
     lake = tmp_path / "lake"

@@ -17,7 +17,6 @@ from medallion_assets.resources.spark import SparkResource
 from medallion_assets.silver.assets import MISSING_PARENTS, apply_changes
 from medallion_assets.sources.source_system import load_source
 from medallion_assets.specs import BRAZIL_STATES, CHANGE_DATE, SILVER_TABLES
-from medallion_assets_tests.conftest import booked_instance
 
 SILVER = {t.name: t for t in SILVER_TABLES}
 T0 = dt.datetime(2017, 3, 1, 10, 0, 0)
@@ -238,9 +237,9 @@ def replay_env(
 
 
 def test_day_by_day_in_any_order_equals_one_backfill(
-    replay_env: Path, monkeypatch: pytest.MonkeyPatch
+    replay_env: Path, monkeypatch: pytest.MonkeyPatch, booked: dg.DagsterInstance
 ) -> None:
-    silent = {"echo": lambda _: None, "instance": booked_instance(replay_env / "instance")}
+    silent = {"echo": lambda _: None, "instance": booked}
     assert build("key:bronze/*", **silent).success
     shutil.copytree(replay_env / "backfill" / "bronze", replay_env / "stepwise" / "bronze")
     summary = build("key:silver/* or key:quarantine/*", **silent)
