@@ -228,28 +228,6 @@ def test_merge_latest_never_regresses(lake_root: str, spark_resource: SparkResou
     assert [(r["id"], r["value"]) for r in contents()] == [("a", 4), ("b", 2)]
 
 
-def test_changes_since_a_version_are_the_rows_gained_or_lost(
-    lake_root: str, spark_resource: SparkResource
-) -> None:
-    """What an incremental consumer (the SCD2 dimensions) reads: a merge rewrites whole files, yet
-    only the rows that really changed come back, the old and the new value of each."""
-    lake, key = Lake.from_settings(get_settings()), dg.AssetKey(["bronze", "events"])
-    asset = events_asset("merge_latest")
-    SOURCE["events"] = rows(("a", "2017-01-03 10:00", 1), ("b", "2017-01-03 10:00", 2))
-    assert materialize([asset], spark_resource, "2017-01-03").success
-    SOURCE["events"] = rows(("a", "2017-01-04 10:00", 5), ("c", "2017-01-04 10:00", 3))
-    assert materialize([asset], spark_resource, "2017-01-04").success
-    assert lake.version(key) == 1
-    changed = lake.changes_since(key, 0, ["id", "value"])
-    assert sorted(changed.to_pylist(), key=lambda r: (r["id"], r["value"])) == [
-        {"id": "a", "value": 1},
-        {"id": "a", "value": 5},
-        {"id": "c", "value": 3},
-    ]  # b was rewritten, not changed
-    assert lake.changes_since(key, 1, ["id"]).num_rows == 0
-    assert lake.changes_since(key, 7, ["id"]) is None  # a version the table never had: start over
-
-
 def test_rows_outside_the_window_write_nothing(lake_root: str, spark_resource: SparkResource) -> None:
     asset = events_asset("replace_partition")
     SOURCE["events"] = rows(("a", "2017-01-01", 1))

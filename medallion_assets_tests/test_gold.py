@@ -294,9 +294,6 @@ def test_late_changes_reach_old_order_dates_and_replay_equals_a_full_build(
         advance_source(pg_url, to=to)
         summary = build(start=first_day, end=to.date(), instance=instance, **quiet)
         assert summary.success, format_summary(summary)
-        for name in SCD2_MEMBERS:  # only the changed members were recomputed; equal to scratch below
-            dimension = instance.get_latest_materialization_event(dg.AssetKey(["gold", name]))
-            assert dimension.asset_materialization.metadata["rebuild"].value == "incremental", name
         if to == at(14):
             assert report_day_one() == (2, Decimal("170.65"))  # canceled on day 10: gone from day 1
             product = instance.get_latest_materialization_event(dg.AssetKey(["gold", "dim_product"]))

@@ -19,15 +19,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from medallion_assets.gold.dimensions import (
-    INPUT_VERSIONS,
     SCD2_DIMENSIONS,
     Scd2Dimension,
     build_dim_date,
     build_dim_location,
     build_scd2_dimension,
     date_range_of_orders,
-    incremental_scope,
-    input_versions,
     version_changes,
 )
 from medallion_assets.gold.facts import compute_facts, items_without_order
@@ -96,19 +93,12 @@ def build_scd2_asset(spec: Scd2Dimension) -> dg.AssetsDefinition:
 
     @_gold_asset(spec.table, deps=_all_of(*sorted(upstream, key=lambda k: k.path)))
     def scd2_dimension(context: dg.AssetExecutionContext, spark: SparkResource) -> pa.Table:
-        lake, key = _lake(), dg.AssetKey(spec.table.asset_path)
-        read = input_versions(spec, lake)  # first: what lands from now on is left for the next build
-        last = context.instance.get_latest_materialization_event(key)
-        scope, rebuild = incremental_scope(
-            spec, spark.session(), lake, last.asset_materialization if last else None, lake.version(key)
-        )
-        versions = build_scd2_dimension(spec, spark.session(), lake, scope).toArrow()
-        previous = lake.read(key, [spec.surrogate_key, "is_current"])
+        lake = _lake()
+        versions = build_scd2_dimension(spec, spark.session(), lake).toArrow()
+        previous = lake.read(dg.AssetKey(spec.table.asset_path), [spec.surrogate_key, "is_current"])
         changes = version_changes(previous, versions, spec.surrogate_key)
-        context.log.info(f"{spec.table.name} ({rebuild}): {changes}")
-        context.add_output_metadata(
-            {**changes, "rebuild": rebuild, INPUT_VERSIONS: dg.MetadataValue.json(read)}
-        )
+        context.log.info(f"{spec.table.name}: {changes}")
+        context.add_output_metadata(changes)
         return versions
 
     return scd2_dimension

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import dagster as dg
 import holidays
 import numpy as np
 import pandas as pd
@@ -21,9 +20,9 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from medallion_assets.gold.history import IS_CURRENT, UNKNOWN_KEY, record_states, scd2
+from medallion_assets.gold.history import IS_CURRENT, record_states, scd2
 from medallion_assets.resources.delta_lake import Lake, read_spark
-from medallion_assets.specs import ATTRIBUTE_CHANGES, GOLD_DIMENSIONS, TABLES_BY_NAME, LakeTable
+from medallion_assets.specs import GOLD_DIMENSIONS, TABLES_BY_NAME, LakeTable
 
 UNKNOWN_CATEGORY = "unknown"
 
@@ -92,21 +91,7 @@ def first_use(spark: SparkSession, lake: Lake, table: str, column: str) -> DataF
     return orders.groupBy(column).agg(F.min("order_purchase_timestamp").alias("_first_use"))
 
 
-@dataclass(frozen=True)
-class Scd2Scope:
-    """What an incremental rebuild recomputes: these records' states, giving every version of these
-    members (the members' other versions cannot have changed: a member's versions come from its
-    own records only)."""
-
-    records: DataFrame  # one column: the source's record key
-    members: DataFrame  # one column: the member
-
-
-def build_scd2_dimension(
-    spec: Scd2Dimension, spark: SparkSession, lake: Lake, scope: Scd2Scope | None = None
-) -> DataFrame:
-    """Every version of every member; with `scope`, the stored versions with the scope's members'
-    recomputed (what a rebuild from scratch gives, at a fraction of the work on a usual day)."""
+def build_scd2_dimension(spec: Scd2Dimension, spark: SparkSession, lake: Lake) -> DataFrame:
     source = TABLES_BY_NAME[spec.source]
     (record,) = source.primary_key
     states = record_states(
@@ -115,128 +100,13 @@ def build_scd2_dimension(
         source,
         [*spec.record_attributes, *spec.attributes],
         first_use(spark, lake, *spec.used_by),
-        records=scope.records if scope else None,
     )
     # Two records of one person at the same moment: the later customer_id wins, deterministically.
     tiebreak = [record] if record != spec.member else []
     versions = scd2(states, spec.member, spec.attributes, spec.surrogate_key, tiebreak)
-    if scope is not None:
-        stored = read_spark(spark, lake, spec.table.asset_path)
-        assert stored is not None, "an incremental scope needs the stored dimension"
-        kept = stored.filter(F.col(spec.surrogate_key) != UNKNOWN_KEY).join(
-            scope.members, on=spec.member, how="left_anti"
-        )
-        versions = kept.select(*versions.columns).unionByName(versions)
-    if spec.source == "products":  # every version, kept ones too: the translation may have changed
+    if spec.source == "products":
         versions = with_category_label(versions, spark, lake)
     return versions
-
-
-# -------------------------------------------------------------------- incremental rebuilds
-
-INPUT_VERSIONS = "input_versions"  # materialization metadata: each input table's Delta version read
-
-
-def scd2_inputs(spec: Scd2Dimension) -> list[tuple[str, str]]:
-    """The tables whose changes can change a dimension's versions: the source's captured rows and
-    audit trail in bronze, and the silver rows that give each record its first use."""
-    used_by = spec.used_by[0]
-    inputs = [("bronze", spec.source), ATTRIBUTE_CHANGES.asset_path, ("silver", used_by)]
-    if used_by != "orders":  # an item's use is at its order's purchase time
-        inputs.append(("silver", "orders"))
-    return [(layer, name) for layer, name in inputs]
-
-
-def input_versions(spec: Scd2Dimension, lake: Lake) -> dict[str, int]:
-    """Each existing input's current Delta version. Taken before anything is read, so a change
-    landing meanwhile is after the recorded version and the next rebuild sees it (at worst twice)."""
-    found = {"/".join(path): lake.version(dg.AssetKey(list(path))) for path in scd2_inputs(spec)}
-    return {path: version for path, version in found.items() if version is not None}
-
-
-def incremental_scope(
-    spec: Scd2Dimension,
-    spark: SparkSession,
-    lake: Lake,
-    last: dg.AssetMaterialization | None,
-    stored_version: int | None,
-) -> tuple[Scd2Scope | None, str]:
-    """The scope of a rebuild after the materialization `last` (None: rebuild everything), and why."""
-    recorded = last.metadata if last is not None else {}
-    since, written = recorded.get(INPUT_VERSIONS), recorded.get("delta_version")
-    if since is None or written is None or stored_version is None:
-        return None, "full: no earlier build to start from"
-    if written.value != stored_version:
-        return None, f"full: the table is at version {stored_version}, not the {written.value} built last"
-    since = since.value
-    if set(since) != {"/".join(path) for path in scd2_inputs(spec)}:
-        return None, "full: the inputs are not those of the last build"
-    records = touched_records(spec, spark, lake, since)
-    if records is None:
-        return None, "full: an input's version of the last build cannot be read any more"
-    (record,) = TABLES_BY_NAME[spec.source].primary_key
-    records = records.localCheckpoint()  # small, and read by every step below
-    if record == spec.member or records.isEmpty():
-        return Scd2Scope(records, records.select(F.col(record).alias(spec.member))), "incremental"
-    # A person's versions come from all their records (customer_ids): take every record of the
-    # people touched. Should one of those records also belong to someone else, rebuild everything.
-    pairs = record_members(spec, spark, lake)
-    members = pairs.join(records, on=record, how="left_semi").select(spec.member).distinct()
-    records = pairs.join(members, on=spec.member, how="left_semi").select(record).distinct()
-    elsewhere = pairs.join(records, on=record, how="left_semi").join(members, on=spec.member, how="left_anti")
-    if not elsewhere.isEmpty():
-        return None, "full: a record of a changed member belongs to another member too"
-    return Scd2Scope(records.localCheckpoint(), members.localCheckpoint()), "incremental"
-
-
-def touched_records(
-    spec: Scd2Dimension, spark: SparkSession, lake: Lake, since: dict[str, int]
-) -> DataFrame | None:
-    """The records (keys as silver has them) whose captured rows, trail or first use changed after
-    the `since` versions of the inputs; None when one of those versions cannot be read."""
-    (record,) = TABLES_BY_NAME[spec.source].primary_key
-    table, column = spec.used_by
-
-    def changed(path: tuple[str, str], columns: list[str]) -> pa.Table | None:
-        return lake.changes_since(dg.AssetKey(list(path)), since["/".join(path)], columns)
-
-    captured = changed(("bronze", spec.source), [record])
-    trail = changed(ATTRIBUTE_CHANGES.asset_path, ["table_name", "row_key"])
-    use = "order_purchase_timestamp" if table == "orders" else "order_item_id"  # what moves a use
-    used = changed(("silver", table), ["order_id", use, column])
-    if captured is None or trail is None or used is None:
-        return None
-    trail = trail.filter(pc.equal(trail["table_name"], spec.source))
-    keys = [captured[record], trail["row_key"], used[column]]
-    found = spark.createDataFrame(
-        pa.table({record: pa.chunked_array([k.cast(pa.string()) for k in keys], pa.string())})
-    )
-    if table != "orders":  # an order whose purchase time changed moves its items' first use
-        orders = changed(("silver", "orders"), ["order_id", "order_purchase_timestamp"])
-        if orders is None:
-            return None
-        moved = spark.createDataFrame(orders.select(["order_id"]))
-        found = found.unionByName(
-            silver(spark, lake, table, ["order_id", column])
-            .join(F.broadcast(moved), on="order_id", how="left_semi")
-            .select(F.col(column).alias(record))
-        )
-    return found.select(F.trim(record).alias(record)).filter(F.col(record).isNotNull()).distinct()
-
-
-def record_members(spec: Scd2Dimension, spark: SparkSession, lake: Lake) -> DataFrame:
-    """(record, member): every pairing that bronze's captured rows or the trail have shown."""
-    (record,) = TABLES_BY_NAME[spec.source].primary_key
-    pairs = read_spark(spark, lake, ["bronze", spec.source], [record, spec.member])
-    assert pairs is not None
-    trail = read_spark(spark, lake, ATTRIBUTE_CHANGES.asset_path)
-    if trail is not None:
-        moves = trail.filter((F.col("table_name") == spec.source) & (F.col("column_name") == spec.member))
-        for value in ("old_value", "new_value"):
-            pairs = pairs.unionByName(
-                moves.select(F.col("row_key").alias(record), F.col(value).alias(spec.member))
-            )
-    return pairs.select(*[F.trim(c).alias(c) for c in (record, spec.member)]).dropna().distinct()
 
 
 def with_category_label(products: DataFrame, spark: SparkSession, lake: Lake) -> DataFrame:

@@ -94,36 +94,6 @@ class Lake:
             return None
         return self.guarded(uri, "read", lambda: table.to_pyarrow_dataset().to_table(columns=columns))
 
-    def version(self, asset_key: dg.AssetKey) -> int | None:
-        """The table's current Delta version (None if it does not exist yet)."""
-        table = self.open(self.uri(asset_key))
-        return None if table is None else table.version()
-
-    def changes_since(self, asset_key: dg.AssetKey, version: int, columns: list[str]) -> pa.Table | None:
-        """The rows (as `columns`) the table gained or lost after `version`: those of the data files
-        added since that are not in the files removed, and the other way round (a merge rewrites
-        whole files, most of whose rows did not change). None when that version cannot be read any
-        more (vacuumed, the table written anew): the caller starts over."""
-        uri = self.uri(asset_key)
-        now = self.open(uri)
-        try:
-            then = DeltaTable(uri, version=version, storage_options=self.storage_options)
-        except Exception:  # no such version (any more): not an error of the lake
-            return None
-        if now is None or now.metadata().id != then.metadata().id:
-            return None
-        files_now, files_then = _data_files(now).keys(), _data_files(then).keys()
-        gained, lost = (
-            self.guarded(uri, "read", lambda t=table, f=files: _rows_of_files(t, f, columns))
-            for table, files in ((now, files_now - files_then), (then, files_then - files_now))
-        )
-        return pa.concat_tables(
-            [
-                gained.join(lost, keys=columns, join_type="left anti"),
-                lost.join(gained, keys=columns, join_type="left anti"),
-            ]
-        )
-
     def read_window(
         self, asset_key: dg.AssetKey, window: Window | None, columns: list[str] | None = None
     ) -> pa.Table:
@@ -156,29 +126,6 @@ class Lake:
             if secret:
                 text = text.replace(secret, "***")
         return text
-
-
-def _data_files(table: DeltaTable) -> dict[str, dict[str, Any]]:
-    """Each data file's path and partition values."""
-    actions = pa.table(table.get_add_actions(flatten=True))
-    partitions = [c for c in actions.column_names if c.startswith("partition.")]
-    return {
-        row["path"]: {c.removeprefix("partition."): row[c] for c in partitions}
-        for row in actions.select(["path", *partitions]).to_pylist()
-    }
-
-
-def _rows_of_files(table: DeltaTable, paths: set[str], columns: list[str]) -> pa.Table:
-    """The rows of some of the table's data files (their partitions' files only are listed)."""
-    if not paths:
-        return pa.schema(table.schema().to_arrow()).empty_table().select(columns)
-    files = _data_files(table)
-    values = {column: {files[p][column] for p in paths} for column in table.metadata().partition_columns}
-    pruning = [(column, "in", sorted(found)) for column, found in values.items() if None not in found]
-    dataset = table.to_pyarrow_dataset(file_pruning_predicate=pruning or None)
-    fragments = [f for f in dataset.get_fragments() if f.path in paths]
-    chosen = ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
-    return chosen.to_table(columns=columns)
 
 
 def read_spark(
