@@ -48,6 +48,7 @@ from medallion_assets.specs import (
     RUN_ID,
     SILVER_TABLES,
     LakeTable,
+    SourceTable,
 )
 
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
@@ -67,7 +68,7 @@ def apply_changes(
     winners = fates.filter(F.col(FATE) == "winner").drop(FATE, RULE, REASON)
 
     if source.name == "geolocation":
-        accepted = _collapse_geolocation(winners, source.primary_key, window, spark, lake)
+        accepted = _collapse_geolocation(winners, source, window, spark, lake)
     else:
         accepted = winners
     if source.name == "products":
@@ -161,7 +162,7 @@ def _with_english_category(products: DataFrame, spark: SparkSession, lake: Lake)
 
 
 def _collapse_geolocation(
-    changed: DataFrame, key: tuple[str, ...], window: LakeWindow, spark: SparkSession, lake: Lake
+    changed: DataFrame, source: SourceTable, window: LakeWindow, spark: SparkSession, lake: Lake
 ) -> DataFrame:
     """One row per zip prefix touched by the batch, from every current geolocation row of that prefix
     as of the end of the window: median latitude and longitude, the most frequent city and state
@@ -176,12 +177,10 @@ def _collapse_geolocation(
         known = changed
     else:  # a first build's batch is the whole history: nothing is read before it
         before = LakeWindow(CHANGE_DATE, dt.date.min, window.start)
-        earlier = spark.createDataFrame(lake.read_window(dg.AssetKey(["bronze", "geolocation"]), before))
-        source = next(t for t in SILVER_TABLES if t.name == "geolocation").source
-        assert source is not None
+        earlier = spark.createDataFrame(lake.read_window(dg.AssetKey(["bronze", source.name]), before))
         valid = conform(earlier, source).filter(F.col(RULE).isNull()).drop(RULE, REASON)
         known = valid.unionByName(changed.select(*valid.columns))
-    current = latest_per_key(known, key).filter(F.col(FATE) == "winner")
+    current = latest_per_key(known, source.primary_key).filter(F.col(FATE) == "winner")
     rows = current.join(F.broadcast(touched), on=prefix)
 
     def most_frequent(column: str) -> DataFrame:
