@@ -29,6 +29,28 @@ from medallion_assets.sources.kaggle_csv import read_directory
 SAMPLE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "olist-sample"
 
 
+# Session fixtures that cost a build: `make test` runs the tests on two workers (pytest-xdist,
+# --dist loadgroup), and the tests that share one of these run on the same worker, so each is built
+# once. Tests that share none are spread freely; a module that asks for one by name
+# (`request.getfixturevalue`) marks itself with its group.
+SHARED_BUILDS = {
+    "handmade_build": "handmade",
+    "sample_bronze_lake": "sample",
+    "sample_silver": "sample",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        groups = {SHARED_BUILDS[name] for name in getattr(item, "fixturenames", ()) if name in SHARED_BUILDS}
+        if len(groups) > 1:
+            raise pytest.UsageError(f"{item.nodeid} uses builds of two worker groups: {sorted(groups)}")
+        if groups:
+            item.add_marker(pytest.mark.xdist_group(groups.pop()))
+
+
 def booked_instance(home: Path) -> dg.DagsterInstance:
     """A Dagster instance on disk as the platform writes it (SQLite, our batched event log: ~1 ms
     per partition booked; the in-memory ephemeral instance takes 5-9 ms)."""

@@ -25,6 +25,7 @@ from medallion_assets_tests.conftest import HandmadeBuild, scratch_database
 
 AUDIT_DATABASE = "audit_test"
 DOWN = "postgresql://auditor:audit-password@127.0.0.1:1/audit"  # nothing listens on port 1
+pytestmark = pytest.mark.xdist_group("handmade")  # `handmade` asks for the session's handmade_build
 
 
 @pytest.fixture(scope="module")

@@ -173,15 +173,19 @@ def _collapse_geolocation(
     of them per key is the one the whole history gives (the same ranking picked the batch's)."""
     prefix = "geolocation_zip_code_prefix"
     touched = changed.select(prefix).distinct()
-    if touched.isEmpty():  # the usual day: no geolocation changed, the 1M-row history is not read
-        known = changed
-    else:  # a first build's batch is the whole history: nothing is read before it
-        before = LakeWindow(CHANGE_DATE, dt.date.min, window.start)
-        earlier = spark.createDataFrame(lake.read_window(dg.AssetKey(["bronze", source.name]), before))
-        valid = conform(earlier, source).filter(F.col(RULE).isNull()).drop(RULE, REASON)
+    # The usual day changes no geolocation: the 1M-row history is not read. A first build's batch
+    # is the whole history: nothing comes before it.
+    before = LakeWindow(CHANGE_DATE, dt.date.min, window.start)
+    earlier = None if touched.isEmpty() else lake.read_window(dg.AssetKey(["bronze", source.name]), before)
+    if earlier is None or earlier.num_rows == 0:
+        rows = changed  # the batch's winners alone: already one per key, and every touched prefix's
+    else:
+        conformed = conform(spark.createDataFrame(earlier), source)
+        valid = conformed.filter(F.col(RULE).isNull()).drop(RULE, REASON)
         known = valid.unionByName(changed.select(*valid.columns))
-    current = latest_per_key(known, source.primary_key).filter(F.col(FATE) == "winner")
-    rows = current.join(F.broadcast(touched), on=prefix)
+        current = latest_per_key(known, source.primary_key).filter(F.col(FATE) == "winner")
+        rows = current.join(F.broadcast(touched), on=prefix)
+    rows = rows.cache()  # three aggregations below read it; the asset clears the cache when written
 
     def most_frequent(column: str) -> DataFrame:
         ranked = (
