@@ -41,6 +41,8 @@ SHARED_BUILDS = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The slow tests first: started last, one of them would be a worker's long tail.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     for item in items:
         if item.get_closest_marker("xdist_group"):
             continue

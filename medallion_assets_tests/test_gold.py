@@ -271,6 +271,7 @@ def test_reports_equal_values_worked_out_by_hand(handmade_build: HandmadeBuild) 
     assert metadata("fact_orders")["dagster/row_count"].value >= 1
 
 
+@pytest.mark.slow
 def test_late_changes_reach_old_order_dates_and_replay_equals_a_full_build(
     shop: Path, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, booked: dg.DagsterInstance
 ) -> None:

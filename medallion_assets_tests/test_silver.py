@@ -236,6 +236,7 @@ def replay_env(
     return tmp_path
 
 
+@pytest.mark.slow
 def test_day_by_day_in_any_order_equals_one_backfill(
     replay_env: Path, monkeypatch: pytest.MonkeyPatch, booked: dg.DagsterInstance
 ) -> None:
