@@ -156,6 +156,7 @@ def build_fact_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
             facts.withColumn("_run_id", F.lit(context.run_id)).toArrow()
             for facts in compute_facts(spark.session(), lake, dates)
         )
+        spark.session().catalog.clearCache()  # what the facts shared (compute_facts)
         revenue_orders = pc.sum(orders["is_revenue_order"]).as_py() or 0
         yield dg.Output(orders, output_name="fact_orders", metadata={"revenue_orders": revenue_orders})
         yield dg.Output(

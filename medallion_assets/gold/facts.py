@@ -43,7 +43,8 @@ def with_row_hash(frame: DataFrame) -> DataFrame:
 def compute_facts(
     spark: SparkSession, lake: Lake, window: tuple[dt.date, dt.date] | None = None
 ) -> tuple[DataFrame, DataFrame]:
-    """(fact_orders, fact_order_items) for orders purchased in [start, end), or for all orders."""
+    """(fact_orders, fact_order_items) for orders purchased in [start, end), or for all orders.
+    What they share is cached: clear the session's cache when both are read."""
     orders = silver(spark, lake, "orders").withColumn(ORDER_DATE, F.to_date(PURCHASE))
     if window is not None:
         orders = orders.filter((F.col(ORDER_DATE) >= window[0]) & (F.col(ORDER_DATE) < window[1]))
@@ -57,6 +58,9 @@ def compute_facts(
         PURCHASE,
         "customer_key",
     ).withColumn("is_revenue_status", ~F.col("order_status").isin(*NOT_REVENUE_STATUSES))
+    # Cached (the caller clears the cache when done): both facts read the orders, and fact_orders
+    # the items; Spark would compute each again for every fact that reads it.
+    orders = orders.cache()
 
     # Items without a known order have no purchase time yet: they wait (counted in the metadata).
     items = silver(spark, lake, "order_items").join(
@@ -65,22 +69,26 @@ def compute_facts(
     items = version_at(items, dimension["dim_product"], "product_id", PURCHASE, "product_key")
     items = version_at(items, dimension["dim_seller"], "seller_id", PURCHASE, "seller_key")
     labels = dimension["dim_product"].select("product_key", "product_category")
-    items = items.join(F.broadcast(labels), on="product_key", how="left").select(
-        "order_id",
-        "order_item_id",
-        ORDER_DATE,
-        date_key(ORDER_DATE).alias("order_date_key"),
-        "customer_key",
-        "product_key",
-        "seller_key",
-        "product_id",
-        "seller_id",
-        F.coalesce("product_category", F.lit(UNKNOWN_CATEGORY)).alias("product_category"),
-        "shipping_limit_date",
-        "price",
-        "freight_value",
-        money(F.col("price") + F.col("freight_value")).alias("item_revenue"),
-        F.col("is_revenue_status").alias("is_revenue_order"),  # it has an item, this one
+    items = (
+        items.join(F.broadcast(labels), on="product_key", how="left")
+        .select(
+            "order_id",
+            "order_item_id",
+            ORDER_DATE,
+            date_key(ORDER_DATE).alias("order_date_key"),
+            "customer_key",
+            "product_key",
+            "seller_key",
+            "product_id",
+            "seller_id",
+            F.coalesce("product_category", F.lit(UNKNOWN_CATEGORY)).alias("product_category"),
+            "shipping_limit_date",
+            "price",
+            "freight_value",
+            money(F.col("price") + F.col("freight_value")).alias("item_revenue"),
+            F.col("is_revenue_status").alias("is_revenue_order"),  # it has an item, this one
+        )
+        .cache()
     )
 
     per_order = items.groupBy("order_id").agg(
@@ -184,4 +192,5 @@ def stale_order_dates(spark: SparkSession, lake: Lake) -> list[dt.date]:
             "d IS NOT NULL"
         )
         stale.update(r[0] for r in dates.distinct().collect())
+    spark.catalog.clearCache()
     return sorted(stale)
