@@ -62,9 +62,7 @@ def apply_changes(
     source = table.source
     assert source is not None
     # Every bronze row gets one fate, computed once: broken (a rule), winner, conflict or superseded.
-    rows = conform(bronze, source)
-    valid = latest_per_key(rows.filter(F.col(RULE).isNull()), source.primary_key)
-    fates = valid.unionByName(rows.filter(F.col(RULE).isNotNull()).withColumn(FATE, F.lit("broken"))).cache()
+    fates = latest_per_key(conform(bronze, source), source.primary_key).cache()
     winners = fates.filter(F.col(FATE) == "winner").drop(FATE, RULE, REASON)
 
     if source.name == "geolocation":
@@ -184,8 +182,8 @@ def _collapse_geolocation(
         valid = conformed.filter(F.col(RULE).isNull()).drop(RULE, REASON)
         known = valid.unionByName(changed.select(*valid.columns))
         current = latest_per_key(known, source.primary_key).filter(F.col(FATE) == "winner")
-        rows = current.join(F.broadcast(touched), on=prefix)
-    rows = rows.cache()  # three aggregations below read it; the asset clears the cache when written
+        # Cached: three aggregations below read it (the asset clears the cache when written).
+        rows = current.join(F.broadcast(touched), on=prefix).cache()
 
     def most_frequent(column: str) -> DataFrame:
         ranked = (

@@ -2,10 +2,10 @@
 
 `conform` types and normalises every column (accepting bronze columns that are already typed, or
 raw text as a landing file would give) and finds, per row, the first contract rule it breaks with
-a readable reason. `latest_per_key` gives every row its fate: one winner per key (the latest
-change; ties by ingestion time, then by the row's content hash, so the outcome never depends on the
-order rows arrive in), a conflict (another row with the winner's key and change time: quarantined,
-not dropped), or superseded.
+a readable reason. `latest_per_key` gives every row its fate: broken (a rule), one winner per key
+(the latest change; ties by ingestion time, then by the row's content hash, so the outcome never
+depends on the order rows arrive in), a conflict (another row with the winner's key and change time:
+quarantined, not dropped), or superseded.
 """
 
 from __future__ import annotations
@@ -66,17 +66,21 @@ def conform(bronze: DataFrame, spec: SourceTable) -> DataFrame:
     )
 
 
-FATE = "_fate"  # winner, conflict or superseded
+FATE = "_fate"  # winner, conflict, superseded or broken
 
 
 def latest_per_key(rows: DataFrame, key: Sequence[str]) -> DataFrame:
     """`rows` with a `_fate` per row: one winner per key, the latest change (ties: ingestion time, then
     content hash); a loser with the winner's change time but other content is a `conflict` (which one
-    is right cannot be known: it is quarantined), any other loser is `superseded`."""
+    is right cannot be known: it is quarantined), any other loser is `superseded`. A row that breaks
+    a rule already (`rule` set, as `conform` gives it) is `broken` and takes no part in the ranking:
+    one pass over the batch gives every row its fate (a union of the two kinds computed it twice)."""
+    judged = F.col(RULE).isNull() if RULE in rows.columns else F.lit(True)
     content = F.sha2(F.col(RAW), 256)
-    by_key = Window.partitionBy(*key)
+    by_key = Window.partitionBy(*key, "_judged")
     ranked = (
-        rows.withColumn("_content", content)
+        rows.withColumn("_judged", judged)
+        .withColumn("_content", content)
         .withColumn(
             "_rank",
             F.row_number().over(
@@ -84,11 +88,14 @@ def latest_per_key(rows: DataFrame, key: Sequence[str]) -> DataFrame:
             ),
         )
         .withColumn("_winner_ts", F.max(CHANGE_TS).over(by_key))
-        .withColumn("_same_content", F.count("*").over(Window.partitionBy(*key, CHANGE_TS, "_content")))
+        .withColumn(
+            "_same_content", F.count("*").over(Window.partitionBy(*key, "_judged", CHANGE_TS, "_content"))
+        )
     )
     conflict = (F.col(CHANGE_TS) == F.col("_winner_ts")) & (F.col("_same_content") == 1)
     fate = (
-        F.when(F.col("_rank") == 1, F.lit("winner"))
+        F.when(~F.col("_judged"), F.lit("broken"))
+        .when(F.col("_rank") == 1, F.lit("winner"))
         .when(conflict, F.lit("conflict"))
         .otherwise(F.lit("superseded"))
     )
@@ -97,11 +104,12 @@ def latest_per_key(rows: DataFrame, key: Sequence[str]) -> DataFrame:
         F.col(CHANGE_TS).cast("string"),
         F.lit(" but other values"),
     )
+    kept = {name: F.col(name) if name in rows.columns else F.lit(None) for name in (RULE, REASON)}
     return (
         ranked.withColumn(FATE, fate)
-        .withColumn(RULE, F.when(F.col(FATE) == "conflict", F.lit("key:conflict")))
-        .withColumn(REASON, F.when(F.col(FATE) == "conflict", reason))
-        .drop("_content", "_rank", "_winner_ts", "_same_content")
+        .withColumn(RULE, F.when(F.col(FATE) == "conflict", F.lit("key:conflict")).otherwise(kept[RULE]))
+        .withColumn(REASON, F.when(F.col(FATE) == "conflict", reason).otherwise(kept[REASON]))
+        .drop("_judged", "_content", "_rank", "_winner_ts", "_same_content")
     )
 
 
