@@ -368,10 +368,14 @@ class Batch:
         """Rows per day over the window and the weeks before it, the window's days, the materialized days."""
         assert self.window is not None
         column = self.window.column
-        start = self.window.start - dt.timedelta(weeks=drift.weeks)
-        weeks = Window(column, start, self.window.end)
-        history = self.lake.read_window(dg.AssetKey(self.table.asset_path), weeks, [column])
-        counts = {r["values"]: r["counts"] for r in pc.value_counts(history[column]).to_pylist()}
+        # The window's rows are loaded already: only the weeks before it are read (a full build's
+        # window is every file of the table).
+        weeks = Window(column, self.window.start - dt.timedelta(weeks=drift.weeks), self.window.start)
+        before = self.lake.read_window(dg.AssetKey(self.table.asset_path), weeks, [column])
+        values = pa.chunked_array(
+            [*before[column].chunks, *self.rows[column].chunks], self.rows.schema.field(column).type
+        )
+        counts = {r["values"]: r["counts"] for r in pc.value_counts(values).to_pylist()}
         days = [
             self.window.start + dt.timedelta(days=n)
             for n in range((self.window.end - self.window.start).days)
