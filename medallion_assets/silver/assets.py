@@ -176,7 +176,7 @@ def _collapse_geolocation(
     before = LakeWindow(CHANGE_DATE, dt.date.min, window.start)
     earlier = None if touched.isEmpty() else lake.read_window(dg.AssetKey(["bronze", source.name]), before)
     if earlier is None or earlier.num_rows == 0:
-        rows = changed  # the batch's winners alone: already one per key, and every touched prefix's
+        rows = changed  # the batch's winners alone: one per key already, every row of their prefixes
     else:
         conformed = conform(spark.createDataFrame(earlier), source)
         valid = conformed.filter(F.col(RULE).isNull()).drop(RULE, REASON)
