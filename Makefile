@@ -39,8 +39,8 @@ test: $(STAMP) $(EMULATOR_STAMP) lint
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check medallion_assets medallion_assets_tests bench
-	$(VENV)/bin/ruff format --check medallion_assets medallion_assets_tests bench
+	$(VENV)/bin/ruff check medallion_assets olist_source medallion_assets_tests bench
+	$(VENV)/bin/ruff format --check medallion_assets olist_source medallion_assets_tests bench
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/benchmark.py --scale $(or $(SCALE),1)

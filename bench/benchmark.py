@@ -36,11 +36,11 @@ from medallion_assets.build import BuildSummary, build, format_summary
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.resources.postgres import source_database_url, stop_embedded_server
 from medallion_assets.settings import Settings, get_settings
-from medallion_assets.sources.generator import generate, write_kaggle_files
-from medallion_assets.sources.kaggle_csv import read_directory
-from medallion_assets.sources.replay import regular_trading_end
-from medallion_assets.sources.source_system import StepReport, advance_source, load_source
 from medallion_assets_tests.bigquery_emulator import PROJECT, bigquery_emulator
+from olist_source.generator import generate, write_kaggle_files
+from olist_source.kaggle_csv import read_directory
+from olist_source.replay import regular_trading_end
+from olist_source.system import StepReport, advance_source, load_source
 
 sys.path.insert(0, str(Path(__file__).parent))
 from duckdb_reference import reference_reports

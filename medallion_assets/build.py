@@ -30,7 +30,7 @@ from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.resources.postgres import redact, source_database_url
 from medallion_assets.resources.spark import SparkResource, start_in_background
 from medallion_assets.settings import Settings, get_settings
-from medallion_assets.sources.source_system import source_change_dates
+from medallion_assets.sources.olist_db import source_change_dates
 
 Echo = Callable[[str], None]
 ORDER_DATE_LAYERS = ("gold", "warehouse")

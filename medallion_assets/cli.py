@@ -29,17 +29,12 @@ from medallion_assets.resources.postgres import (
 )
 from medallion_assets.resources.warehouse import WarehouseError
 from medallion_assets.settings import get_settings
-from medallion_assets.sources.generator import generate, write_kaggle_files
-from medallion_assets.sources.kaggle_csv import CsvLoadError
-from medallion_assets.sources.source_system import (
-    SourceStateError,
-    StepReport,
-    advance_source,
-    load_source,
-    source_status,
-)
+from medallion_assets.sources.olist_db import SourceStateError
 from medallion_assets.specs import GOLD_REPORTS
 from medallion_assets.warehouse.assets import warehouse_for
+from olist_source.generator import generate, write_kaggle_files
+from olist_source.kaggle_csv import CsvLoadError
+from olist_source.system import StepReport, advance_source, load_source, source_status
 
 USER_ERRORS = (CsvLoadError, SourceUnavailableError, SourceStateError, LakeError, WarehouseError, ValueError)
 

@@ -34,7 +34,7 @@ from medallion_assets.resources.postgres import SourceDatabase, redact, source_d
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import Settings, get_settings
 from medallion_assets.silver.assets import silver_assets
-from medallion_assets.sources.source_system import history_end
+from medallion_assets.sources.olist_db import history_end
 from medallion_assets.warehouse.assets import warehouse_assets, warehouse_checks, warehouse_for
 
 

@@ -23,8 +23,8 @@ from medallion_assets.resources.instance import instance_yaml
 from medallion_assets.resources.postgres import embedded_server_url, stop_embedded_server
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
-from medallion_assets.sources.generator import GenerationResult, generate, write_kaggle_files
-from medallion_assets.sources.kaggle_csv import read_directory
+from olist_source.generator import GenerationResult, generate, write_kaggle_files
+from olist_source.kaggle_csv import read_directory
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "olist-sample"
 
@@ -146,7 +146,7 @@ def sample_bronze_lake(pg_url: str, sample_dir: Path, tmp_path_factory: pytest.T
     Building 745 days of partitions: tests share it.
     """
     from medallion_assets.build import build, format_summary
-    from medallion_assets.sources.source_system import load_source
+    from olist_source.system import load_source
 
     work = tmp_path_factory.mktemp("sample-lake")
     with pytest.MonkeyPatch.context() as env:
@@ -210,8 +210,8 @@ def handmade_build(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """The hand-made shop (handmade.py) loaded into the source and built through every layer in
     Dagster, once: gold tests read its values, quality tests copy its lake and break it."""
     from medallion_assets.build import build
-    from medallion_assets.sources.source_system import load_source
     from medallion_assets_tests.handmade import write_handmade
+    from olist_source.system import load_source
 
     work = tmp_path_factory.mktemp("handmade")
     instance = booked_instance(work / "dagster")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from medallion_assets.sources.kaggle_csv import write_table
 from medallion_assets.specs import TABLES_BY_NAME
+from olist_source.kaggle_csv import write_table
 
 
 def _id(name: str) -> str:

@@ -23,9 +23,10 @@ from medallion_assets.definitions import build_definitions
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.settings import get_settings
-from medallion_assets.sources.source_system import CHANGE_FEEDS, advance_source, load_source
+from medallion_assets.sources.olist_db import CHANGE_FEEDS
 from medallion_assets_tests.conftest import scratch_database
 from medallion_assets_tests.handmade import at, write_handmade
+from olist_source.system import advance_source, load_source
 
 PASSWORD = "tick-secret"
 STOPPED = dg.DefaultSensorStatus.STOPPED

@@ -15,8 +15,9 @@ from deltalake import DeltaTable
 
 from medallion_assets.build import build, format_summary
 from medallion_assets.settings import Settings, get_settings
-from medallion_assets.sources.source_system import advance_source, load_source, read_source_table
+from medallion_assets.sources.olist_db import read_source_table
 from medallion_assets.specs import BRONZE_TABLES, CHANGE_DATE, CHANGE_TS, INGESTED_AT, RUN_ID, SOURCE
+from olist_source.system import advance_source, load_source
 
 BIN = Path(sys.executable).parent
 

@@ -10,14 +10,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from medallion_assets.sources.brazil import STATE_CODES
-from medallion_assets.sources.generator import (
+from medallion_assets.specs import OLIST_TABLES
+from olist_source.brazil import STATE_CODES
+from olist_source.generator import (
     UNTRANSLATED_CATEGORIES,
     GenerationResult,
     generate,
     write_kaggle_files,
 )
-from medallion_assets.specs import OLIST_TABLES
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,11 @@ from medallion_assets.build import build, format_summary
 from medallion_assets.gold.history import UNKNOWN_KEY, record_states, scd2, version_at
 from medallion_assets.resources.delta_lake import Lake
 from medallion_assets.resources.spark import SparkResource
-from medallion_assets.sources.source_system import advance_source, load_source
 from medallion_assets.specs import GOLD_DIMENSIONS, GOLD_FACTS, GOLD_REPORTS, TABLES_BY_NAME
 from medallion_assets_tests import handmade
 from medallion_assets_tests.conftest import HandmadeBuild, booked_instance
 from medallion_assets_tests.handmade import P1, at, write_handmade
+from olist_source.system import advance_source, load_source
 
 GOLD = {**GOLD_DIMENSIONS, **GOLD_FACTS, **GOLD_REPORTS}
 SCD2_MEMBERS = {"dim_customer": "customer_unique_id", "dim_product": "product_id", "dim_seller": "seller_id"}

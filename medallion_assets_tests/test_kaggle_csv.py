@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from medallion_assets.sources.generator import GenerationResult
-from medallion_assets.sources.kaggle_csv import CsvLoadError, read_directory, read_table, write_table
 from medallion_assets.specs import OLIST_TABLES, TABLES_BY_NAME
+from olist_source.generator import GenerationResult
+from olist_source.kaggle_csv import CsvLoadError, read_directory, read_table, write_table
 
 # Row counts from the sample's README.
 SAMPLE_ROWS = {

@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from medallion_assets.sources.replay import build_replay
 from medallion_assets.specs import OLIST_TABLES, TABLES_BY_NAME
+from olist_source.replay import build_replay
 
 T = dt.datetime
 

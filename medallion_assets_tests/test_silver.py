@@ -15,8 +15,8 @@ from medallion_assets.build import build, format_summary
 from medallion_assets.resources.delta_lake import Lake, Window
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.silver.assets import MISSING_PARENTS, apply_changes
-from medallion_assets.sources.source_system import load_source
 from medallion_assets.specs import BRAZIL_STATES, CHANGE_DATE, SILVER_TABLES
+from olist_source.system import load_source
 
 SILVER = {t.name: t for t in SILVER_TABLES}
 T0 = dt.datetime(2017, 3, 1, 10, 0, 0)

@@ -10,17 +10,15 @@ import pyarrow.compute as pc
 import pytest
 
 from medallion_assets.resources.postgres import SourceUnavailableError, connect
-from medallion_assets.sources.kaggle_csv import read_directory
-from medallion_assets.sources.source_system import (
+from medallion_assets.sources.olist_db import (
     SourceStateError,
-    advance_source,
-    load_source,
     read_attribute_changes,
     read_source_table,
-    source_status,
     source_time,
 )
 from medallion_assets.specs import OLIST_TABLES, TABLES_BY_NAME
+from olist_source.kaggle_csv import read_directory
+from olist_source.system import advance_source, load_source, source_status
 
 AS_OF = dt.datetime(2017, 9, 15, 12, 0, 0)
 

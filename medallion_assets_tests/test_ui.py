@@ -22,10 +22,11 @@ import dagster as dg
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from medallion_assets.sources.source_system import load_source, read_source_table
+from medallion_assets.sources.olist_db import read_source_table
 from medallion_assets_tests.conftest import scratch_database
 from medallion_assets_tests.dagster_dev import dagster_dev
 from medallion_assets_tests.handmade import write_handmade
+from olist_source.system import load_source
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package: Playwright cannot download browsers here
 ASSET = dg.AssetKey(["bronze", "orders"])

@@ -39,7 +39,7 @@ from dagster._core.storage.tags import (
 from medallion_assets.automation.source_changes import TRIGGER_TAG, bronze_key
 from medallion_assets.resources.postgres import SourceUnavailableError, source_database_url
 from medallion_assets.settings import get_settings
-from medallion_assets.sources.source_system import CHANGE_FEEDS, SourceStateError, source_time
+from medallion_assets.sources.olist_db import CHANGE_FEEDS, SourceStateError, source_time
 
 # Runs of `medallion build` (value: "cli", or the gold refresh run that started them).
 BUILD_TAG = "medallion/build"

@@ -31,7 +31,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from medallion_assets.resources.delta_lake import Lake, LakeError
 from medallion_assets.resources.postgres import SourceUnavailableError, source_database_url
 from medallion_assets.settings import get_settings
-from medallion_assets.sources.source_system import CHANGE_FEEDS, NewChanges, SourceStateError, changes_since
+from medallion_assets.sources.olist_db import CHANGE_FEEDS, NewChanges, SourceStateError, changes_since
 from medallion_assets.specs import CHANGE_TS
 
 TRIGGER_TAG = "medallion/trigger"

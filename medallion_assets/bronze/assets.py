@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from medallion_assets.resources.delta_lake import lake_metadata
 from medallion_assets.resources.postgres import SourceDatabase
-from medallion_assets.sources.source_system import (
+from medallion_assets.sources.olist_db import (
     REPLAY_SCHEMA,
     SOURCE_SCHEMA,
     read_attribute_changes,

@@ -1,0 +1,1 @@
+"""The source system as the pipeline sees it: the Olist PostgreSQL database, read only."""

@@ -1,4 +1,4 @@
-"""The live Olist source system in PostgreSQL: load it as of a time, advance its clock, report status.
+"""The simulated Olist source system in PostgreSQL: load it as of a time, advance its clock, report status.
 
 Schema `olist` holds the nine tables as a production database would (primary keys, `created_at`
 and an indexed `updated_at` on every row); it is all that bronze reads. Schema `olist_replay`
@@ -20,19 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
-
 from medallion_assets.resources.postgres import connect
-from medallion_assets.sources.kaggle_csv import FileReport, OnBadRows, read_directory
-from medallion_assets.sources.replay import ATTRIBUTE_CHANGES_SCHEMA, AttributeChanges, Replay, build_replay
-from medallion_assets.specs import OLIST_TABLES, TABLES_BY_NAME, SourceTable
-
-SOURCE_SCHEMA = "olist"
-REPLAY_SCHEMA = "olist_replay"
-
-
-class SourceStateError(RuntimeError):
-    """The source is not in a state that allows the operation (not loaded, clock would go back...)."""
+from medallion_assets.sources.olist_db import REPLAY_SCHEMA, SOURCE_SCHEMA, SourceStateError, read_clock
+from medallion_assets.specs import OLIST_TABLES, SourceTable
+from olist_source.kaggle_csv import FileReport, OnBadRows, read_directory
+from olist_source.replay import AttributeChanges, Replay, build_replay
 
 
 @dataclass
@@ -122,7 +114,7 @@ def load_source(
 def advance_source(url: str, to: dt.datetime | None = None, days: float | None = None) -> StepReport:
     """Apply every change in (clock, to] and move the clock to `to` (default: the end of history)."""
     with connect(url) as conn, conn.cursor() as cur:
-        clock = _clock(cur, lock=True)
+        clock = read_clock(cur, lock=True)
         as_of, end = clock["as_of"], clock["end_at"]
         if to is None:
             to = as_of + dt.timedelta(days=days) if days is not None else end
@@ -135,7 +127,7 @@ def advance_source(url: str, to: dt.datetime | None = None, days: float | None =
 
 def source_status(url: str) -> SourceStatus:
     with connect(url) as conn, conn.cursor() as cur:
-        clock = _clock(cur)
+        clock = read_clock(cur)
         rows, pending, latest = {}, {}, {}
         for spec in OLIST_TABLES:
             cur.execute(f"SELECT count(*), max(updated_at) FROM {SOURCE_SCHEMA}.{spec.name}")
@@ -156,143 +148,7 @@ def source_status(url: str) -> SourceStatus:
     )
 
 
-def read_source_table(
-    url: str, name: str, changed_from: dt.datetime | None = None, changed_before: dt.datetime | None = None
-) -> pa.Table:
-    """One source table as Arrow, typed like the spec, optionally only rows changed in [from, before)."""
-    spec = TABLES_BY_NAME[name]
-    # ADBC hands NUMERIC over as an opaque text extension type: read it as text, cast in Arrow.
-    columns = [f"{c.name}::text" if c.type == "money" else c.name for c in spec.all_columns]
-    window = " WHERE updated_at >= $1 AND updated_at < $2" if changed_from or changed_before else ""
-    parameters = (
-        (changed_from or dt.datetime(1, 1, 1), changed_before or dt.datetime(9999, 1, 1)) if window else ()
-    )
-    with connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            f"SELECT {', '.join(columns)}, created_at, updated_at FROM {SOURCE_SCHEMA}.{name}{window}"
-            f" ORDER BY {', '.join(spec.primary_key)}",
-            parameters or None,
-        )
-        table = cur.fetch_arrow_table()
-    table = table.rename_columns([c.name for c in spec.all_columns] + ["created_at", "updated_at"])
-    return table.cast(_typed_schema(spec))
-
-
-def source_time(url: str) -> dt.datetime:
-    """The source's present: the replay clock where the source is a replay, else the database's
-    local time (Olist times are local and without a zone). Changes up to it are visible."""
-    with connect(url) as conn, conn.cursor() as cur:
-        if (clock := _replay_clock(cur)) is not None:
-            return clock["as_of"]
-        cur.execute("SELECT localtimestamp::timestamp(0) AS now")
-        return cur.fetch_arrow_table().to_pylist()[0]["now"]
-
-
-def history_end(url: str) -> dt.datetime | None:
-    """The last moment a replayed source can ever reach (its clock's `end_at`), None for a live
-    source (no replay clock: its history grows with the days)."""
-    with connect(url) as conn, conn.cursor() as cur:
-        clock = _replay_clock(cur)
-    return clock["end_at"] if clock is not None else None
-
-
-def source_change_dates(url: str) -> tuple[dt.date, dt.date] | None:
-    """First and last date on which any source row changed (None for an empty source)."""
-    union = " UNION ALL ".join(
-        f"SELECT min(updated_at) AS first, max(updated_at) AS last FROM {SOURCE_SCHEMA}.{spec.name}"
-        for spec in OLIST_TABLES
-    )
-    with connect(url) as conn, conn.cursor() as cur:
-        _clock(cur)  # a clear error when the source was never loaded
-        cur.execute(f"SELECT min(first), max(last) FROM ({union}) AS changes")
-        first, last = cur.fetchone()
-    return (first.date(), last.date()) if first else None
-
-
-@dataclass(frozen=True)
-class NewChanges:
-    """Rows of one source table changed after a watermark: how many, and the first and last change."""
-
-    rows: int
-    first: dt.datetime
-    last: dt.datetime
-
-
-# What the source-row sensor watches: each bronze table's source relation and its change column.
-CHANGE_FEEDS: dict[str, tuple[str, str]] = {
-    **{spec.name: (f"{SOURCE_SCHEMA}.{spec.name}", "updated_at") for spec in OLIST_TABLES},
-    "attribute_changes": (f"{REPLAY_SCHEMA}.attribute_changes", "changed_at"),
-}
-
-
-def changes_since(
-    url: str, watermarks: dict[str, dt.datetime | None], before: dt.datetime
-) -> dict[str, NewChanges]:
-    """Per watched table, the rows changed after its watermark (None: ever) and before `before`,
-    counted on the indexed change column in one read-only transaction; tables without any are left
-    out. The replay's audit trail only counts changes its clock has reached, as bronze reads it."""
-    found: dict[str, NewChanges] = {}
-    with connect(url) as conn, conn.cursor() as cur:
-        cur.execute("SET TRANSACTION READ ONLY")
-        cur.execute(
-            "SELECT table_schema || '.' || table_name FROM information_schema.tables"
-            " WHERE table_schema IN ($1, $2)",
-            (SOURCE_SCHEMA, REPLAY_SCHEMA),
-        )
-        present = {row[0] for row in cur.fetchall()}
-        if not present:
-            _clock(cur)  # a clear error: the source was never loaded
-        for name, watermark in watermarks.items():
-            relation, column = CHANGE_FEEDS[name]
-            if relation not in present:
-                continue
-            upper = before
-            if relation.startswith(REPLAY_SCHEMA):
-                upper = min(before, _clock(cur)["as_of"] + dt.timedelta(microseconds=1))
-            cur.execute(
-                f"SELECT count(*), min({column}), max({column}) FROM {relation}"
-                f" WHERE {column} > $1 AND {column} < $2",
-                (watermark or dt.datetime(1, 1, 1), upper),
-            )
-            rows, first, last = cur.fetchone()
-            if rows:
-                found[name] = NewChanges(rows, first, last)
-    return found
-
-
-def read_attribute_changes(
-    url: str, changed_from: dt.datetime | None = None, changed_before: dt.datetime | None = None
-) -> pa.Table:
-    """The source's audit trail of attribute changes that have happened by its clock, optionally
-    only those in [from, before). A source without such a trail gives an empty table."""
-    with connect(url) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
-            (REPLAY_SCHEMA, "attribute_changes"),
-        )
-        if cur.fetchone()[0] == 0:
-            return ATTRIBUTE_CHANGES_SCHEMA.empty_table()
-        clock = _clock(cur)
-        cur.execute(
-            f"SELECT * FROM {REPLAY_SCHEMA}.attribute_changes"
-            " WHERE changed_at <= $1 AND changed_at >= $2 AND changed_at < $3"
-            " ORDER BY changed_at, table_name, row_key, column_name",
-            (
-                clock["as_of"],
-                changed_from or dt.datetime(1, 1, 1),
-                changed_before or dt.datetime(9999, 1, 1),
-            ),
-        )
-        return cur.fetch_arrow_table().cast(ATTRIBUTE_CHANGES_SCHEMA)
-
-
 # ------------------------------------------------------------------------------------------- SQL
-
-
-def _typed_schema(spec: SourceTable) -> pa.Schema:
-    ts = pa.timestamp("us")
-    fields = [pa.field(f.name, f.type) for f in spec.arrow_schema]
-    return pa.schema([*fields, pa.field("created_at", ts, False), pa.field("updated_at", ts, False)])
 
 
 def _ensure_replaceable(cur, replace: bool) -> None:
@@ -380,32 +236,8 @@ def _insert_sql(spec: SourceTable, upsert: bool) -> str:
     )
 
 
-def _replay_clock(cur) -> dict | None:
-    """The replay clock, None for a source that is not a replay (no clock table)."""
-    cur.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
-        (REPLAY_SCHEMA, "clock"),
-    )
-    return _clock(cur) if cur.fetchone()[0] else None
-
-
-def _clock(cur, lock: bool = False) -> dict:
-    try:
-        cur.execute(f"SELECT * FROM {REPLAY_SCHEMA}.clock{' FOR UPDATE' if lock else ''}")
-    except Exception as exc:  # ADBC raises ProgrammingError for a missing relation
-        if "does not exist" in str(exc):
-            raise SourceStateError(
-                "the source has not been loaded yet: run `medallion source load` first"
-            ) from None
-        raise
-    row = cur.fetch_arrow_table().to_pylist()
-    if not row:
-        raise SourceStateError("the source clock is missing: run `medallion source load --replace`")
-    return row[0]
-
-
 def _to_datetime(value) -> dt.datetime:
     return value.astype("datetime64[us]").item()
 
 
-__all__ = ["Replay", "advance_source", "load_source", "read_source_table", "source_status"]
+__all__ = ["Replay", "advance_source", "load_source", "source_status"]

@@ -5,7 +5,7 @@ created at purchase, then approved, shipped, delivered (or canceled); a review i
 answered; people move house and products get re-categorised. `build_replay` derives, for every
 table, the *versions* of every row and the moment (`valid_from`) each became true, entirely with
 whole-column operations. The source system at time T is then, per key, the latest version with
-valid_from <= T (see `source_system.py`).
+valid_from <= T (see `system.py`).
 
 Rules (also in the README):
 - orders: a version at purchase (status `created`), at `order_approved_at` (`approved`), at
@@ -37,8 +37,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from medallion_assets.arrow import US_PER_S, mask, micros
+from medallion_assets.sources.olist_db import ATTRIBUTE_CHANGES_SCHEMA
 from medallion_assets.specs import OLIST_TABLES, TABLES_BY_NAME
+from olist_source.arrow import US_PER_S, mask, micros
 
 AttributeChanges = Literal["synthetic", "none"]
 US_PER_HOUR = 3600 * US_PER_S
@@ -50,16 +51,6 @@ ORDER_STAGES = (  # (column revealing the stage, status the order has from then 
     ("order_delivered_customer_date", "delivered"),
 )
 CHANGE_RATES = {"customers": 0.05, "products": 0.05, "sellers": 0.10}
-ATTRIBUTE_CHANGES_SCHEMA = pa.schema(
-    [
-        ("table_name", pa.string()),
-        ("row_key", pa.string()),
-        ("column_name", pa.string()),
-        ("old_value", pa.string()),
-        ("new_value", pa.string()),
-        ("changed_at", pa.timestamp("us")),
-    ]
-)
 
 
 DAY_MICROS = 86_400_000_000

@@ -19,10 +19,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from medallion_assets.arrow import US_PER_DAY, US_PER_S, mask, micros
-from medallion_assets.sources.brazil import STATES, without_accents
-from medallion_assets.sources.kaggle_csv import read_table, write_table
 from medallion_assets.specs import OLIST_TABLES, TABLES_BY_NAME
+from olist_source.arrow import US_PER_DAY, US_PER_S, mask, micros
+from olist_source.brazil import STATES, without_accents
+from olist_source.kaggle_csv import read_table, write_table
 
 FIRST_PURCHASE = dt.datetime(2016, 9, 4)
 LAST_PURCHASE = dt.datetime(2018, 10, 17)
@@ -203,7 +203,7 @@ def _timestamps(us: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
 
 
 def _translation_table() -> pa.Table:
-    ref = resources.files("medallion_assets.sources") / "reference" / "product_category_name_translation.csv"
+    ref = resources.files("olist_source") / "reference" / "product_category_name_translation.csv"
     with resources.as_file(ref) as path:
         table, _ = read_table(TABLES_BY_NAME["product_category_name_translation"], Path(path))
     return table
