@@ -1,16 +1,10 @@
-"""Gold dimensions: three SCD2 dimensions declared as data and built by one function, plus the
-location and date dimensions.
-
-An SCD2 dimension names its source table, the member it versions (a person is a
-customer_unique_id, with one customer_id per order), the attributes whose change makes a new
-version, and the column of orders/order_items that uses a record (its first use starts its first
-version, so an order always finds the version it used).
+"""Gold dimensions: the three SCD2 dimensions built by one function from their specs
+(`Scd2Dimension`, declared as data in specs/gold.py), plus the location and date dimensions.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 import holidays
 import numpy as np
@@ -22,56 +16,29 @@ from pyspark.sql import functions as F
 
 from medallion_assets.gold.history import IS_CURRENT, record_states, scd2
 from medallion_assets.resources.delta_lake import Lake, read_spark
-from medallion_assets.specs import GOLD_DIMENSIONS, TABLES_BY_NAME, LakeTable
-
-UNKNOWN_CATEGORY = "unknown"
-
-
-@dataclass(frozen=True)
-class Scd2Dimension:
-    table: LakeTable
-    source: str
-    member: str
-    surrogate_key: str
-    attributes: tuple[str, ...]
-    used_by: tuple[str, str]  # (silver table, column) whose rows use a record
-    record_attributes: tuple[str, ...] = ()  # record columns that are not versioned (the member id)
-
-
-SCD2_DIMENSIONS: tuple[Scd2Dimension, ...] = (
-    Scd2Dimension(
-        table=GOLD_DIMENSIONS["dim_customer"],
-        source="customers",
-        member="customer_unique_id",
-        surrogate_key="customer_key",
-        attributes=("customer_zip_code_prefix", "customer_city", "customer_state"),
-        used_by=("orders", "customer_id"),
-        record_attributes=("customer_unique_id",),
-    ),
-    Scd2Dimension(
-        table=GOLD_DIMENSIONS["dim_product"],
-        source="products",
-        member="product_id",
-        surrogate_key="product_key",
-        attributes=(
-            "product_category_name",
-            "product_weight_g",
-            "product_length_cm",
-            "product_height_cm",
-            "product_width_cm",
-        ),
-        used_by=("order_items", "product_id"),
-    ),
-    Scd2Dimension(
-        table=GOLD_DIMENSIONS["dim_seller"],
-        source="sellers",
-        member="seller_id",
-        surrogate_key="seller_key",
-        attributes=("seller_zip_code_prefix", "seller_city", "seller_state"),
-        used_by=("order_items", "seller_id"),
-    ),
+from medallion_assets.specs import (
+    SCD2_BY_NAME,
+    SCD2_DIMENSIONS,
+    TABLES_BY_NAME,
+    UNKNOWN_CATEGORY,
+    Scd2Dimension,
 )
-SCD2_BY_NAME = {d.table.name: d for d in SCD2_DIMENSIONS}
+
+# The SCD2 specs live in specs/gold.py; importers of this module keep finding them here.
+__all__ = [
+    "SCD2_BY_NAME",
+    "SCD2_DIMENSIONS",
+    "UNKNOWN_CATEGORY",
+    "Scd2Dimension",
+    "build_dim_date",
+    "build_dim_location",
+    "build_scd2_dimension",
+    "date_range_of_orders",
+    "first_use",
+    "silver",
+    "version_changes",
+    "with_category_label",
+]
 
 
 def silver(spark: SparkSession, lake: Lake, name: str, columns: list[str] | None = None) -> DataFrame:
