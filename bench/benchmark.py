@@ -33,6 +33,7 @@ import psutil
 
 from medallion_assets.automation.source_changes import read_cursor, source_changes_sensor, write_cursor
 from medallion_assets.build import BuildSummary, build, format_summary
+from medallion_assets.definitions import code_location
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.resources.postgres import source_database_url, stop_embedded_server
 from medallion_assets.settings import Settings, get_settings
@@ -143,7 +144,7 @@ def main() -> None:
         with stage(f"source load (history up to {as_of:%Y-%m-%d})") as s:
             s.rows = changed_rows(load_source(url, csv_dir, as_of=as_of, seed=args.seed))
         with stage("build: every layer, check and the DuckDB warehouse") as s:
-            summary = build(**quiet)
+            summary = build(code_location(), **quiet)
             s.rows = sum(outcome.rows for outcome in summary.assets.values())
         full_seconds = time.perf_counter() - full
         report(summary)
@@ -151,7 +152,7 @@ def main() -> None:
         sensor_ticks(settings)
         with stage(f"one day ({day}) of changes: source to warehouse") as s:
             s.rows = changed_rows(advance_source(url, to=as_of + dt.timedelta(days=1)))
-            summary = build(start=day, end=day, **quiet)
+            summary = build(code_location(), start=day, end=day, **quiet)
         report(summary)
         layer_breakdown(summary)
         if args.bigquery:
@@ -197,11 +198,11 @@ def warehouse_sync(work: Path, last_day: dt.date) -> None:
                     MEDALLION_BIGQUERY_ENDPOINT=endpoint,
                 )
             with stage(f"warehouse ({name}): every gold table, whole range") as s:
-                summary = build("group:warehouse", **quiet)
+                summary = build(code_location(), "group:warehouse", **quiet)
                 s.rows = sum(o.rows for o in summary.assets.values())
             report(summary)
             with stage(f"warehouse ({name}): the last day again") as s:
-                summary = build("group:warehouse", start=last_day, end=last_day, **quiet)
+                summary = build(code_location(), "group:warehouse", start=last_day, end=last_day, **quiet)
                 s.rows = sum(o.rows for o in summary.assets.values())
             report(summary)
     for name in ("MEDALLION_WAREHOUSE", "MEDALLION_BIGQUERY_PROJECT", "MEDALLION_BIGQUERY_ENDPOINT"):

@@ -4,7 +4,7 @@
 
 One trivial daily-partitioned asset materialized over N partitions in one ranged run (a backfill
 with BackfillPolicy.single_run, as every layer does), in a fresh instance of each kind: the stock
-SQLite event log, ours (event_batches.py), and with --postgres the same two on the embedded server.
+SQLite event log, ours (dagster_internals.py), and with --postgres the same two on the embedded server.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation.
@@ -18,10 +18,10 @@ from functools import partial
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from medallion_assets.resources.instance import instance_yaml
 from medallion_assets.settings import get_settings
+from medallion_assets.tags import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}  # printing events costs too
 STOCK_POSTGRES = """storage:
@@ -44,7 +44,7 @@ def timed_run(dagster_yaml: Callable[[Path], str], partitions: int) -> float:
 
     keys = daily.get_partition_keys()[:partitions]
     job = dg.Definitions(assets=[trivial]).resolve_implicit_global_asset_job_def()
-    tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+    tags = {PARTITION_RANGE_START_TAG: keys[0], PARTITION_RANGE_END_TAG: keys[-1]}
     with dg.DagsterInstance.get() as instance:
         started = time.perf_counter()
         result = job.execute_in_process(instance=instance, tags=tags, run_config=QUIET)

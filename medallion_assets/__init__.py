@@ -1,6 +1,14 @@
 """medallion_assets: the Olist medallion lakehouse (bronze, silver, gold) as a Dagster asset graph."""
 
+import warnings
+
 __all__ = ["defs"]
+
+# Dagster warns at every definition that two features we rely on are beta or preview: one run for a
+# range of partitions (`backfill_policy`) and partitioned asset checks. Silenced here, once, by
+# message (this module does not import Dagster: see below).
+warnings.filterwarnings("ignore", message=".*backfill_policy.*")
+warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
 
 
 def __getattr__(name: str) -> object:

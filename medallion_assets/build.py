@@ -16,13 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.job_base import InMemoryJob
-from dagster._core.execution.execute_in_process import core_execute_in_process
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from medallion_assets.automation.audit import audit_database_url, record_run
-from medallion_assets.automation.propagation import BUILD_TAG
-from medallion_assets.definitions import build_definitions, partitions_last_day
+from medallion_assets.dagster_internals import execute_without_output_capture
 from medallion_assets.gold.facts import stale_order_dates
 from medallion_assets.progress import progress_config
 from medallion_assets.resources.delta_lake import Lake
@@ -31,6 +27,7 @@ from medallion_assets.resources.postgres import redact, source_database_url
 from medallion_assets.resources.spark import SparkResource, start_in_background
 from medallion_assets.settings import Settings, get_settings
 from medallion_assets.sources.olist_db import source_change_dates
+from medallion_assets.tags import BUILD_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 
 Echo = Callable[[str], None]
 ORDER_DATE_LAYERS = ("gold", "warehouse")
@@ -72,6 +69,7 @@ class BuildSummary:
 
 
 def build(
+    definitions: dg.Definitions,
     selection: str | None = None,
     start: dt.date | None = None,
     end: dt.date | None = None,
@@ -80,7 +78,7 @@ def build(
     tags: dict[str, str] | None = None,
     show_progress: bool = True,
 ) -> BuildSummary:
-    """Build with the settings of the environment: the same ones the resources read at run time.
+    """Build the `selection` of `definitions` (the code location's: `definitions.code_location()`).
 
     Runs are recorded in the DAGSTER_HOME instance unless another `instance` is given (tests pass
     an ephemeral one: booking each partition in SQLite costs ~10 ms). Every run is tagged
@@ -88,8 +86,7 @@ def build(
     started = time.perf_counter()
     settings = get_settings()
     ensure_dagster_home(settings)
-    last_day = partitions_last_day(settings)  # the partitions the code location has
-    graph = build_definitions(settings, last_day=last_day).resolve_asset_graph()
+    graph = definitions.resolve_asset_graph()
     keys = _resolve(selection, graph)
     if not keys:
         raise ValueError(f"the selection {selection!r} matches no asset")
@@ -114,7 +111,7 @@ def build(
         )
         for index, ((partitions, _), stretch) in enumerate(stretches, start=1)
     ]
-    with_jobs = build_definitions(settings, jobs=jobs, last_day=last_day)  # every stretch's job, once
+    with_jobs = dg.Definitions.merge(definitions, dg.Definitions(jobs=jobs))  # every stretch's job
     # A given instance stays open for the caller; the DAGSTER_HOME one is closed after the build.
     with nullcontext(instance) if instance else dg.DagsterInstance.get() as instance:
         for job, ((partitions, by_order_date), stretch) in zip(jobs, stretches, strict=True):
@@ -134,8 +131,8 @@ def build(
                     echo(f"{label}: {len(stretch)} unpartitioned asset(s)")
                 else:
                     run_tags |= {
-                        ASSET_PARTITION_RANGE_START_TAG: window[0],
-                        ASSET_PARTITION_RANGE_END_TAG: window[1],
+                        PARTITION_RANGE_START_TAG: window[0],
+                        PARTITION_RANGE_END_TAG: window[1],
                     }
                     partition_count = len(
                         partitions.get_partition_keys_in_range(dg.PartitionKeyRange(*window))
@@ -144,7 +141,7 @@ def build(
                 config = progress_config(
                     label, len(job_def.nodes_in_topological_order), partition_count, quiet=not show_progress
                 )
-                result = _execute(job_def, instance, run_tags, config)
+                result = execute_without_output_capture(job_def, instance, run_tags, config)
                 summary.runs.append(result.run_id)
                 try:  # the audit never fails a build: the audit_finished_runs sensor can record it later
                     record_run(instance, result.run_id, audit_database_url(settings))
@@ -157,22 +154,6 @@ def build(
                 break  # later stretches depend on this one
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def _execute(
-    job: dg.JobDefinition, instance: dg.DagsterInstance, tags: dict[str, str], run_config: dict
-) -> dg.ExecuteInProcessResult:
-    """`job.execute_in_process`, minus its capture of every step's output for the result object:
-    that keeps each output (a Spark DataFrame with the data it came from) alive until the run ends,
-    and a scale-1 build ran the Spark driver out of memory with it."""
-    return core_execute_in_process(
-        job=InMemoryJob(job_def=job),
-        run_config=run_config,
-        instance=instance,
-        output_capturing_enabled=False,
-        raise_on_error=False,
-        run_tags=tags,
-    )
 
 
 # Stale order dates closer than this are recomputed in one run: a run costs more than a few days.

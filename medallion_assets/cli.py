@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from medallion_assets.build import build as run_build
 from medallion_assets.build import format_summary
+from medallion_assets.definitions import code_location
 from medallion_assets.resources.delta_lake import LakeError
 from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.resources.postgres import (
@@ -234,7 +235,7 @@ def quickstart(scale: float, seed: int, csv_dir: Path | None) -> None:
         f" deliveries and reviews: {pending:,} changes), comes with `medallion source advance`"
     )
     click.echo("\nbuilding every asset over the whole history")
-    summary = run_build(echo=click.echo)
+    summary = run_build(code_location(), echo=click.echo)
     click.echo(format_summary(summary))
     outcome = "done" if summary.success else "FAILED"
     click.echo(f"\nquickstart {outcome} in {time.perf_counter() - started:.0f}s.")
@@ -318,6 +319,7 @@ def _print_step(headline: str, report: StepReport, seconds: float) -> None:
 def build_command(selection: str | None, start: dt.datetime | None, end: dt.datetime | None) -> None:
     """Materialize the selection (default: everything) over the range, in dependency order, in one process."""
     summary = run_build(
+        code_location(),
         selection,
         start.date() if start else None,
         end.date() if end else None,

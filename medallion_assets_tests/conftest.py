@@ -146,6 +146,7 @@ def sample_bronze_lake(pg_url: str, sample_dir: Path, tmp_path_factory: pytest.T
     Building 745 days of partitions: tests share it.
     """
     from medallion_assets.build import build, format_summary
+    from medallion_assets.definitions import code_location
     from olist_source.system import load_source
 
     work = tmp_path_factory.mktemp("sample-lake")
@@ -156,7 +157,7 @@ def sample_bronze_lake(pg_url: str, sample_dir: Path, tmp_path_factory: pytest.T
         env.setenv("MEDALLION_LAKE_URI", str(work / "lake"))
         load_source(pg_url, sample_dir, attribute_changes="none", replace=True)
         with booked_instance(work / "dagster") as instance:
-            summary = build("key:bronze/*", echo=lambda _: None, instance=instance)
+            summary = build(code_location(), "key:bronze/*", echo=lambda _: None, instance=instance)
         assert summary.success, format_summary(summary)
     return work / "lake"
 
@@ -210,6 +211,7 @@ def handmade_build(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """The hand-made shop (handmade.py) loaded into the source and built through every layer in
     Dagster, once: gold tests read its values, quality tests copy its lake and break it."""
     from medallion_assets.build import build
+    from medallion_assets.definitions import code_location
     from medallion_assets_tests.handmade import write_handmade
     from olist_source.system import load_source
 
@@ -220,6 +222,6 @@ def handmade_build(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         env.setenv("MEDALLION_HOME", str(work / "home"))
         env.setenv("MEDALLION_LAKE_URI", str(work / "lake"))
         load_source(pg_url, write_handmade(work / "csv"), attribute_changes="none", replace=True)
-        summary = build(echo=lambda _: None, instance=instance)
+        summary = build(code_location(), echo=lambda _: None, instance=instance)
     yield HandmadeBuild(work / "lake", instance, summary, work / "home")
     instance.dispose()

@@ -14,6 +14,7 @@ import pytest
 
 from medallion_assets.automation.alerts import alert_on_run_failure, alert_on_run_success, post_alert
 from medallion_assets.build import build
+from medallion_assets.definitions import code_location
 
 SECRET = "s3cr3t-token"
 
@@ -64,7 +65,7 @@ def failed_run(
     monkeypatch.setenv("MEDALLION_SOURCE_URL", "postgresql://etl:db-password@127.0.0.1:1/olist")
     instance = dg.DagsterInstance.ephemeral()
     day = dt.date(2017, 1, 1)
-    summary = build("key:bronze/orders", day, day, echo=lambda _: None, instance=instance)
+    summary = build(code_location(), "key:bronze/orders", day, day, echo=lambda _: None, instance=instance)
     assert not summary.success
     run = instance.get_run_by_id(summary.runs[0])
     assert run is not None

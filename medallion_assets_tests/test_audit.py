@@ -20,6 +20,7 @@ from medallion_assets.automation.audit import (
     write_rows,
 )
 from medallion_assets.build import build
+from medallion_assets.definitions import code_location
 from medallion_assets.resources.postgres import connect
 from medallion_assets_tests.conftest import HandmadeBuild, scratch_database
 
@@ -169,7 +170,7 @@ def failing_build(
     instance = dg.DagsterInstance.ephemeral()
     day = dt.date(2017, 1, 1)
     selection = "key:bronze/orders or key:silver/orders or key:quarantine/orders"
-    summary = build(selection, day, day, echo=echo, instance=instance)
+    summary = build(code_location(), selection, day, day, echo=echo, instance=instance)
     assert summary.failed_steps == ["bronze__orders"] and len(summary.runs) == 1
     return instance, summary.runs[0]
 

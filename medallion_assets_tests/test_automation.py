@@ -10,20 +10,15 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from medallion_assets.automation.propagation import (
-    CHANGES_TAG,
-    catch_up_schedule,
-    propagation_sensor,
-    silver_job,
-)
+from medallion_assets.automation.propagation import catch_up_schedule
 from medallion_assets.automation.source_changes import read_cursor, source_changes_sensor
 from medallion_assets.definitions import build_definitions
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.olist_db import CHANGE_FEEDS
+from medallion_assets.tags import CHANGES_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from medallion_assets_tests.conftest import scratch_database
 from medallion_assets_tests.handmade import at, write_handmade
 from olist_source.system import advance_source, load_source
@@ -56,8 +51,8 @@ def test_source_sensor_branches(source: str, monkeypatch: pytest.MonkeyPatch) ->
     (request,) = first.run_requests
     # Every table, those without a change yet too (created empty: silver looks up parents in them).
     assert {key.path[1] for key in request.asset_selection} == set(CHANGE_FEEDS)
-    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2018-03-01"
-    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == "2018-03-02"
+    assert request.tags[PARTITION_RANGE_START_TAG] == "2018-03-01"
+    assert request.tags[PARTITION_RANGE_END_TAG] == "2018-03-02"
     marks = read_cursor(first.cursor)
     assert marks["orders"] == at(2, 16)  # o5 approved: its last change before the clock
     assert marks["attribute_changes"] is None
@@ -74,7 +69,7 @@ def test_source_sensor_branches(source: str, monkeypatch: pytest.MonkeyPatch) ->
     (request,) = moved.run_requests
     changed = {key.path[1] for key in request.asset_selection}
     assert changed == {"orders", "order_items", "order_payments", "order_reviews", "customers"}
-    assert (request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
+    assert (request.tags[PARTITION_RANGE_START_TAG], request.tags[PARTITION_RANGE_END_TAG]) == (
         "2018-03-03",
         "2018-03-06",
     )
@@ -98,8 +93,11 @@ def test_source_sensor_branches(source: str, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_first_tick_starts_from_what_bronze_holds(source: str) -> None:
     from medallion_assets.build import build
+    from medallion_assets.definitions import code_location
 
-    summary = build("key:bronze/*", echo=lambda _: None, instance=dg.DagsterInstance.ephemeral())
+    summary = build(
+        code_location(), "key:bronze/*", echo=lambda _: None, instance=dg.DagsterInstance.ephemeral()
+    )
     assert summary.success
     sensor = source_changes_sensor(daily_partitions(get_settings()), STOPPED)
     first = tick(sensor, None)
@@ -107,7 +105,7 @@ def test_first_tick_starts_from_what_bronze_holds(source: str) -> None:
     assert read_cursor(first.cursor)["orders"] == at(2, 16)
     advance_source(source, to=at(4))
     (request,) = tick(sensor, first.cursor).run_requests
-    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2018-03-03"
+    assert request.tags[PARTITION_RANGE_START_TAG] == "2018-03-03"
 
 
 def test_propagation_follows_successful_runs(
@@ -119,7 +117,7 @@ def test_propagation_follows_successful_runs(
     defs = build_definitions(settings)
     daily = daily_partitions(settings)
     landing = source_changes_sensor(daily, STOPPED)
-    propagate = propagation_sensor(silver_job(daily), STOPPED)
+    propagate = defs.resolve_sensor_def("propagate_downstream")
     with dg.instance_for_test() as instance:
         (bronze_request,) = tick(landing, None, instance).run_requests
         start = dt.datetime.now(dt.UTC).timestamp() - 1

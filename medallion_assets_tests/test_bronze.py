@@ -14,6 +14,7 @@ import pytest
 from deltalake import DeltaTable
 
 from medallion_assets.build import build, format_summary
+from medallion_assets.definitions import code_location
 from medallion_assets.settings import Settings, get_settings
 from medallion_assets.sources.olist_db import read_source_table
 from medallion_assets.specs import BRONZE_TABLES, CHANGE_DATE, CHANGE_TS, INGESTED_AT, RUN_ID, SOURCE
@@ -71,7 +72,7 @@ def test_bronze_over_a_replay_keeps_every_version(
             poll = advance_source(pg_url, to=poll).as_of
         for name, versions in versions_in_source(pg_url).items():
             shown[name] |= versions
-        summary = build("key:bronze/*", previous_day, poll.date(), echo=lambda _: None)
+        summary = build(code_location(), "key:bronze/*", previous_day, poll.date(), echo=lambda _: None)
         assert summary.success, format_summary(summary)
         previous_day = poll.date()
 
@@ -89,7 +90,9 @@ def test_bronze_over_a_replay_keeps_every_version(
 
     # Re-running days already ingested adds nothing and removes nothing.
     before = {t.name: bronze(settings, t.name).num_rows for t in BRONZE_TABLES}
-    again = build("key:bronze/*", dt.date(2016, 12, 1), dt.date(2016, 12, 25), echo=lambda _: None)
+    again = build(
+        code_location(), "key:bronze/*", dt.date(2016, 12, 1), dt.date(2016, 12, 25), echo=lambda _: None
+    )
     assert again.success
     assert {t.name: bronze(settings, t.name).num_rows for t in BRONZE_TABLES} == before
     assert versions_in_bronze(settings) == in_bronze

@@ -19,7 +19,6 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from deltalake import DeltaTable
 from moto.server import ThreadedMotoServer
 from pyspark.sql import DataFrame
@@ -28,6 +27,7 @@ from medallion_assets.resources.delta_lake import DeltaLakeIOManager, Lake, lake
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
 from medallion_assets.specs import LakeTable, WriteMode
+from medallion_assets.tags import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2017-01-01", end_date="2017-02-01")
 SECRET = "moto-secret-key-value"
@@ -135,7 +135,7 @@ def lake_root(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
 def materialize(
     assets: list, spark: SparkResource, first: str, last: str | None = None
 ) -> dg.ExecuteInProcessResult:
-    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last} if last else {}
+    tags = {PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last} if last else {}
     return dg.materialize(
         assets,
         partition_key=None if last else first,

@@ -24,13 +24,13 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
-from medallion_assets.automation.propagation import CHANGES_TAG, GOLD_JOB, SILVER_JOB
-from medallion_assets.automation.source_changes import TRIGGER_TAG
+from medallion_assets.automation.propagation import GOLD_JOB, SILVER_JOB
 from medallion_assets.resources.delta_lake import Window
 from medallion_assets.resources.duckdb_warehouse import DuckDBWarehouse
 from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.settings import get_settings
 from medallion_assets.specs import GOLD_REPORTS
+from medallion_assets.tags import CHANGES_TAG, TRIGGER_TAG
 from medallion_assets_tests.conftest import HandmadeBuild, scratch_database
 from medallion_assets_tests.dagster_dev import dagster_dev
 from medallion_assets_tests.handmade import _id, at, write_handmade

@@ -1,5 +1,5 @@
 """What our batched event log storages store equals what Dagster's stock storages store, as the UI
-reads it (event_batches.py).
+reads it (dagster_internals.py).
 
 The same scenario runs in a stock instance and in ours, on SQLite and on PostgreSQL (each instance
 in a database of its own): a daily-partitioned asset `numbers` with a partitioned asset check and a
@@ -30,10 +30,11 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from medallion_assets.resources.instance import event_batches, instance_yaml
+from medallion_assets import dagster_internals as event_batches
+from medallion_assets.resources.instance import instance_yaml
 from medallion_assets.settings import get_settings
+from medallion_assets.tags import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from medallion_assets_tests.conftest import scratch_database
 
 BATCH_SIZE = "DAGSTER_EVENT_BATCH_SIZE"
@@ -110,7 +111,7 @@ DEFS = dg.Definitions(
 
 
 def range_tags(keys: Sequence[str]) -> dict[str, str]:
-    return {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+    return {PARTITION_RANGE_START_TAG: keys[0], PARTITION_RANGE_END_TAG: keys[-1]}
 
 
 def run_scenario(instance: dg.DagsterInstance) -> list[str]:

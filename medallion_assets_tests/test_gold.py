@@ -14,6 +14,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from medallion_assets.build import build, format_summary
+from medallion_assets.definitions import code_location
 from medallion_assets.gold.history import UNKNOWN_KEY, record_states, scd2, version_at
 from medallion_assets.resources.delta_lake import Lake
 from medallion_assets.resources.spark import SparkResource
@@ -279,7 +280,7 @@ def test_late_changes_reach_old_order_dates_and_replay_equals_a_full_build(
     load_source(pg_url, shop, as_of=at(1, 23), seed=81, replace=True)
     # Every layer through gold; the warehouse copies are tested in test_warehouse.py.
     instance, quiet = booked, {"echo": lambda _: None, "selection": THROUGH_GOLD}
-    assert build(instance=instance, **quiet).success
+    assert build(code_location(), instance=instance, **quiet).success
     lake = tmp_path / "lake"
     march_first = dt.date(2018, 3, 1)
 
@@ -293,7 +294,7 @@ def test_late_changes_reach_old_order_dates_and_replay_equals_a_full_build(
     steps = [(at(14), at(1).date()), (handmade.END, at(14).date())]
     for to, first_day in steps:
         advance_source(pg_url, to=to)
-        summary = build(start=first_day, end=to.date(), instance=instance, **quiet)
+        summary = build(code_location(), start=first_day, end=to.date(), instance=instance, **quiet)
         assert summary.success, format_summary(summary)
         if to == at(14):
             assert report_day_one() == (2, Decimal("170.65"))  # canceled on day 10: gone from day 1
@@ -305,13 +306,15 @@ def test_late_changes_reach_old_order_dates_and_replay_equals_a_full_build(
     stepwise = {name: gold_rows(lake, name) for name in GOLD if name != "dim_date"}
 
     # Re-running the last step changes nothing (idempotent).
-    assert build(start=at(14).date(), end=handmade.END.date(), instance=instance, **quiet).success
+    assert build(
+        code_location(), start=at(14).date(), end=handmade.END.date(), instance=instance, **quiet
+    ).success
     assert {name: gold_rows(lake, name) for name in stepwise} == stepwise
 
     # A build from scratch over the same source state: bronze holds only the final rows.
     monkeypatch.setenv("MEDALLION_LAKE_URI", str(tmp_path / "scratch"))
     with booked_instance(tmp_path / "dagster-scratch") as scratch:
-        assert build(instance=scratch, **quiet).success
+        assert build(code_location(), instance=scratch, **quiet).success
     for name, rows in stepwise.items():
         assert gold_rows(tmp_path / "scratch", name) == rows, name
     assert len(DeltaTable(f"{lake}/bronze/customers").to_pyarrow_table()) > len(
@@ -341,6 +344,7 @@ def test_real_sample_through_gold(
     monkeypatch.setenv("MEDALLION_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MEDALLION_LAKE_URI", str(tmp_path / "lake"))
     summary = build(
+        code_location(),
         "group:gold",
         dt.date(2016, 9, 1),
         dt.date(2018, 10, 31),

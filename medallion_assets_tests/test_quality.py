@@ -283,7 +283,9 @@ def run(
     job = dg.define_asset_job(
         "quality_test", selection=selection, partitions_def=daily_partitions(get_settings())
     )
-    job_def = build_definitions(jobs=[job]).resolve_job_def("quality_test")
+    job_def = dg.Definitions.merge(build_definitions(), dg.Definitions(jobs=[job])).resolve_job_def(
+        "quality_test"
+    )
     # A partition tag rather than partition_key=: a checks-only selection has no assets to validate it by.
     tags = {"dagster/partition": partition} if partition else {}
     return job_def.execute_in_process(instance=instance, tags=tags, raise_on_error=False)

@@ -12,6 +12,7 @@ import pytest
 from deltalake import DeltaTable
 
 from medallion_assets.build import build, format_summary
+from medallion_assets.definitions import code_location
 from medallion_assets.resources.delta_lake import Lake, Window
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.silver.assets import MISSING_PARENTS, apply_changes
@@ -241,9 +242,9 @@ def test_day_by_day_in_any_order_equals_one_backfill(
     replay_env: Path, monkeypatch: pytest.MonkeyPatch, booked: dg.DagsterInstance
 ) -> None:
     silent = {"echo": lambda _: None, "instance": booked}
-    assert build("key:bronze/*", **silent).success
+    assert build(code_location(), "key:bronze/*", **silent).success
     shutil.copytree(replay_env / "backfill" / "bronze", replay_env / "stepwise" / "bronze")
-    summary = build("key:silver/* or key:quarantine/*", **silent)
+    summary = build(code_location(), "key:silver/* or key:quarantine/*", **silent)
     assert summary.success, format_summary(summary)
     backfill = silver_state(str(replay_env / "backfill"))
 
@@ -255,7 +256,7 @@ def test_day_by_day_in_any_order_equals_one_backfill(
     # a day again: the state must equal the one backfill.
     steps = [(middle + day, last), (first, middle - day), (middle, middle), (middle + day, middle + day)]
     for start, end in steps:
-        assert build("key:silver/* or key:quarantine/*", start, end, **silent).success
+        assert build(code_location(), "key:silver/* or key:quarantine/*", start, end, **silent).success
     assert silver_state(str(replay_env / "stepwise")) == backfill
     orders = backfill["orders"]
     assert len(orders) == len({o["order_id"] for o in orders}) > 0  # one row per key

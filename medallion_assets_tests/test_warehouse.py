@@ -346,6 +346,7 @@ def test_bigquery_sync_through_dagster_reads_back_equal_to_gold(
     """MEDALLION_WAREHOUSE=bigquery: the warehouse assets of the hand-made shop, materialized by
     Dagster into the emulator, and their equals_gold checks."""
     from medallion_assets.build import build
+    from medallion_assets.definitions import code_location
 
     lake = tmp_path / "lake"
     shutil.copytree(handmade_build.lake, lake)
@@ -357,7 +358,9 @@ def test_bigquery_sync_through_dagster_reads_back_equal_to_gold(
     monkeypatch.setenv("MEDALLION_BIGQUERY_ENDPOINT", emulator_endpoint)
     first, last = handmade_build.summary.range
     with dg.DagsterInstance.ephemeral() as instance:
-        summary = build("key:warehouse/*", first, last, echo=lambda _: None, instance=instance)
+        summary = build(
+            code_location(), "key:warehouse/*", first, last, echo=lambda _: None, instance=instance
+        )
     assert summary.success, summary.failed_steps
     for table in SYNCED_TABLES:  # each table's equals_gold check ran and passed
         outcome = summary.assets[f"warehouse/{table.name}"]

@@ -26,25 +26,24 @@ day only once the source is past it) plus the window of any pipeline run that fa
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 import datetime as dt
 import time
+from collections.abc import Callable
 
 import dagster as dg
-from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
-)
 
-from medallion_assets.automation.source_changes import TRIGGER_TAG, bronze_key
+from medallion_assets.automation.source_changes import bronze_key
+from medallion_assets.build import build, format_summary
 from medallion_assets.resources.postgres import SourceUnavailableError, source_database_url
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.olist_db import CHANGE_FEEDS, SourceStateError, source_time
+from medallion_assets.tags import (
+    BUILD_TAG,
+    CHANGES_TAG,
+    PARTITION_RANGE_END_TAG,
+    PARTITION_RANGE_START_TAG,
+    PARTITION_TAG,
+    TRIGGER_TAG,
+)
 
-# Runs of `medallion build` (value: "cli", or the gold refresh run that started them).
-BUILD_TAG = "medallion/build"
-# The change dates "start..end" a chain of runs carries from bronze to gold.
-CHANGES_TAG = "medallion/changes"
 SILVER_JOB = "propagate_silver"
 GOLD_JOB = "gold_refresh"
 CATCH_UP_DAYS_BACK = 7
@@ -56,23 +55,23 @@ def run_window(run: dg.DagsterRun) -> tuple[str, str] | None:
     if CHANGES_TAG in tags:
         start, end = tags[CHANGES_TAG].split("..")
         return start, end
-    if ASSET_PARTITION_RANGE_START_TAG in tags:
-        return tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG]
-    if PARTITION_NAME_TAG in tags:
-        return tags[PARTITION_NAME_TAG], tags[PARTITION_NAME_TAG]
+    if PARTITION_RANGE_START_TAG in tags:
+        return tags[PARTITION_RANGE_START_TAG], tags[PARTITION_RANGE_END_TAG]
+    if PARTITION_TAG in tags:
+        return tags[PARTITION_TAG], tags[PARTITION_TAG]
     return None
 
 
 def window_tags(window: tuple[str, str], trigger: str) -> dict[str, str]:
     return {
-        ASSET_PARTITION_RANGE_START_TAG: window[0],
-        ASSET_PARTITION_RANGE_END_TAG: window[1],
+        PARTITION_RANGE_START_TAG: window[0],
+        PARTITION_RANGE_END_TAG: window[1],
         CHANGES_TAG: f"{window[0]}..{window[1]}",
         TRIGGER_TAG: trigger,
     }
 
 
-def next_run_request(run: dg.DagsterRun, graph: BaseAssetGraph) -> dg.RunRequest | None:
+def next_run_request(run: dg.DagsterRun, repository: dg.RepositoryDefinition) -> dg.RunRequest | None:
     """What a successful run asks of the next layer (None: nothing, e.g. gold or no window)."""
     selected = set(run.asset_selection or ())
     layers = {key.path[0] for key in selected}
@@ -88,7 +87,7 @@ def next_run_request(run: dg.DagsterRun, graph: BaseAssetGraph) -> dg.RunRequest
         )
     if "bronze" in layers:
         landed = {key for key in selected if key.path[0] == "bronze"}
-        children = {child for key in landed for child in graph.get(key).child_keys}
+        children = {child for key in landed for child in repository.asset_graph.get(key).child_keys}
         silver = sorted(k for k in children if k.path[0] in ("silver", "quarantine"))
         if not silver:
             return None
@@ -110,42 +109,53 @@ class GoldWindow(dg.Config):
 GOLD_REFRESH_SELECTION = "key:gold/* or key:warehouse/*"
 
 
-@dg.op(
-    description="Build gold and sync the warehouse for a window of change dates, as "
-    f"`medallion build --select '{GOLD_REFRESH_SELECTION}'` does."
-)
-def refresh_gold(context: dg.OpExecutionContext, config: GoldWindow) -> None:
-    from medallion_assets.build import build, format_summary  # build imports these definitions
+def gold_refresh_job(code_location: Callable[[], dg.Definitions]) -> dg.JobDefinition:
+    """The job `gold_refresh`: one run that runs `medallion build` over gold and the warehouse for a
+    window of change dates. `code_location` gives the Definitions to build from: the one seam
+    through which a run starts the runs of a build (definitions.py passes it; this module never
+    imports the code location, which holds this job)."""
 
-    summary = build(
-        GOLD_REFRESH_SELECTION,
-        dt.date.fromisoformat(config.start),
-        dt.date.fromisoformat(config.end),
-        echo=context.log.info,
-        instance=context.instance,
-        tags={BUILD_TAG: context.run_id},
+    @dg.op(
+        name="refresh_gold",
+        description="Build gold and sync the warehouse for a window of change dates, as "
+        f"`medallion build --select '{GOLD_REFRESH_SELECTION}'` does.",
     )
-    context.log.info(format_summary(summary))
-    if not summary.success:
-        raise dg.Failure(
-            description=f"gold refresh failed at {', '.join(summary.failed_steps)}",
-            metadata={"runs": summary.runs, "failed_checks": summary.failed_checks},
+    def refresh_gold(context: dg.OpExecutionContext, config: GoldWindow) -> None:
+        summary = build(
+            code_location(),
+            GOLD_REFRESH_SELECTION,
+            dt.date.fromisoformat(config.start),
+            dt.date.fromisoformat(config.end),
+            echo=context.log.info,
+            instance=context.instance,
+            tags={BUILD_TAG: context.run_id},
         )
+        context.log.info(format_summary(summary))
+        if not summary.success:
+            raise dg.Failure(
+                description=f"gold refresh failed at {', '.join(summary.failed_steps)}",
+                metadata={"runs": summary.runs, "failed_checks": summary.failed_checks},
+            )
+
+    @dg.job(name=GOLD_JOB, executor_def=dg.in_process_executor, description=refresh_gold.description)
+    def gold_refresh() -> None:
+        refresh_gold()
+
+    return gold_refresh
 
 
-@dg.job(name=GOLD_JOB, executor_def=dg.in_process_executor, description=refresh_gold.description)
-def gold_refresh() -> None:
-    refresh_gold()
+# Silver over the days a bronze run landed (its partitions are the bronze run's window).
+PROPAGATE_SILVER = dg.define_asset_job(SILVER_JOB, selection=dg.AssetSelection.groups("silver", "quarantine"))
 
 
 def propagation_sensor(
-    silver_job: UnresolvedAssetJobDefinition, status: dg.DefaultSensorStatus, every_seconds: int = 15
+    gold_refresh: dg.JobDefinition, status: dg.DefaultSensorStatus, every_seconds: int = 15
 ) -> dg.SensorDefinition:
     @dg.sensor(
         name="propagate_downstream",
         description="After a successful bronze run: silver over its days; after silver: gold.",
         minimum_interval_seconds=every_seconds,
-        jobs=[silver_job, gold_refresh],
+        jobs=[PROPAGATE_SILVER, gold_refresh],
         default_status=status,
     )
     def propagate_downstream(context: dg.SensorEvaluationContext) -> dg.SensorResult:
@@ -164,18 +174,12 @@ def propagation_sensor(
             ascending=True,
             limit=100,
         )
-        graph = context.repository_def.asset_graph
-        requests = [r for record in records if (r := next_run_request(record.dagster_run, graph))]
+        repository = context.repository_def
+        requests = [r for record in records if (r := next_run_request(record.dagster_run, repository))]
         cursor = records[-1].update_timestamp.timestamp() if records else after
         return dg.SensorResult(run_requests=requests, cursor=str(cursor))
 
     return propagate_downstream
-
-
-def silver_job(partitions: dg.PartitionsDefinition) -> UnresolvedAssetJobDefinition:
-    return dg.define_asset_job(
-        SILVER_JOB, selection=dg.AssetSelection.groups("silver", "quarantine"), partitions_def=partitions
-    )
 
 
 def failed_since(instance: dg.DagsterInstance, since: dt.datetime) -> list[tuple[str, str]]:

@@ -26,15 +26,14 @@ import json
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from medallion_assets.resources.delta_lake import Lake, LakeError
 from medallion_assets.resources.postgres import SourceUnavailableError, source_database_url
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.olist_db import CHANGE_FEEDS, NewChanges, SourceStateError, changes_since
 from medallion_assets.specs import CHANGE_TS
+from medallion_assets.tags import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, TRIGGER_TAG
 
-TRIGGER_TAG = "medallion/trigger"
 Watermarks = dict[str, dt.datetime | None]
 
 
@@ -102,8 +101,8 @@ def bronze_run_request(
         run_key=f"source-changes-{digest}",
         asset_selection=[bronze_key(name) for name in sorted(changes.keys() | absent)],
         tags={
-            ASSET_PARTITION_RANGE_START_TAG: keys[0],
-            ASSET_PARTITION_RANGE_END_TAG: keys[1],
+            PARTITION_RANGE_START_TAG: keys[0],
+            PARTITION_RANGE_END_TAG: keys[1],
             TRIGGER_TAG: "source_changes",
         },
     )

@@ -9,14 +9,13 @@ A backfill of many days is one run and one query per table (BackfillPolicy.singl
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 import datetime as dt
-import warnings
 from collections.abc import Callable
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from medallion_assets.resources.delta_lake import lake_metadata
+from medallion_assets.resources.delta_lake import lake_table_args
 from medallion_assets.resources.postgres import SourceDatabase
 from medallion_assets.sources.olist_db import (
     REPLAY_SCHEMA,
@@ -53,7 +52,6 @@ def with_lineage(
 
 
 # BackfillPolicy.single_run is what turns a backfill of many days into one run and one query.
-warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 
 def build_bronze_asset(
@@ -66,15 +64,10 @@ def build_bronze_asset(
     """A bronze asset landing, per day, what `read(url, start, end)` returns for the window."""
 
     @dg.asset(
-        key=table.asset_path,
-        description=table.description,
+        **lake_table_args(table, "bronze", {"postgres", "delta"}, source_table=source_name),
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=table.pool,
-        io_manager_key="lake",
-        metadata={**lake_metadata(table), "source_table": source_name},
-        group_name="bronze",
-        kinds={"postgres", "delta"},
     )
     def bronze_table(context: dg.AssetExecutionContext, source_db: SourceDatabase) -> pa.Table:
         window = context.partition_time_window

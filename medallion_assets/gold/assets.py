@@ -9,7 +9,6 @@
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
-import warnings
 from collections.abc import Callable
 
 import dagster as dg
@@ -29,7 +28,7 @@ from medallion_assets.gold.dimensions import (
 )
 from medallion_assets.gold.facts import compute_facts, items_without_order
 from medallion_assets.gold.reports import customer_rfm, daily_category_report, daily_order_report
-from medallion_assets.resources.delta_lake import Lake, lake_metadata
+from medallion_assets.resources.delta_lake import Lake, lake_table_args
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
 from medallion_assets.specs import (
@@ -40,8 +39,6 @@ from medallion_assets.specs import (
     ORDER_DATE,
     LakeTable,
 )
-
-warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 GROUP = "gold"
 PREVIEW_ROWS = 10
@@ -72,16 +69,7 @@ def _lake() -> Lake:
 
 def _gold_asset(table: LakeTable, kinds: set[str] | None = None, **options) -> Callable:
     """The decorator of a gold table's asset: key, description and storage from its spec."""
-    return dg.asset(
-        key=table.asset_path,
-        description=table.description,
-        io_manager_key="lake",
-        metadata=lake_metadata(table),
-        group_name=GROUP,
-        kinds=kinds or {"spark", "delta"},
-        pool=table.pool,
-        **options,
-    )
+    return dg.asset(**lake_table_args(table, GROUP, kinds or {"spark", "delta"}), pool=table.pool, **options)
 
 
 def build_scd2_asset(spec: Scd2Dimension) -> dg.AssetsDefinition:
@@ -123,23 +111,15 @@ def dim_date(context: dg.AssetExecutionContext, spark: SparkResource) -> pa.Tabl
     return days
 
 
-def _out(table: LakeTable) -> dg.AssetOut:
-    return dg.AssetOut(
-        key=table.asset_path,
-        io_manager_key="lake",
-        metadata=lake_metadata(table),
-        description=table.description,
-        group_name=GROUP,
-        kinds={"spark", "delta"},
-    )
-
-
 def build_fact_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     silver_inputs = ("orders", "order_items", "order_payments", "order_reviews", "customers")
 
     @dg.multi_asset(
         name="gold_facts",
-        outs={name: _out(table) for name, table in GOLD_FACTS.items()},
+        outs={
+            name: dg.AssetOut(**lake_table_args(t, GROUP, {"spark", "delta"}))
+            for name, t in GOLD_FACTS.items()
+        },
         deps=[
             *_all_of(*[_key("silver", name) for name in silver_inputs]),
             *[_key("gold", name) for name in ("dim_customer", "dim_product", "dim_seller")],

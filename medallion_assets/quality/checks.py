@@ -23,8 +23,7 @@ import datetime as dt
 import json
 import math
 import statistics
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,9 +49,6 @@ from medallion_assets.specs import (
 )
 
 # Partitioned checks are a preview feature of the pinned Dagster (1.13).
-warnings.filterwarnings(
-    "ignore", message=".*partitions_def on an AssetCheckSpec.*", category=dg.PreviewWarning
-)
 
 SAMPLE_SIZE = 10  # offending keys or rows shown in a failed check's metadata
 
@@ -509,5 +505,12 @@ def build_table_checks(table: LakeTable, partitions: dg.PartitionsDefinition) ->
     return checks
 
 
-def quality_checks(partitions: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
-    return [build_table_checks(table, partitions) for table in LAKE_TABLES if table_checks(table)]
+def quality_checks(
+    partitions: dg.PartitionsDefinition, layers: Collection[str]
+) -> list[dg.AssetChecksDefinition]:
+    """Every check of the tables of these layers (bronze, silver, quarantine, gold)."""
+    return [
+        build_table_checks(table, partitions)
+        for table in LAKE_TABLES
+        if table.asset_path[0] in layers and table_checks(table)
+    ]

@@ -52,6 +52,19 @@ def lake_metadata(table: LakeTable) -> dict[str, Any]:
     return metadata
 
 
+def lake_table_args(table: LakeTable, group: str, kinds: set[str], **metadata: Any) -> dict[str, Any]:
+    """What every lake table's asset (`dg.asset`) or output (`dg.AssetOut`) declares alike: its key,
+    description, group and kinds, stored by this IO manager as its spec says."""
+    return {
+        "key": table.asset_path,
+        "description": table.description,
+        "io_manager_key": "lake",
+        "metadata": {**lake_metadata(table), **metadata},
+        "group_name": group,
+        "kinds": kinds,
+    }
+
+
 @dataclass(frozen=True)
 class Lake:
     """Where the tables are and how to reach them (from settings; secrets stay in here)."""

@@ -17,14 +17,13 @@ inserted + updated + unchanged (for geolocation, accepted rows are collapsed per
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 import datetime as dt
 import json
-import warnings
 
 import dagster as dg
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from medallion_assets.quality.contracts import enforce
-from medallion_assets.resources.delta_lake import Lake, lake_metadata
+from medallion_assets.resources.delta_lake import Lake, lake_table_args
 from medallion_assets.resources.delta_lake import Window as LakeWindow
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
@@ -50,8 +49,6 @@ from medallion_assets.specs import (
     LakeTable,
     SourceTable,
 )
-
-warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 
 def apply_changes(
@@ -212,17 +209,6 @@ def _collapse_geolocation(
     )
 
 
-def _lake_out(table: LakeTable, group: str, kinds: set[str]) -> dg.AssetOut:
-    return dg.AssetOut(
-        key=table.asset_path,
-        io_manager_key="lake",
-        metadata=lake_metadata(table),
-        description=table.description,
-        group_name=group,
-        kinds=kinds,
-    )
-
-
 def build_silver_asset(
     table: LakeTable, quarantine: LakeTable, partitions: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
@@ -236,8 +222,8 @@ def build_silver_asset(
     @dg.multi_asset(
         name=f"silver_{source.name}",
         outs={
-            "silver": _lake_out(table, "silver", {"spark", "delta"}),
-            "quarantine": _lake_out(quarantine, "quarantine", {"delta"}),
+            "silver": dg.AssetOut(**lake_table_args(table, "silver", {"spark", "delta"})),
+            "quarantine": dg.AssetOut(**lake_table_args(quarantine, "quarantine", {"delta"})),
         },
         ins={"bronze": dg.AssetIn(key=["bronze", source.name])},
         deps=[dg.AssetKey(["bronze", name]) for name in sorted(looked_up)],

@@ -1,4 +1,13 @@
-"""Event log storages that store a batch of Dagster events in one transaction per database.
+"""The one module on Dagster's private APIs, pinned to the version below. It holds two things that
+no public API offers:
+
+- event log storages that store a batch of Dagster events in one transaction per database;
+- `execute_without_output_capture`: a run executed in this process that does not keep every
+  step's output for a result object (`JobDefinition.execute_in_process` keeps them: each output is
+  a Spark DataFrame with the data it came from, and a scale-1 build ran the Spark driver out of
+  memory with them alive until the run ended).
+
+Event log storages.
 
 Dagster books every partition of a ranged run: one planned event and one materialization per
 partition and asset (a full build: ~30,000 events). With `DAGSTER_EVENT_BATCH_SIZE` set, Dagster
@@ -12,9 +21,9 @@ does for materializations; any other batch through the stock code, event by even
 the rows with the stock code: materialized, failed and in-progress partitions show as before
 (test_event_batches.py compares what both storages store).
 
-This is the one module that relies on private Dagster APIs, pinned to the version below: the
-storages' `_connect`, SQLite's `_db_lock`, and SqlEventLogStorage's `_event_to_row`,
-`_store_asset_event_tags`, `_store_asset_event` and `_store_asset_check_evaluation_planned`.
+The private APIs the storages use: the storages' `_connect`, SQLite's `_db_lock`, and
+SqlEventLogStorage's `_event_to_row`, `_store_asset_event_tags`, `_store_asset_event` and
+`_store_asset_check_evaluation_planned`.
 The storage switches batching on (`DAGSTER_EVENT_BATCH_SIZE`) in every process that opens the
 instance (the CLI, `dagster dev`, the daemon, each run worker): they all read dagster.yaml.
 """
@@ -30,8 +39,10 @@ from typing import Any
 
 import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationPlanned
+from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
+from dagster._core.execution.execute_in_process import core_execute_in_process
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqlEventLogStorage, SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
@@ -103,7 +114,7 @@ def _check_version() -> None:
     if dg.__version__ != DAGSTER_VERSION:
         raise RuntimeError(
             f"medallion's batched event storage was written for dagster {DAGSTER_VERSION}, "
-            f"not {dg.__version__}: check event_batches.py against the new version's storages"
+            f"not {dg.__version__}: check dagster_internals.py against the new version's storages"
         )
 
 
@@ -215,3 +226,17 @@ class BatchedPostgresEventLogStorage(_CheckPlannedOnce, PostgresEventLogStorage)
         rows = [self._event_to_row(event) for event in events]
         ids = list(conn.execute(INSERT_RETURNING_IDS, rows).scalars())
         _index_asset_events(self, conn, events, ids)
+
+
+def execute_without_output_capture(
+    job: dg.JobDefinition, instance: dg.DagsterInstance, tags: dict[str, str], run_config: dict
+) -> dg.ExecuteInProcessResult:
+    """`job.execute_in_process`, minus its capture of every step's output for the result object."""
+    return core_execute_in_process(
+        job=InMemoryJob(job_def=job),
+        run_config=run_config,
+        instance=instance,
+        output_capturing_enabled=False,
+        raise_on_error=False,
+        run_tags=tags,
+    )
