@@ -31,10 +31,9 @@ from pathlib import Path
 import dagster as dg
 import psutil
 
-from medallion_assets.automation.source_changes import read_cursor, source_changes_sensor, write_cursor
+from medallion_assets.automation.source_changes import read_cursor, write_cursor
 from medallion_assets.build import BuildSummary, build, format_summary
-from medallion_assets.definitions import code_location
-from medallion_assets.partitions import daily_partitions
+from medallion_assets.definitions import build_definitions, code_location
 from medallion_assets.resources.postgres import source_database_url, stop_embedded_server
 from medallion_assets.settings import Settings, get_settings
 from medallion_assets_tests.bigquery_emulator import PROJECT, bigquery_emulator
@@ -73,11 +72,13 @@ def report(summary: BuildSummary) -> None:
 def sensor_ticks(settings: Settings) -> None:
     """What a tick of the source sensor costs against this source and lake: the first (watermarks
     read from bronze in the lake), an idle one, and one that finds the last day's changes."""
-    sensor = source_changes_sensor(daily_partitions(settings), dg.DefaultSensorStatus.STOPPED)
+    defs = build_definitions(settings)
+    sensor = defs.resolve_sensor_def("source_changes")
+    resources = {key: defs.resources[key] for key in ("source_db", "lakehouse")}
 
     def tick(label: str, cursor: str | None) -> dg.SensorResult:
         started = time.perf_counter()
-        result = sensor.evaluate_tick(dg.build_sensor_context(cursor=cursor))
+        result = sensor.evaluate_tick(dg.build_sensor_context(cursor=cursor, resources=resources))
         requested = sum(len(r.asset_selection or ()) for r in result.run_requests)
         print(f"{label:<46}{time.perf_counter() - started:>9.3f} s{requested:>14} tables requested")
         return result

@@ -17,15 +17,14 @@ from typing import Any
 
 import dagster as dg
 
-from medallion_assets.automation.audit import audit_database_url, record_run
+from medallion_assets.automation.audit import record_run
 from medallion_assets.dagster_internals import execute_without_output_capture
 from medallion_assets.gold.facts import stale_order_dates
 from medallion_assets.progress import progress_config
-from medallion_assets.resources.delta_lake import Lake
 from medallion_assets.resources.instance import ensure_dagster_home
-from medallion_assets.resources.postgres import redact, source_database_url
-from medallion_assets.resources.spark import SparkResource, start_in_background
-from medallion_assets.settings import Settings, get_settings
+from medallion_assets.resources.postgres import redact
+from medallion_assets.resources.spark import start_in_background
+from medallion_assets.settings import get_settings
 from medallion_assets.sources.olist_db import source_change_dates
 from medallion_assets.tags import BUILD_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 
@@ -83,9 +82,26 @@ def build(
     Runs are recorded in the DAGSTER_HOME instance unless another `instance` is given (tests pass
     an ephemeral one: booking each partition in SQLite costs ~10 ms). Every run is tagged
     `medallion/build` (the propagation sensor leaves such runs alone: they run every layer)."""
+    ensure_dagster_home(get_settings())
+    # The lake, Spark and the databases as the code location configures them, initialized here
+    # (secrets set as dg.EnvVar are read from the environment now).
+    shared = {key: definitions.resources[key] for key in ("spark", "lakehouse", "source_db", "audit_db")}
+    with dg.build_resources(shared) as resources:
+        return _build(definitions, resources, selection, start, end, echo, instance, tags, show_progress)
+
+
+def _build(
+    definitions: dg.Definitions,
+    resources: Any,
+    selection: str | None,
+    start: dt.date | None,
+    end: dt.date | None,
+    echo: Echo,
+    instance: dg.DagsterInstance | None,
+    tags: dict[str, str] | None,
+    show_progress: bool,
+) -> BuildSummary:
     started = time.perf_counter()
-    settings = get_settings()
-    ensure_dagster_home(settings)
     graph = definitions.resolve_asset_graph()
     keys = _resolve(selection, graph)
     if not keys:
@@ -100,9 +116,9 @@ def build(
         lambda key: graph.get(key).parent_keys,
     )
     if any(partitions is not None for (partitions, _), _ in stretches):
-        summary.range = _date_range(settings, start, end)
+        summary.range = _date_range(resources.source_db.url(), start, end)
     if any(key.path[0] != "bronze" for key in ordered):  # every layer after bronze uses Spark
-        start_in_background(SparkResource())
+        start_in_background(resources.spark)
     jobs = [
         dg.define_asset_job(
             f"medallion_build_{index}",
@@ -120,7 +136,8 @@ def build(
             if partitions is None:
                 ranges: list[tuple[str, str] | None] = [None]
             elif by_order_date:
-                ranges = _order_date_ranges(settings, partitions, summary.range, echo)
+                stale = stale_order_dates(resources.spark.session(), resources.lakehouse.lake())
+                ranges = _order_date_ranges(stale, partitions, summary.range, echo)
             else:
                 ranges = [_clamp(partitions, summary.range)]
             for window in ranges:
@@ -144,7 +161,7 @@ def build(
                 result = execute_without_output_capture(job_def, instance, run_tags, config)
                 summary.runs.append(result.run_id)
                 try:  # the audit never fails a build: the audit_finished_runs sensor can record it later
-                    record_run(instance, result.run_id, audit_database_url(settings))
+                    record_run(instance, result.run_id, resources.audit_db.url())
                 except Exception as exc:
                     echo(f"warning: run {result.run_id} not in the audit log: {redact(str(exc))}")
                 _collect(result, summary)
@@ -161,11 +178,10 @@ MERGE_GAP_DAYS = 31
 
 
 def _order_date_ranges(
-    settings: Settings, partitions: dg.PartitionsDefinition, requested: tuple[dt.date, dt.date], echo: Echo
+    stale: list[dt.date], partitions: dg.PartitionsDefinition, requested: tuple[dt.date, dt.date], echo: Echo
 ) -> list[tuple[str, str]]:
     """The order-date partitions to (re)compute: the requested range, plus every older order date
     whose facts a change has made stale (a late review, a status change), in as few runs as sensible."""
-    stale = stale_order_dates(SparkResource().session(), Lake.from_settings(settings))
     keys = partitions.get_partition_keys()
     first_key, last_key = dt.date.fromisoformat(keys[0]), dt.date.fromisoformat(keys[-1])
     outside = [d for d in stale if not first_key <= d <= last_key]
@@ -214,9 +230,9 @@ def _stretches(
     return stretches
 
 
-def _date_range(settings: Settings, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+def _date_range(source_url: str, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
     if start is None or end is None:
-        held = source_change_dates(source_database_url(settings))
+        held = source_change_dates(source_url)
         if held is None:
             raise ValueError("the source holds no rows: load it first (medallion source load)")
         start, end = start or held[0], end or held[1]

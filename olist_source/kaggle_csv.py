@@ -22,15 +22,17 @@ import pyarrow.csv as pa_csv
 from medallion_assets.specs import (
     KAGGLE_TIMESTAMP_FORMAT,
     OLIST_TABLES,
-    TEXT_FORMS,
-    TYPE_DESCRIPTIONS,
+    TYPES,
     Column,
     SourceTable,
 )
 
 OnBadRows = Literal["error", "skip"]
 # Exports through pandas write integers as "40.0": the reader accepts that form too.
-VALUE_PATTERNS = {**TEXT_FORMS, "int": r"^[+-]?\d{1,9}(\.0+)?$"}
+VALUE_PATTERNS = {
+    **{name: t.text_form for name, t in TYPES.items() if t.text_form},
+    "int": r"^[+-]?\d{1,9}(\.0+)?$",
+}
 ERRORS_SHOWN = 10
 
 
@@ -169,7 +171,7 @@ def _parse_columns(spec: SourceTable, raw: pa.Table) -> tuple[pa.Table, np.ndarr
             flag(
                 unparsable,
                 lambda i, c=column, t=text: (
-                    f"column {c.name}: cannot read {t[i].as_py()!r} as {TYPE_DESCRIPTIONS[c.type]}"
+                    f"column {c.name}: cannot read {t[i].as_py()!r} as {TYPES[c.type].description}"
                 ),
             )
         if column.required:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import dagster as dg
 
 from medallion_assets.progress import root_cause
-from medallion_assets.settings import get_settings
+from medallion_assets.resources.webhook import AlertWebhook
 
 logger = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 300  # per failed step: chat messages stay short, the UI has the whole trace
@@ -56,12 +56,13 @@ def post_alert(url: str, text: str, timeout: float = 5.0) -> bool:
     return False
 
 
-def _send(status: str, run: dg.DagsterRun, failures: Sequence[tuple[str, str]]) -> bool | None:
-    settings = get_settings()
-    if settings.alert_webhook_url is None:
+def _send(
+    webhook: AlertWebhook, status: str, run: dg.DagsterRun, failures: Sequence[tuple[str, str]]
+) -> bool | None:
+    url = webhook.target()
+    if url is None:
         return None  # alerts are off
-    text = alert_text(status, run.run_id, run.job_name, failures, settings.ui_url)
-    return post_alert(settings.alert_webhook_url.get_secret_value(), text)
+    return post_alert(url, alert_text(status, run.run_id, run.job_name, failures, webhook.run_link_base()))
 
 
 @dg.run_failure_sensor(
@@ -70,7 +71,7 @@ def _send(status: str, run: dg.DagsterRun, failures: Sequence[tuple[str, str]]) 
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=5,
 )
-def alert_on_run_failure(context: dg.RunFailureSensorContext) -> None:
+def alert_on_run_failure(context: dg.RunFailureSensorContext, alert_webhook: AlertWebhook) -> None:
     failures = [
         (
             event.step_key or "?",
@@ -80,7 +81,7 @@ def alert_on_run_failure(context: dg.RunFailureSensorContext) -> None:
     ]
     if not failures:  # the run failed outside a step (e.g. it could not start)
         failures = [("run", context.failure_event.message or "")]
-    _send("FAILED", context.dagster_run, failures)
+    _send(alert_webhook, "FAILED", context.dagster_run, failures)
 
 
 @dg.run_status_sensor(
@@ -90,9 +91,9 @@ def alert_on_run_failure(context: dg.RunFailureSensorContext) -> None:
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=5,
 )
-def alert_on_run_success(context: dg.RunStatusSensorContext) -> None:
-    if get_settings().alert_on_success:
-        _send("succeeded", context.dagster_run, [])
+def alert_on_run_success(context: dg.RunStatusSensorContext, alert_webhook: AlertWebhook) -> None:
+    if alert_webhook.posts_successes():
+        _send(alert_webhook, "succeeded", context.dagster_run, [])
 
 
 ALERT_SENSORS = [alert_on_run_failure, alert_on_run_success]

@@ -48,8 +48,7 @@ import dagster as dg
 import pyarrow as pa
 
 from medallion_assets.progress import root_cause
-from medallion_assets.resources.postgres import SourceUnavailableError, connect, embedded_server_url, redact
-from medallion_assets.settings import Settings, get_settings
+from medallion_assets.resources.postgres import AuditDatabase, SourceUnavailableError, connect, redact
 
 SCHEMA = "audit"
 TABLE = f"{SCHEMA}.run_logs"
@@ -125,13 +124,6 @@ _EVENTS = {
     dg.DagsterEventType.ASSET_MATERIALIZATION,
     dg.DagsterEventType.RUN_FAILURE,
 }
-
-
-def audit_database_url(settings: Settings) -> str:
-    """MEDALLION_AUDIT_URL, else the embedded server; never the source system we only read."""
-    if settings.audit_url is not None:
-        return settings.audit_url.get_secret_value()
-    return embedded_server_url(settings)
 
 
 def _utc(timestamp: float) -> dt.datetime:
@@ -320,7 +312,7 @@ def _format_cursor(updated_at: dt.datetime, run_id: str) -> str:
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
 )
-def audit_finished_runs(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+def audit_finished_runs(context: dg.SensorEvaluationContext, audit_db: AuditDatabase) -> dg.SensorResult:
     now = dt.datetime.now(dt.UTC)
     position = _parse_cursor(context.cursor)
     # updated_after is strict: start a microsecond early so runs sharing the cursor's time are seen,
@@ -339,7 +331,7 @@ def audit_finished_runs(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     if not pending:
         return dg.SensorResult(skip_reason="no finished run to record", cursor=context.cursor)
     # Only now: the embedded server is started by the first call, not on every idle tick.
-    url = audit_database_url(get_settings())
+    url = audit_db.url()
     cursor, recorded, unreadable, started = context.cursor, 0, 0, time.monotonic()
     for record in pending:
         if time.monotonic() - started > TICK_BUDGET_SECONDS:

@@ -32,8 +32,7 @@ import dagster as dg
 
 from medallion_assets.automation.source_changes import bronze_key
 from medallion_assets.build import build, format_summary
-from medallion_assets.resources.postgres import SourceUnavailableError, source_database_url
-from medallion_assets.settings import get_settings
+from medallion_assets.resources.postgres import SourceDatabase, SourceUnavailableError
 from medallion_assets.sources.olist_db import CHANGE_FEEDS, SourceStateError, source_time
 from medallion_assets.tags import (
     BUILD_TAG,
@@ -204,9 +203,11 @@ def catch_up_schedule(
         target=dg.AssetSelection.assets(*(bronze_key(name) for name in CHANGE_FEEDS)),
         default_status=status,
     )
-    def daily_catch_up(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    def daily_catch_up(
+        context: dg.ScheduleEvaluationContext, source_db: SourceDatabase
+    ) -> dg.RunRequest | dg.SkipReason:
         try:  # the source's present: a replayed source's clock is not the wall clock
-            today = source_time(source_database_url(get_settings())).date()
+            today = source_time(source_db.url()).date()
         except (SourceUnavailableError, SourceStateError) as exc:
             return dg.SkipReason(f"source not readable: {exc}")
         since = dt.datetime.now(dt.UTC) - dt.timedelta(days=CATCH_UP_DAYS_BACK)

@@ -27,9 +27,8 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from medallion_assets.resources.delta_lake import Lake, LakeError
-from medallion_assets.resources.postgres import SourceUnavailableError, source_database_url
-from medallion_assets.settings import get_settings
+from medallion_assets.resources.delta_lake import Lake, LakeError, LakeResource
+from medallion_assets.resources.postgres import SourceDatabase, SourceUnavailableError
 from medallion_assets.sources.olist_db import CHANGE_FEEDS, NewChanges, SourceStateError, changes_since
 from medallion_assets.specs import CHANGE_TS
 from medallion_assets.tags import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, TRIGGER_TAG
@@ -118,15 +117,16 @@ def source_changes_sensor(
         target=dg.AssetSelection.assets(*(bronze_key(name) for name in CHANGE_FEEDS)),
         default_status=status,
     )
-    def source_changes(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-        settings = get_settings()
+    def source_changes(
+        context: dg.SensorEvaluationContext, source_db: SourceDatabase, lakehouse: LakeResource
+    ) -> dg.SensorResult | dg.SkipReason:
         last_partition = partitions.get_last_partition_window()
         assert last_partition is not None
         # Changes after the last partition (a clock ahead of the calendar) wait for their partition.
         before = last_partition.end.replace(tzinfo=None)
         try:
-            watermarks = read_cursor(context.cursor) or lake_watermarks(Lake.from_settings(settings))
-            changes = changes_since(source_database_url(settings), watermarks, before)
+            watermarks = read_cursor(context.cursor) or lake_watermarks(lakehouse.lake())
+            changes = changes_since(source_db.url(), watermarks, before)
         except (SourceUnavailableError, SourceStateError, LakeError) as exc:
             return dg.SkipReason(f"source not readable, watermarks kept: {exc}")
         if not changes:

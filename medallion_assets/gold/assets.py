@@ -28,9 +28,8 @@ from medallion_assets.gold.dimensions import (
 )
 from medallion_assets.gold.facts import compute_facts, items_without_order
 from medallion_assets.gold.reports import customer_rfm, daily_category_report, daily_order_report
-from medallion_assets.resources.delta_lake import Lake, lake_table_args
+from medallion_assets.resources.delta_lake import LakeResource, lake_table_args
 from medallion_assets.resources.spark import SparkResource
-from medallion_assets.settings import get_settings
 from medallion_assets.specs import (
     ATTRIBUTE_CHANGES,
     GOLD_DIMENSIONS,
@@ -63,10 +62,6 @@ def preview(table: pa.Table, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
-def _lake() -> Lake:
-    return Lake.from_settings(get_settings())
-
-
 def _gold_asset(table: LakeTable, kinds: set[str] | None = None, **options) -> Callable:
     """The decorator of a gold table's asset: key, description and storage from its spec."""
     return dg.asset(**lake_table_args(table, GROUP, kinds or {"spark", "delta"}), pool=table.pool, **options)
@@ -80,8 +75,10 @@ def build_scd2_asset(spec: Scd2Dimension) -> dg.AssetsDefinition:
         upstream.add(_key("silver", "product_category_name_translation"))
 
     @_gold_asset(spec.table, deps=_all_of(*sorted(upstream, key=lambda k: k.path)))
-    def scd2_dimension(context: dg.AssetExecutionContext, spark: SparkResource) -> pa.Table:
-        lake = _lake()
+    def scd2_dimension(
+        context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakeResource
+    ) -> pa.Table:
+        lake = lakehouse.lake()
         versions = build_scd2_dimension(spec, spark.session(), lake).toArrow()
         previous = lake.read(dg.AssetKey(spec.table.asset_path), [spec.surrogate_key, "is_current"])
         changes = version_changes(previous, versions, spec.surrogate_key)
@@ -93,22 +90,29 @@ def build_scd2_asset(spec: Scd2Dimension) -> dg.AssetsDefinition:
 
 
 @_gold_asset(GOLD_DIMENSIONS["dim_location"], deps=_all_of(_key("silver", "geolocation")))
-def dim_location(spark: SparkResource) -> DataFrame:
-    return build_dim_location(spark.session(), _lake())
+def dim_location(spark: SparkResource, lakehouse: LakeResource) -> DataFrame:
+    return build_dim_location(spark.session(), lakehouse.lake())
 
 
-@_gold_asset(GOLD_DIMENSIONS["dim_date"], kinds={"delta"}, deps=_all_of(_key("silver", "orders")))
-def dim_date(context: dg.AssetExecutionContext, spark: SparkResource) -> pa.Table:
-    first, last = date_range_of_orders(spark.session(), _lake(), get_settings().start_date)
-    days = build_dim_date(first, last)
-    context.add_output_metadata(
-        {
-            "first_day": first.isoformat(),
-            "last_day": last.isoformat(),
-            "holidays": sum(days["is_holiday"].to_pylist()),
-        }
-    )
-    return days
+def build_dim_date_asset(partitions: dg.TimeWindowPartitionsDefinition) -> dg.AssetsDefinition:
+    first_partition_day = partitions.start.date()
+
+    @_gold_asset(GOLD_DIMENSIONS["dim_date"], kinds={"delta"}, deps=_all_of(_key("silver", "orders")))
+    def dim_date(
+        context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakeResource
+    ) -> pa.Table:
+        first, last = date_range_of_orders(spark.session(), lakehouse.lake(), first_partition_day)
+        days = build_dim_date(first, last)
+        context.add_output_metadata(
+            {
+                "first_day": first.isoformat(),
+                "last_day": last.isoformat(),
+                "holidays": sum(days["is_holiday"].to_pylist()),
+            }
+        )
+        return days
+
+    return dim_date
 
 
 def build_fact_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -128,10 +132,10 @@ def build_fact_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool="gold/facts",
     )
-    def gold_facts(context: dg.AssetExecutionContext, spark: SparkResource):
+    def gold_facts(context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakeResource):
         window = context.partition_time_window
         dates = (window.start.date(), window.end.date())
-        lake = _lake()
+        lake = lakehouse.lake()
         orders, items = (
             facts.withColumn("_run_id", F.lit(context.run_id)).toArrow()
             for facts in compute_facts(spark.session(), lake, dates)
@@ -171,12 +175,12 @@ def build_report_asset(
     return report
 
 
-def gold_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+def gold_assets(partitions: dg.TimeWindowPartitionsDefinition) -> list[dg.AssetsDefinition]:
     fact_orders, fact_items = GOLD_FACTS["fact_orders"], GOLD_FACTS["fact_order_items"]
     return [
         *(build_scd2_asset(spec) for spec in SCD2_DIMENSIONS),
         dim_location,
-        dim_date,
+        build_dim_date_asset(partitions),
         build_fact_assets(partitions),
         build_report_asset(GOLD_REPORTS["daily_order_report"], fact_orders, daily_order_report, partitions),
         build_report_asset(

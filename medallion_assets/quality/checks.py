@@ -1,4 +1,4 @@
-"""Asset checks for every lake table, built from its spec (specs.py) by one factory.
+"""Asset checks for every lake table, built from its spec (specs/) by one factory.
 
 Each table gets one check step that runs in the same run as its asset, after it, on exactly the
 window the run materialized (a partition, a range, or the whole table when unpartitioned). It reads
@@ -33,9 +33,8 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 
 from medallion_assets.quality.contracts import violations
-from medallion_assets.resources.delta_lake import Lake, Window
+from medallion_assets.resources.delta_lake import Lake, LakeResource, Window
 from medallion_assets.resources.spark import SparkResource
-from medallion_assets.settings import get_settings
 from medallion_assets.specs import (
     LAKE_TABLES,
     SOURCE_TIME,
@@ -277,12 +276,13 @@ class Batch:
     _frame: DataFrame | None = None
 
     @classmethod
-    def load(cls, table: LakeTable, context: dg.AssetCheckExecutionContext, spark: SparkResource) -> "Batch":
+    def load(
+        cls, table: LakeTable, context: dg.AssetCheckExecutionContext, spark: SparkResource, lake: Lake
+    ) -> "Batch":
         window = None
         if table.partition_column is not None:
             span = context.partition_time_window
             window = Window(table.partition_column, span.start.date(), span.end.date())
-        lake = Lake.from_settings(get_settings())
         return cls(
             table,
             lake.read_window(dg.AssetKey(table.asset_path), window),
@@ -487,8 +487,8 @@ def build_table_checks(table: LakeTable, partitions: dg.PartitionsDefinition) ->
     ]
 
     @dg.multi_asset_check(specs=specs, name=f"{table.layer}_{table.name}_checks")
-    def checks(context: dg.AssetCheckExecutionContext, spark: SparkResource):
-        batch = Batch.load(table, context, spark)
+    def checks(context: dg.AssetCheckExecutionContext, spark: SparkResource, lakehouse: LakeResource):
+        batch = Batch.load(table, context, spark, lakehouse.lake())
         scope = "whole table"
         if batch.window:
             scope = f"{batch.window.start}..{batch.window.end - dt.timedelta(days=1)}"

@@ -20,7 +20,7 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from medallion_assets.specs import SPARK_TYPES, Column, LakeTable
+from medallion_assets.specs import Column, LakeTable
 
 
 class ContractViolation(RuntimeError):
@@ -106,7 +106,7 @@ def violations(table: LakeTable, rows: DataFrame) -> list[Violation]:
     types = {field.name: field.dataType.simpleString() for field in rows.schema.fields}
     judged: list[tuple[str, SparkColumn]] = []  # (rule, condition) per row-level rule
     for column in table.columns:
-        name, expected = column.name, SPARK_TYPES[column.type]
+        name, expected = column.name, column.spark_type
         if name not in types:
             found.append(Violation(f"{name}:missing", f"column {name} is missing"))
             continue

@@ -46,7 +46,7 @@ from medallion_assets.resources.warehouse import (
     window_predicate,
 )
 from medallion_assets.settings import Settings, get_settings
-from medallion_assets.specs import BIGQUERY_TYPES, LakeTable
+from medallion_assets.specs import LakeTable
 
 STAGING_LIFETIME = dt.timedelta(days=1)
 FINGERPRINT_LABEL = "medallion_content"
@@ -61,7 +61,7 @@ def schema_fields(table: LakeTable) -> list[bigquery.SchemaField]:
         arrow = column.arrow_type
         decimal = {"precision": arrow.precision, "scale": arrow.scale} if pa.types.is_decimal(arrow) else {}
         mode = "REQUIRED" if column.name in not_null else "NULLABLE"
-        fields.append(bigquery.SchemaField(column.name, BIGQUERY_TYPES[column.type], mode=mode, **decimal))
+        fields.append(bigquery.SchemaField(column.name, column.bigquery_type, mode=mode, **decimal))
     return fields
 
 
@@ -97,6 +97,9 @@ class BigQueryWarehouse(WarehouseIOManager):
     project: str | None = Field(None, description="Override MEDALLION_BIGQUERY_PROJECT.")
     dataset: str | None = Field(None, description="Override MEDALLION_BIGQUERY_DATASET.")
     endpoint: str | None = Field(None, description="Override MEDALLION_BIGQUERY_ENDPOINT (an emulator).")
+    credentials_json: str | None = Field(
+        None, description="Override MEDALLION_BIGQUERY_CREDENTIALS_JSON (set as dg.EnvVar: a secret)."
+    )
 
     def settings(self) -> Settings:
         overrides = {
@@ -105,6 +108,7 @@ class BigQueryWarehouse(WarehouseIOManager):
                 ("bigquery_project", self.project),
                 ("bigquery_dataset", self.dataset),
                 ("bigquery_endpoint", self.endpoint),
+                ("bigquery_credentials_json", self.credentials_json),
             )
             if value
         }

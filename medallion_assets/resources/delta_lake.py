@@ -74,18 +74,7 @@ class Lake:
 
     @classmethod
     def from_settings(cls, settings: Settings, root: str | None = None) -> Lake:
-        options: dict[str, str] = {}
-        if settings.aws_endpoint_url:
-            options["AWS_ENDPOINT_URL"] = settings.aws_endpoint_url
-            if settings.aws_endpoint_url.startswith("http://"):
-                options["AWS_ALLOW_HTTP"] = "true"
-        if settings.aws_access_key_id:
-            options["AWS_ACCESS_KEY_ID"] = settings.aws_access_key_id
-        if settings.aws_secret_access_key:
-            options["AWS_SECRET_ACCESS_KEY"] = settings.aws_secret_access_key.get_secret_value()
-        if settings.aws_region:
-            options["AWS_REGION"] = settings.aws_region
-        return cls((root or settings.lake_uri).rstrip("/"), options)
+        return LakeResource(root_uri=root).lake(settings)
 
     def uri(self, asset_key: dg.AssetKey) -> str:
         return "/".join([self.root, *asset_key.path])
@@ -172,16 +161,41 @@ class Window:
         return (ds.field(self.column) >= self.start) & (ds.field(self.column) < self.end)
 
 
+class LakeResource(dg.ConfigurableResource):
+    """The lake: where the Delta tables are and how to reach them. Assets, checks, sensors and the
+    IO manager reach the lake only through it. A field left unset takes the settings' value; the
+    code location sets the secrets as `dg.EnvVar`, so the UI shows the variable's name only."""
+
+    root_uri: str | None = Field(None, description="MEDALLION_LAKE_URI: a path or s3://bucket/prefix.")
+    aws_endpoint_url: str | None = Field(None, description="AWS_ENDPOINT_URL: MinIO or another S3 server.")
+    aws_access_key_id: str | None = Field(None, description="AWS_ACCESS_KEY_ID.")
+    aws_secret_access_key: str | None = Field(None, description="AWS_SECRET_ACCESS_KEY.")
+    aws_region: str | None = Field(None, description="AWS_REGION.")
+
+    def lake(self, settings: Settings | None = None) -> Lake:
+        settings = settings or get_settings()
+        secret = settings.aws_secret_access_key
+        endpoint = self.aws_endpoint_url or settings.aws_endpoint_url
+        options = {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ALLOW_HTTP": "true" if endpoint and endpoint.startswith("http://") else None,
+            "AWS_ACCESS_KEY_ID": self.aws_access_key_id or settings.aws_access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.aws_secret_access_key
+            or (secret.get_secret_value() if secret else None),
+            "AWS_REGION": self.aws_region or settings.aws_region,
+        }
+        root = (self.root_uri or settings.lake_uri).rstrip("/")
+        return Lake(root, {name: value for name, value in options.items() if value})
+
+
 class DeltaLakeIOManager(dg.ConfigurableIOManager):
-    """Delta Lake tables on MEDALLION_LAKE_URI (local folder or s3://), one commit per write."""
+    """Delta Lake tables in the lake (local folder or s3://), one commit per write."""
 
     spark: SparkResource
-    root_uri: str | None = Field(
-        None, description="Override MEDALLION_LAKE_URI (a path or s3://bucket/prefix)."
-    )
+    lakehouse: LakeResource
 
     def lake(self) -> Lake:
-        return Lake.from_settings(get_settings(), self.root_uri)
+        return self.lakehouse.lake()
 
     # -------------------------------------------------------------------------------- write
 

@@ -27,7 +27,7 @@ from medallion_assets.resources.warehouse import (
     window_predicate,
 )
 from medallion_assets.settings import get_settings
-from medallion_assets.specs import DUCKDB_TYPES, LakeTable
+from medallion_assets.specs import LakeTable
 
 SCHEMA = "gold"
 FINGERPRINT_NOTE = "\n\ncontent fingerprint: "  # ends a whole table's comment, after its description
@@ -123,7 +123,7 @@ class DuckDBWarehouse(WarehouseIOManager):
 
     def _ensure_table(self, con: duckdb.DuckDBPyConnection, table: LakeTable) -> list[str]:
         """Create the table from the contract, or add the columns the contract gained; the names added."""
-        wanted = {c.name: DUCKDB_TYPES[c.type] for c in table.columns}
+        wanted = {c.name: c.duckdb_type for c in table.columns}
         existing = dict(
             con.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 import adbc_driver_postgresql.dbapi as adbc_dbapi
 import dagster as dg
 import psutil
+from pydantic import Field
 
 from medallion_assets.settings import Settings, get_settings
 
@@ -102,11 +103,33 @@ def connect(url: str) -> Iterator[adbc_dbapi.Connection]:
 
 
 class SourceDatabase(dg.ConfigurableResource):
-    """The source system's PostgreSQL. Its URL (maybe with a password) comes from the environment at
-    run time, never from run config, so it cannot show up in the UI or the run's metadata."""
+    """The source system's PostgreSQL, only read. Its URL (maybe with a password) comes from the
+    environment: the code location sets it as `dg.EnvVar`, so the UI shows the variable's name."""
+
+    database_url: str | None = Field(
+        None, description="MEDALLION_SOURCE_URL (unset: the embedded server under MEDALLION_HOME)."
+    )
 
     def url(self) -> str:
-        return source_database_url(get_settings())
+        return self.database_url or source_database_url(get_settings())
 
     def display_url(self) -> str:
         return redact(self.url())
+
+
+def audit_database_url(settings: Settings) -> str:
+    """MEDALLION_AUDIT_URL, else the embedded server; never the source system we only read."""
+    if settings.audit_url is not None:
+        return settings.audit_url.get_secret_value()
+    return embedded_server_url(settings)
+
+
+class AuditDatabase(dg.ConfigurableResource):
+    """Where the audit table `audit.run_logs` lives (written by the audit sensor and the build)."""
+
+    database_url: str | None = Field(
+        None, description="MEDALLION_AUDIT_URL (unset: the embedded server under MEDALLION_HOME)."
+    )
+
+    def url(self) -> str:
+        return self.database_url or audit_database_url(get_settings())

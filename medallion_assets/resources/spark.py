@@ -25,6 +25,7 @@ _lock = threading.Lock()
 class SparkResource(dg.ConfigurableResource):
     """The run's Spark session: embedded local[*] by default, Spark Connect when SPARK_REMOTE is set."""
 
+    remote: str | None = Field(None, description="SPARK_REMOTE: a Spark Connect URL (unset: local).")
     shuffle_partitions: int = Field(4, description="Small machine: few shuffle partitions.")
     driver_memory: str = Field(
         default_factory=lambda: default_driver_memory(),
@@ -33,7 +34,8 @@ class SparkResource(dg.ConfigurableResource):
 
     def session(self) -> SparkSession:
         with _lock:
-            return _session(get_settings().spark_remote, self.shuffle_partitions, self.driver_memory)
+            remote = self.remote or get_settings().spark_remote
+            return _session(remote, self.shuffle_partitions, self.driver_memory)
 
 
 def start_in_background(spark: SparkResource) -> None:

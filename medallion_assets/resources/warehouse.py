@@ -1,7 +1,7 @@
 """What both warehouse IO managers (DuckDB, BigQuery) share: the table contract and the replace.
 
 A warehouse table `warehouse/<name>` is a copy of `gold/<name>` with exactly the gold contract's
-columns and types (specs.py). Storing an output replaces the rows of its partition window (or the
+columns and types (specs/). Storing an output replaces the rows of its partition window (or the
 whole table when unpartitioned) with the output's rows in one atomic step, so a re-run never
 duplicates a row and a failed write leaves the previous rows in place. Loading reads the window back
 as Arrow in the contract's types.

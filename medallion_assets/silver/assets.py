@@ -23,10 +23,9 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from medallion_assets.quality.contracts import enforce
-from medallion_assets.resources.delta_lake import Lake, lake_table_args
+from medallion_assets.resources.delta_lake import Lake, LakeResource, lake_table_args
 from medallion_assets.resources.delta_lake import Window as LakeWindow
 from medallion_assets.resources.spark import SparkResource
-from medallion_assets.settings import get_settings
 from medallion_assets.silver.transform import (
     FATE,
     KEY,
@@ -231,11 +230,13 @@ def build_silver_asset(
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=table.pool,
     )
-    def silver_asset(context: dg.AssetExecutionContext, bronze: DataFrame, spark: SparkResource):
+    def silver_asset(
+        context: dg.AssetExecutionContext, bronze: DataFrame, spark: SparkResource, lakehouse: LakeResource
+    ):
         span = context.partition_time_window
         window = LakeWindow(CHANGE_DATE, span.start.date(), span.end.date())
         silver, quarantined, accounting = apply_changes(
-            bronze, table, context.run_id, window, spark.session(), Lake.from_settings(get_settings())
+            bronze, table, context.run_id, window, spark.session(), lakehouse.lake()
         )
         counts = {k: v for k, v in accounting.items() if k != "quarantined_by_rule"}
         context.log.info(f"silver/{source.name}: {json.dumps(counts)}")

@@ -21,9 +21,7 @@ from medallion_assets.specs import (
     CHANGE_DATE,
     CHANGE_TS,
     INGESTED_AT,
-    SPARK_TYPES,
-    TEXT_FORMS,
-    TYPE_DESCRIPTIONS,
+    TYPES,
     Column,
     SourceTable,
 )
@@ -127,14 +125,14 @@ def _clean_text(text: SparkColumn) -> SparkColumn:
 
 def _typed(bronze: DataFrame, column: Column, text: SparkColumn) -> SparkColumn:
     source_type = dict(bronze.dtypes)[column.name]
-    target = SPARK_TYPES[column.type]
+    target = column.spark_type
     if column.type == "string":
         return _normalized(text, column)
     if source_type != "string":  # already typed upstream (the PostgreSQL source): a safe cast
         return F.col(column.name).cast(target)
     if column.type == "timestamp":
         return F.try_to_timestamp(text, F.lit("yyyy-MM-dd HH:mm:ss"))  # = KAGGLE_TIMESTAMP_FORMAT
-    return F.when(text.rlike(TEXT_FORMS[column.type]), F.expr(f"try_cast(`{column.name}` as {target})"))
+    return F.when(text.rlike(TYPES[column.type].text_form), F.expr(f"try_cast(`{column.name}` as {target})"))
 
 
 def _normalized(text: SparkColumn, column: Column) -> SparkColumn:
@@ -164,7 +162,7 @@ def _checks(
             (
                 raw.isNotNull() & value.isNull(),
                 f"{name}:type",
-                F.format_string(f"{name} %s is not {TYPE_DESCRIPTIONS[column.type]}", shown),
+                F.format_string(f"{name} %s is not {TYPES[column.type].description}", shown),
             )
         )
     checks += [(rule.broken_by(value), rule.name, rule.reason(shown, value)) for rule in value_rules(column)]

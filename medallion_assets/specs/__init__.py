@@ -67,12 +67,7 @@ from medallion_assets.specs.lake import (
 from medallion_assets.specs.quality import Drift, Reference, Rule, Severity
 from medallion_assets.specs.sources import OLIST_TABLES, TABLES_BY_NAME, SourceTable
 from medallion_assets.specs.types import (
-    BIGQUERY_TYPES,
-    DUCKDB_TYPES,
     KAGGLE_TIMESTAMP_FORMAT,
-    SPARK_TYPES,
-    TEXT_FORMS,
-    TYPE_DESCRIPTIONS,
     TYPES,
     ColumnType,
     TypeNames,
@@ -92,12 +87,10 @@ TABLES_BY_PATH: dict[str, LakeTable] = {"/".join(t.asset_path): t for t in LAKE_
 
 __all__ = [
     "ATTRIBUTE_CHANGES",
-    "BIGQUERY_TYPES",
     "BRAZIL_STATES",
     "BRONZE_TABLES",
     "CHANGE_DATE",
     "CHANGE_TS",
-    "DUCKDB_TYPES",
     "ENGLISH_CATEGORY",
     "GEO_ROWS",
     "GOLD_DIMENSIONS",
@@ -125,12 +118,9 @@ __all__ = [
     "SILVER_TABLES",
     "SOURCE",
     "SOURCE_TIME",
-    "SPARK_TYPES",
     "TABLES_BY_NAME",
     "TABLES_BY_PATH",
-    "TEXT_FORMS",
     "TYPES",
-    "TYPE_DESCRIPTIONS",
     "UNKNOWN_CATEGORY",
     "Column",
     "ColumnType",

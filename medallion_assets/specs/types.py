@@ -79,12 +79,3 @@ TYPES: dict[ColumnType, TypeNames] = {
 }
 # The text form of a timestamp (Kaggle files, bronze's text).
 KAGGLE_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-# Columns of TYPES, for the code that looks a type's name up by type (silver, contracts, warehouses).
-SPARK_TYPES: dict[ColumnType, str] = {t: names.spark for t, names in TYPES.items()}
-DUCKDB_TYPES: dict[ColumnType, str] = {t: names.duckdb for t, names in TYPES.items()}
-BIGQUERY_TYPES: dict[ColumnType, str] = {t: names.bigquery for t, names in TYPES.items()}
-TEXT_FORMS: dict[ColumnType, str] = {t: n.text_form for t, n in TYPES.items() if n.text_form is not None}
-TYPE_DESCRIPTIONS: dict[ColumnType, str] = {
-    t: n.description for t, n in TYPES.items() if n.description is not None
-}

@@ -13,10 +13,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from medallion_assets.quality.checks import SAMPLE_SIZE, json_metadata
-from medallion_assets.resources.delta_lake import Lake, Window
+from medallion_assets.resources.definitions import secret_from_environment
+from medallion_assets.resources.delta_lake import LakeResource, Window
 from medallion_assets.resources.duckdb_warehouse import DuckDBWarehouse
 from medallion_assets.resources.warehouse import LAYER, WarehouseIOManager, conform, describe
-from medallion_assets.settings import Settings, get_settings
+from medallion_assets.settings import Settings
 from medallion_assets.specs import GOLD_DIMENSIONS, GOLD_FACTS, GOLD_REPORTS, LakeTable
 
 GROUP = "warehouse"
@@ -35,8 +36,15 @@ def warehouse_for(settings: Settings) -> WarehouseIOManager:
         # Imported here: Google's client libraries take a second to import, in every process.
         from medallion_assets.resources.bigquery_warehouse import BigQueryWarehouse
 
-        return BigQueryWarehouse()
-    return DuckDBWarehouse()
+        return BigQueryWarehouse(
+            project=settings.bigquery_project,
+            dataset=settings.bigquery_dataset,
+            endpoint=settings.bigquery_endpoint,
+            credentials_json=secret_from_environment(
+                settings.bigquery_credentials_json, "MEDALLION_BIGQUERY_CREDENTIALS_JSON"
+            ),
+        )
+    return DuckDBWarehouse(path=str(settings.duckdb_path))
 
 
 def warehouse_key(table: LakeTable) -> dg.AssetKey:
@@ -105,18 +113,18 @@ def build_equality_check(table: LakeTable, partitions: dg.PartitionsDefinition) 
         description=f"The warehouse's rows equal gold/{table.name}'s in the run's window, value for value.",
         blocking=True,
         partitions_def=partitions if partitioned else None,
-        required_resource_keys={"warehouse"},
     )
-    def equals_gold(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    def equals_gold(
+        context: dg.AssetCheckExecutionContext,
+        warehouse: dg.ResourceParam[WarehouseIOManager],
+        lakehouse: LakeResource,
+    ) -> dg.AssetCheckResult:
         window = None
         if partitioned:
             span = context.partition_time_window
             window = Window(table.partition_column, span.start.date(), span.end.date())
-        warehouse: WarehouseIOManager = context.resources.warehouse
         stored = warehouse.read(table, window)
-        gold = conform(
-            Lake.from_settings(get_settings()).read_window(dg.AssetKey(table.asset_path), window), table
-        )
+        gold = conform(lakehouse.lake().read_window(dg.AssetKey(table.asset_path), window), table)
         differences = compare(gold, stored, list(table.primary_key))
         return dg.AssetCheckResult(
             passed=not differences,
