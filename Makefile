@@ -8,7 +8,7 @@ EMULATOR_VENV ?= .venv-bqemulator
 EMULATOR_STAMP := $(EMULATOR_VENV)/.installed-bqemulator-1.4.0
 EXTENSIONS := $(EMULATOR_VENV)/home/.duckdb/extensions/v1.5.5/linux_amd64
 
-.PHONY: install emulator quickstart test lint bench
+.PHONY: install emulator quickstart test test-unit lint bench
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
@@ -37,6 +37,11 @@ quickstart: $(STAMP)
 TEST_WORKERS ?= 2
 test: $(STAMP) $(EMULATOR_STAMP) lint
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
+
+# The unit tier alone (medallion_assets_tests/unit/): pure functions, specs, the asset graph, the CSV
+# reader and writer, the generator; no PostgreSQL, no JVM, no emulator: well under a minute.
+test-unit: $(STAMP)
+	$(VENV)/bin/pytest medallion_assets_tests/unit -q -p no:xdist
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check medallion_assets olist_source medallion_assets_tests bench

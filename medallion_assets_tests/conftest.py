@@ -1,7 +1,9 @@
-"""Shared fixtures: the real Olist sample, small generated data sets, and a real PostgreSQL.
+"""Shared fixtures: the real Olist sample, small generated data sets, and a real PostgreSQL; and the
+collection hooks (tier markers by folder, the worker groups of the session builds, slow tests first).
 
 PostgreSQL is the embedded server the platform itself uses (started through the same code path,
-under a temporary MEDALLION_HOME), one per test session.
+under a temporary MEDALLION_HOME), one per test session. Plain helpers that tests import by name
+(`scratch_database`, `booked_instance`, `HandmadeBuild`, ...) are in helpers.py.
 """
 
 from __future__ import annotations
@@ -10,24 +12,24 @@ import datetime as dt
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import adbc_driver_postgresql.dbapi as adbc_dbapi
 import dagster as dg
 import pyarrow as pa
 import pytest
 
-from medallion_assets.build import BuildSummary
-from medallion_assets.resources.instance import instance_yaml
 from medallion_assets.resources.postgres import embedded_server_url, stop_embedded_server
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
+from medallion_assets_tests.helpers import SAMPLE_DIR, HandmadeBuild, booked_instance, scratch_database
 from olist_source.generator import GenerationResult, generate, write_kaggle_files
 from olist_source.kaggle_csv import read_directory
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "olist-sample"
-
+TESTS = Path(__file__).resolve().parent
+# The tiers, one folder each: unit (no service, no JVM, no run: seconds), integration (one part
+# against the real thing: Spark, PostgreSQL, Delta on S3, warehouses, sensors, Dagster runs of a few
+# assets), e2e (whole builds, `dagster dev`, the browser). Each test is marked with its folder's tier.
+TIERS = ("unit", "integration", "e2e")
 
 # Session fixtures that cost a build: `make test` runs the tests on two workers (pytest-xdist,
 # --dist loadgroup), and the tests that share one of these run on the same worker, so each is built
@@ -40,10 +42,24 @@ SHARED_BUILDS = {
 }
 
 
+def tier(item: pytest.Item) -> str | None:
+    """The tier of a test under medallion_assets_tests/: the folder it is in."""
+    path = Path(item.path)
+    if not path.is_relative_to(TESTS):
+        return None
+    folder = path.relative_to(TESTS).parts[0]
+    if folder not in TIERS:
+        raise pytest.UsageError(f"{item.nodeid} is outside the tier folders {', '.join(TIERS)}")
+    return folder
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The slow tests first: started last, one of them would be a worker's long tail.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     for item in items:
+        if folder := tier(item):
+            item.add_marker(getattr(pytest.mark, folder))
         if item.get_closest_marker("xdist_group"):
             continue
         groups = {SHARED_BUILDS[name] for name in getattr(item, "fixturenames", ()) if name in SHARED_BUILDS}
@@ -51,14 +67,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             raise pytest.UsageError(f"{item.nodeid} uses builds of two worker groups: {sorted(groups)}")
         if groups:
             item.add_marker(pytest.mark.xdist_group(groups.pop()))
-
-
-def booked_instance(home: Path) -> dg.DagsterInstance:
-    """A Dagster instance on disk as the platform writes it (SQLite, our batched event log: ~1 ms
-    per partition booked; the in-memory ephemeral instance takes 5-9 ms)."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(instance_yaml(get_settings(), home))
-    return dg.DagsterInstance.from_config(str(home))
 
 
 @pytest.fixture
@@ -111,24 +119,12 @@ def pg_url(medallion_home: Path) -> Iterator[str]:
 @pytest.fixture(scope="session", autouse=True)
 def audit_database(pg_url: str) -> Iterator[str]:
     """Builds record their audit rows in one database of the session's server: without it, each test
-    building under its own MEDALLION_HOME would start (and leave) an embedded server for the audit."""
+    building under its own MEDALLION_HOME would start (and leave) an embedded server for the audit.
+    (unit/conftest.py overrides it: the unit tests build nothing and start no server.)"""
     url = scratch_database(pg_url, "audit_session", fresh=False)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MEDALLION_AUDIT_URL", url)
         yield url
-
-
-def scratch_database(pg_url: str, name: str, fresh: bool = True) -> str:
-    """A database of its own on the session's server (dropped and created again when `fresh`), so
-    that a test's source or instance never touches another test's."""
-    with adbc_dbapi.connect(pg_url, autocommit=True) as conn, conn.cursor() as cur:
-        if fresh:
-            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        cur.execute("SELECT count(*) FROM pg_database WHERE datname = $1", (name,))
-        if cur.fetchone()[0] == 0:
-            cur.execute(f"CREATE DATABASE {name}")
-    base, _, query = pg_url.partition("?")
-    return base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
 
 
 @pytest.fixture(scope="session")
@@ -196,14 +192,6 @@ def sample_silver(
             "written_rows": written.num_rows,
         }
     return root, report
-
-
-@dataclass(frozen=True)
-class HandmadeBuild:
-    lake: Path
-    instance: dg.DagsterInstance
-    summary: BuildSummary
-    home: Path  # its MEDALLION_HOME: the DuckDB warehouse file is there
 
 
 @pytest.fixture(scope="session")

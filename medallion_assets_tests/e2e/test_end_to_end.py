@@ -31,12 +31,11 @@ from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.settings import get_settings
 from medallion_assets.specs import GOLD_REPORTS
 from medallion_assets.tags import CHANGES_TAG, TRIGGER_TAG
-from medallion_assets_tests.conftest import HandmadeBuild, scratch_database
 from medallion_assets_tests.dagster_dev import dagster_dev
 from medallion_assets_tests.handmade import _id, at, write_handmade
+from medallion_assets_tests.helpers import HandmadeBuild, scratch_database
 from olist_source.system import load_source
 
-REPO = Path(__file__).resolve().parents[1]
 ORDER = _id("o6")  # shipped, bought on 3 March for R$ 112.00
 LATENCY_LIMIT_S = 480
 

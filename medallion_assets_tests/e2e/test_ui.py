@@ -23,9 +23,9 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from medallion_assets.sources.olist_db import read_source_table
-from medallion_assets_tests.conftest import scratch_database
 from medallion_assets_tests.dagster_dev import dagster_dev
 from medallion_assets_tests.handmade import write_handmade
+from medallion_assets_tests.helpers import scratch_database
 from olist_source.system import load_source
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package: Playwright cannot download browsers here

@@ -1,48 +1,18 @@
 """Run alerts: a real failed run of the pipeline reaches a webhook on loopback as one message a
-person can act on (run, failed step, error, link); a webhook that is down never raises."""
+person can act on (run, failed step, error, link); success alerts only when asked. (A webhook that
+is down never raises: unit/test_alert_webhook.py.)"""
 
 import datetime as dt
-import json
-import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from medallion_assets.automation.alerts import alert_on_run_failure, alert_on_run_success, post_alert
+from medallion_assets.automation.alerts import alert_on_run_failure, alert_on_run_success
 from medallion_assets.build import build
 from medallion_assets.definitions import code_location
-
-SECRET = "s3cr3t-token"
-
-
-class Webhook:
-    """An HTTP server on 127.0.0.1 that records the JSON bodies posted to it."""
-
-    def __init__(self, status: int = 204) -> None:
-        received: list[dict] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                received.append({"path": self.path, "body": json.loads(self.rfile.read(length))})
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.received = received
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/api/webhooks/1/{SECRET}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from medallion_assets_tests.helpers import Webhook
 
 
 @pytest.fixture
@@ -113,17 +83,3 @@ def test_success_alerts_only_when_asked(
     monkeypatch.setenv("MEDALLION_ALERT_ON_SUCCESS", "true")
     alert_on_run_success(context)
     assert webhook.received[0]["body"]["text"].startswith("Dagster run succeeded")
-
-
-def test_a_webhook_that_refuses_or_is_down_is_logged_never_raised(caplog: pytest.LogCaptureFixture) -> None:
-    refusing = Webhook(status=500)
-    try:
-        with caplog.at_level(logging.WARNING):
-            assert post_alert(refusing.url, "hello") is False
-    finally:
-        refusing.close()
-    assert "refused the alert: HTTP 500" in caplog.text
-    with caplog.at_level(logging.WARNING):
-        assert post_alert(refusing.url, "hello", timeout=2) is False  # closed now: unreachable
-    assert "unreachable" in caplog.text
-    assert SECRET not in caplog.text  # the URL's token is never logged

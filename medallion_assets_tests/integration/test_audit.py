@@ -22,7 +22,7 @@ from medallion_assets.automation.audit import (
 from medallion_assets.build import build
 from medallion_assets.definitions import code_location
 from medallion_assets.resources.postgres import connect
-from medallion_assets_tests.conftest import HandmadeBuild, scratch_database
+from medallion_assets_tests.helpers import HandmadeBuild, scratch_database
 
 AUDIT_DATABASE = "audit_test"
 DOWN = "postgresql://auditor:audit-password@127.0.0.1:1/audit"  # nothing listens on port 1

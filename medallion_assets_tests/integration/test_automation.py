@@ -1,7 +1,8 @@
 """Orchestration by branch, against a real source and real Dagster runs: the source-row sensor
 (first tick, nothing new, new rows in several tables, source down, cursor across a restart), the
 downstream propagation (a landed bronze run asks for silver over its days, a silver run for gold,
-never twice and never after a failure), the daily catch-up and the instance's dagster.yaml."""
+never twice and never after a failure) and the daily catch-up. (The instance's dagster.yaml and the
+steps' pools: unit/test_automation_config.py.)"""
 
 import datetime as dt
 import time
@@ -15,12 +16,11 @@ from medallion_assets.automation.propagation import catch_up_schedule
 from medallion_assets.automation.source_changes import read_cursor, source_changes_sensor
 from medallion_assets.definitions import build_definitions
 from medallion_assets.partitions import daily_partitions
-from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.olist_db import CHANGE_FEEDS
 from medallion_assets.tags import CHANGES_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
-from medallion_assets_tests.conftest import scratch_database
 from medallion_assets_tests.handmade import at, write_handmade
+from medallion_assets_tests.helpers import scratch_database
 from olist_source.system import advance_source, load_source
 
 PASSWORD = "tick-secret"
@@ -187,37 +187,3 @@ def execute(defs: dg.Definitions, request: dg.RunRequest, instance: dg.DagsterIn
         tags=request.tags,
         raise_on_error=False,
     )
-
-
-def test_instance_yaml_follows_dagster_pg_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
-    config = Path(ensure_dagster_home(get_settings())) / "dagster.yaml"
-    # SQLite, the zero-setup default, with our batched event log.
-    assert "dagster_postgres" not in config.read_text()
-    assert "BatchedSqliteEventLogStorage" in config.read_text()
-    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql://u:p@localhost/dagster")
-    with pytest.raises(ValueError, match=r"postgresql\+psycopg2://"):
-        ensure_dagster_home(get_settings())
-    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql+psycopg2://u:p@localhost/dagster")
-    ensure_dagster_home(get_settings())
-    assert "env: DAGSTER_PG_URL" in config.read_text() and "u:p@" not in config.read_text()
-    assert "BatchedPostgresEventLogStorage" in config.read_text()
-    config.write_text("# my own\ntelemetry:\n  enabled: false\n")
-    ensure_dagster_home(get_settings())
-    assert config.read_text().startswith("# my own")  # a user's file is never replaced
-
-
-def test_every_step_writes_in_the_pool_of_its_table() -> None:
-    """With the PostgreSQL instance's pool limit of 1, two runs never write one table at once: each
-    step that writes a lake table must be in that table's pool (a multi-asset: its first table's)."""
-    defs = build_definitions(get_settings())
-    for assets_def in defs.resolve_asset_graph().assets_defs:
-        if not assets_def.is_executable or not assets_def.keys:  # (asset checks have no keys)
-            continue
-        written = sorted("/".join(key.path) for key in assets_def.keys)
-        pool = assets_def.op.pool
-        assert pool in written or (pool == "gold/facts" and written[0].startswith("gold/fact_")), (
-            written,
-            pool,
-        )

@@ -35,7 +35,7 @@ from medallion_assets import dagster_internals as event_batches
 from medallion_assets.resources.instance import instance_yaml
 from medallion_assets.settings import get_settings
 from medallion_assets.tags import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
-from medallion_assets_tests.conftest import scratch_database
+from medallion_assets_tests.helpers import scratch_database
 
 BATCH_SIZE = "DAGSTER_EVENT_BATCH_SIZE"
 FAIL_DOUBLED = "medallion_test/fail_doubled"  # a run tag: `doubled` raises in that run

@@ -1,9 +1,9 @@
 """Asset checks: each passes on good data and fails, with the metadata a person needs, on data broken
 on purpose; a blocking failure stops the downstream assets of its run.
 
-The checks themselves are plain functions over Arrow (tested first, fast); then the real thing:
-the hand-made shop built through every layer in Dagster, copied, broken in its Delta tables, and
-checked by Dagster runs of the check steps."""
+The contract check on Spark; then the real thing: the hand-made shop built through every layer in
+Dagster, copied, broken in its Delta tables, and checked by Dagster runs of the check steps. (The
+checks that are plain functions over Arrow: unit/test_quality_rules.py.)"""
 
 import datetime as dt
 import shutil
@@ -20,166 +20,16 @@ from pyspark.sql import functions as F
 from medallion_assets.build import format_summary
 from medallion_assets.definitions import build_definitions
 from medallion_assets.partitions import daily_partitions
-from medallion_assets.quality.checks import (
-    contract_check,
-    not_null,
-    references,
-    row_count_drift,
-    schema,
-    table_checks,
-    unique_key,
-)
+from medallion_assets.quality.checks import contract_check, table_checks
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
-from medallion_assets.specs import (
-    CHANGE_DATE,
-    CHANGE_TS,
-    LAKE_TABLES,
-    SILVER_TABLES,
-    SOURCE_TIME,
-    TABLES_BY_NAME,
-    Drift,
-    Reference,
-)
-from medallion_assets_tests.conftest import HandmadeBuild
+from medallion_assets.specs import CHANGE_DATE, CHANGE_TS, LAKE_TABLES, SILVER_TABLES, SOURCE_TIME
+from medallion_assets_tests.helpers import HandmadeBuild
 
 DAY = dt.date(2018, 3, 1)  # the hand-made shop's first day: orders, items, a daily report
 
 
-# ------------------------------------------------------------------------------- the checks alone
-
-
-def test_unique_key_names_the_duplicated_keys() -> None:
-    rows = pa.table({"order_id": ["a", "b", "c"], "order_item_id": [1, 1, 1]})
-    assert unique_key(rows, ["order_id", "order_item_id"]).passed
-    broken = unique_key(pa.concat_tables([rows, rows.slice(1, 1)]), ["order_id", "order_item_id"])
-    assert not broken.passed and broken.severity == "ERROR"
-    assert broken.metadata["duplicated_keys"] == 1 and broken.metadata["duplicate_rows"] == 1
-    assert broken.metadata["sample"].data == [{"order_id": "b", "order_item_id": 1, "count_all": 2}]
-
-
-def test_not_null_counts_nulls_per_column_and_shows_their_keys() -> None:
-    rows = pa.table({"order_id": ["a", "b", "c"], "order_status": ["delivered", None, "shipped"]})
-    assert not_null(rows.slice(0, 1), ["order_id", "order_status"], ["order_id"]).passed
-    broken = not_null(rows, ["order_id", "order_status", "customer_id"], ["order_id"])
-    assert not broken.passed
-    assert broken.metadata["null_counts"].data == {"order_status": 1}
-    assert broken.metadata["missing_columns"] == "customer_id"
-    assert broken.metadata["sample"].data == [{"order_id": "b", "order_status": None}]
-
-
-def test_schema_finds_a_column_landed_with_another_type() -> None:
-    source = TABLES_BY_NAME["order_items"]
-    good = source.arrow_schema
-    assert schema(good, source.all_columns).passed
-    bad = good.set(good.get_field_index("price"), pa.field("price", pa.float64()))
-    outcome = schema(bad.remove(bad.get_field_index("seller_id")), source.all_columns)
-    assert not outcome.passed
-    assert outcome.metadata["problems"].data == {
-        "seller_id": "missing",
-        "price": "double, expected decimal128(12, 2)",
-    }
-
-
-def _weeks(day: dt.date, counts: list[int]) -> dict[dt.date, int]:
-    """Row counts of the same weekday, oldest first, ending at `day`."""
-    return {day - dt.timedelta(weeks=len(counts) - 1 - i): n for i, n in enumerate(counts)}
-
-
-def test_row_count_drift_against_the_same_weekday() -> None:
-    drift = Drift()
-    day = dt.date(2018, 3, 2)
-    history = _weeks(day, [90, 100, 110, 100, 95, 105, 100])
-    # Other weekdays are ignored: a busy Monday does not raise Friday's expectation.
-    history |= {day - dt.timedelta(days=3): 5000}
-    materialized = set(history) | {day - dt.timedelta(days=d) for d in range(60)}
-
-    usual = row_count_drift(history, [day], materialized, drift)
-    assert usual.passed and usual.metadata["expected_rows"] == 100
-
-    tenth = row_count_drift(history | {day: 10}, [day], materialized, drift)
-    assert not tenth.passed and tenth.severity == "ERROR"
-    assert tenth.metadata["observed_rows"] == 10 and tenth.metadata["expected_rows"] == 100
-    assert tenth.metadata["expected_band"].data == [50, 200] and tenth.metadata["error_band"].data == [
-        20,
-        1000,
-    ]
-
-    half_less = row_count_drift(history | {day: 40}, [day], materialized, drift)
-    assert not half_less.passed and half_less.severity == "WARN"
-
-    # The first weeks have no history to judge by, and a day never materialized is no evidence.
-    first = row_count_drift(
-        {day: 10, day - dt.timedelta(weeks=1): 100}, [day], {day, day - dt.timedelta(weeks=1)}, drift
-    )
-    assert first.passed and first.metadata["verdict"].startswith("not judged: 1 of 3")
-    unmaterialized = row_count_drift(history | {day: 10}, [day], {day}, drift)
-    assert unmaterialized.passed and unmaterialized.metadata["days_judged"] == 0
-    # Small counts are noise: 2 orders instead of 5 is not an outage.
-    quiet = row_count_drift(_weeks(day, [5, 5, 5, 5, 5, 5, 2]), [day], materialized, drift)
-    assert quiet.passed
-    # Near the floor the band allows a count's own noise (3 x sqrt(21) ~ 14), not an outage.
-    small = _weeks(day, [21, 21, 21, 21, 21, 21])
-    assert row_count_drift(small | {day: 10}, [day], materialized, drift).passed
-    assert row_count_drift(small | {day: 2}, [day], materialized, drift).severity == "ERROR"
-
-    # A day the source has not finished yet is not judged; once the source is past it, it is.
-    during = dt.datetime.combine(day, dt.time(15))
-    in_progress = row_count_drift(history | {day: 10}, [day], materialized, drift, source_time=during)
-    assert in_progress.passed and in_progress.metadata["verdict"].startswith("not judged: in progress")
-    after = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 5))
-    assert not row_count_drift(history | {day: 10}, [day], materialized, drift, source_time=after).passed
-
-    # A range reports its flagged days.
-    days = [day - dt.timedelta(weeks=1), day]
-    ranged = row_count_drift(history | {day: 10}, days, materialized, drift)
-    assert not ranged.passed and ranged.metadata["days"] == 2
-    assert [d["day"] for d in ranged.metadata["flagged_days"].data] == [day.isoformat()]
-
-
-def test_drift_compares_only_days_landed_soon_after_they_ended() -> None:
-    """A history landed at once holds each row on the day of its latest change: its old days are
-    depleted, its last days full of in-flight rows. Neither is judged nor used as history."""
-    drift = Drift(landed_within=dt.timedelta(days=2))
-    day = dt.date(2018, 8, 28)
-    counts = _weeks(day, [40, 45, 50, 45, 40, 50, 100])  # the last day twice the (depleted) history
-    materialized = set(counts)
-    end_of = {d: dt.datetime.combine(d + dt.timedelta(days=1), dt.time()) for d in counts}
-    at_once = {d: dt.datetime(2018, 8, 29) for d in counts}  # one backfill when the source was here
-    backfill = row_count_drift(counts, [day], materialized, drift, first_landed=at_once)
-    assert backfill.passed and backfill.metadata["verdict"].startswith("not judged: 0 of 3 weeks")
-    assert backfill.metadata["history"].data == []  # every earlier day landed weeks after it
-    old = row_count_drift(counts, [day - dt.timedelta(weeks=3)], materialized, drift, first_landed=at_once)
-    assert old.passed and old.metadata["verdict"].startswith("not judged: first landed 21 days after")
-
-    # Landed live (within a day of its end), the same days are judged: twice the usual is a warning.
-    live = {d: end + dt.timedelta(hours=6) for d, end in end_of.items()}
-    judged = row_count_drift(counts, [day], materialized, drift, first_landed=live)
-    assert not judged.passed and judged.severity == "WARN" and judged.metadata["expected_rows"] == 45
-    # A live day is compared only with the live days before it.
-    mixed = {**at_once, **{d: live[d] for d in sorted(counts)[-4:]}}
-    partly = row_count_drift(counts, [day], materialized, drift, first_landed=mixed)
-    assert partly.metadata["history"].data == [50, 40, 45] and not partly.passed  # newest first
-
-
-def test_references_orphans_are_errors_unknown_members_a_share() -> None:
-    keys = pa.array([-1, 10, 11, 12], pa.int64())
-    ref = Reference("product_key", "gold/dim_product", "product_key", max_unknown_share=0.25)
-    assert references(pa.chunked_array([[10, 11, 12, -1]], pa.int64()), keys, ref).passed
-
-    orphan = references(pa.chunked_array([[10, 11, 12345, 12345]], pa.int64()), keys, ref)
-    assert not orphan.passed and orphan.severity == "ERROR"
-    assert orphan.metadata["orphan_rows"] == 2 and orphan.metadata["orphan_sample"].data == [12345]
-
-    unknown = references(pa.chunked_array([[-1, -1, 10, 11]], pa.int64()), keys, ref)
-    assert not unknown.passed and unknown.severity == "WARN"
-    assert unknown.metadata["unknown_share"] == 0.5 and unknown.metadata["orphan_rows"] == 0
-
-    # Silver keeps items whose order has not arrived: a share to watch, not an error.
-    waiting = Reference("order_id", "silver/orders", "order_id", unknown=None, orphans_allowed=True)
-    ids = pa.chunked_array([["o1", "o2", "o9"]])
-    outcome = references(ids, pa.array(["o1", "o2"]), waiting)
-    assert not outcome.passed and outcome.severity == "WARN" and outcome.metadata["orphan_rows"] == 1
+# ------------------------------------------------------------------------------ the contract check
 
 
 def test_contract_failures_by_rule_with_sample_rows(spark_resource: SparkResource) -> None:
@@ -221,25 +71,6 @@ def test_contract_failures_by_rule_with_sample_rows(spark_resource: SparkResourc
     assert (
         failures["payment_value:type"]["error"] == "payment_value is double, the contract says decimal(12,2)"
     )
-
-
-def test_every_table_has_its_checks() -> None:
-    names = {"/".join(t.asset_path): {c.name for c in table_checks(t)} for t in LAKE_TABLES}
-    assert names["bronze/orders"] == {"unique_key", "not_null", "schema", "row_count_drift"}
-    assert {"unique_key", "not_null", "contract", "references_orders_order_id"} <= names["silver/order_items"]
-    assert names["quarantine/orders"] == {"not_null"}
-    assert {"contract", "versions_contiguous", "one_unknown_member"} <= names["gold/dim_customer"]
-    assert {"row_count_drift", "references_dim_product_product_key", "references_fact_orders_order_id"} <= (
-        names["gold/fact_order_items"]
-    )
-    assert {"avg_order_revenue_below_100000", "equals_fact_orders"} <= names["gold/daily_order_report"]
-    assert "payments_reconcile_with_revenue" in names["gold/fact_orders"]
-    graph = build_definitions().resolve_asset_graph()
-    for table in LAKE_TABLES:
-        key = dg.AssetKey(table.asset_path)
-        checked = {k.name for k in graph.asset_check_keys if k.asset_key == key}
-        assert checked == names["/".join(table.asset_path)], key
-        assert graph.get(key).partitions_def is not None or table.partition_column is None
 
 
 # ------------------------------------------------------------------------ in Dagster, on real runs

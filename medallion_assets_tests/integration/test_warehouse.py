@@ -4,13 +4,13 @@ the `bqemulator` on loopback), and the pipeline's sync of the hand-made shop's g
 The behaviour tests run once per warehouse: create from the contract, replace one partition,
 replace a range, a re-run changes nothing, a failed write leaves the previous rows, schema
 evolution. What the emulator does not enforce (REQUIRED, NUMERIC precision, see DESIGN.md) is not
-claimed here.
+claimed here. (The credentials and the comparison with gold, no warehouse needed:
+unit/test_warehouse_logic.py.)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import shutil
 import subprocess
 import sys
@@ -24,7 +24,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from medallion_assets.resources.bigquery_warehouse import BigQueryWarehouse, credentials
+from medallion_assets.resources.bigquery_warehouse import BigQueryWarehouse
 from medallion_assets.resources.delta_lake import Lake, Window
 from medallion_assets.resources.duckdb_warehouse import DuckDBWarehouse
 from medallion_assets.resources.warehouse import (
@@ -38,38 +38,14 @@ from medallion_assets.settings import get_settings
 from medallion_assets.specs import GOLD_REPORTS
 from medallion_assets.warehouse.assets import SYNCED_TABLES, compare
 from medallion_assets_tests.bigquery_emulator import PROJECT, bigquery_emulator
-from medallion_assets_tests.conftest import HandmadeBuild
+from medallion_assets_tests.helpers import CATEGORIES, HandmadeBuild, category_rows, day
 
-CATEGORIES = GOLD_REPORTS["daily_category_report"]  # partitioned by order date, several rows a day
 RFM = GOLD_REPORTS["customer_rfm"]  # unpartitioned: replaced whole
-DAY = dt.date(2018, 3, 1)
-
-
-def day(n: int) -> dt.date:
-    return DAY + dt.timedelta(days=n)
 
 
 def window(first: int, last: int) -> Window:
     """Order dates day(first)..day(last), included."""
     return Window("order_date", day(first), day(last + 1))
-
-
-def category_rows(days: dict[int, list[str]], revenue: str = "10.00") -> pa.Table:
-    """daily_category_report rows: for each day, one row per category, with exact money."""
-    rows = [
-        {
-            "order_date": day(n),
-            "product_category": category,
-            "items": 1,
-            "orders": 1,
-            "total_revenue": Decimal(revenue) + n,
-            "avg_item_revenue": Decimal(revenue) + n,
-            "median_item_revenue": Decimal(revenue) + n,
-        }
-        for n, categories in days.items()
-        for category in categories
-    ]
-    return conform(pa.Table.from_pylist(rows), CATEGORIES)
 
 
 def rfm_rows(customers: int) -> pa.Table:
@@ -303,24 +279,6 @@ def test_bigquery_table_is_typed_partitioned_and_clustered(emulator_endpoint: st
     assert metadata["console_url"].url.endswith("!1smedallion-test!2styped!3sdaily_category_report")
 
 
-def test_bigquery_credentials_come_from_the_environment_and_never_leak(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    key = '{"type": "service_account", "private_key": "-----BEGIN SECRET-----", "client_email": "x@y"}'
-    monkeypatch.setenv("MEDALLION_BIGQUERY_CREDENTIALS_JSON", key)
-    with pytest.raises(WarehouseError, match="not a service account key") as failure:
-        credentials(get_settings())
-    assert "SECRET" not in str(failure.value)
-    monkeypatch.delenv("MEDALLION_BIGQUERY_CREDENTIALS_JSON")
-    monkeypatch.setenv("MEDALLION_BIGQUERY_ENDPOINT", "http://127.0.0.1:9")
-    assert type(credentials(get_settings())).__name__ == "AnonymousCredentials"
-    monkeypatch.delenv("MEDALLION_BIGQUERY_ENDPOINT")
-    assert credentials(get_settings()) is None  # Google's application default credentials
-    monkeypatch.delenv("MEDALLION_BIGQUERY_PROJECT", raising=False)
-    with pytest.raises(WarehouseError, match="needs MEDALLION_BIGQUERY_PROJECT"):
-        BigQueryWarehouse().client()
-
-
 # ------------------------------------------------------------------- the pipeline's sync of gold
 
 
@@ -373,14 +331,3 @@ def test_bigquery_sync_through_dagster_reads_back_equal_to_gold(
     assert sorted(t.table_id for t in warehouse.client().list_tables("handmade")) == sorted(
         t.name for t in SYNCED_TABLES
     )
-
-
-def test_compare_names_what_differs() -> None:
-    gold = category_rows({0: ["toys", "books"]})
-    changed = gold.set_column(
-        4, "total_revenue", pa.array([Decimal("1.00"), Decimal("10.00")], pa.decimal128(18, 2))
-    )
-    assert "differing_columns" in compare(gold, changed, list(CATEGORIES.primary_key))
-    missing = compare(gold, gold.slice(0, 1), list(CATEGORIES.primary_key))
-    assert missing["only_in_gold_rows"] == 1 and missing["only_in_warehouse_rows"] == 0
-    assert compare(gold, gold, list(CATEGORIES.primary_key)) == {}

@@ -7,8 +7,9 @@ import ast
 from pathlib import Path
 
 from medallion_assets import tags
+from medallion_assets_tests.helpers import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 PACKAGES = ("medallion_assets", "olist_source")
 
 
