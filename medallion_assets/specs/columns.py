@@ -115,6 +115,11 @@ def _state(name: str) -> Column:
     return Column(name, allowed=BRAZIL_STATES, normalize="upper")
 
 
+def _place(prefix: str) -> tuple[Column, ...]:
+    """A customer's or seller's address: zip prefix, city, state."""
+    return (_zip(f"{prefix}_zip_code_prefix"), _city(f"{prefix}_city"), _state(f"{prefix}_state"))
+
+
 def _amount(name: str) -> Column:
     return Column(name, "money", min_value=0)
 

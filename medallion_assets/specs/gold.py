@@ -16,11 +16,9 @@ from medallion_assets.specs.columns import (
     ORDER_STATUSES,
     Column,
     _amount,
-    _city,
     _count,
     _id,
-    _state,
-    _zip,
+    _place,
 )
 from medallion_assets.specs.lake import LakeTable
 from medallion_assets.specs.quality import Drift, Reference, Rule
@@ -93,10 +91,6 @@ def _scd2_rules(key: str, member: str) -> tuple[Rule, ...]:
                 HAVING COUNT(*) <> 1 OR MAX(valid_to) IS NOT NULL""",
         ),
     )
-
-
-def _place(prefix: str) -> tuple[Column, ...]:
-    return (_zip(f"{prefix}_zip_code_prefix"), _city(f"{prefix}_city"), _state(f"{prefix}_state"))
 
 
 MAX_AVERAGE_REVENUE = 100_000  # R$: an average above this is a unit or duplication error, not a sale

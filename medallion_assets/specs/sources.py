@@ -21,8 +21,8 @@ from medallion_assets.specs.columns import (
     _city,
     _count,
     _id,
+    _place,
     _state,
-    _zip,
 )
 
 
@@ -74,9 +74,7 @@ OLIST_TABLES: tuple[SourceTable, ...] = (
         columns=(
             _id("customer_id"),
             _id("customer_unique_id"),
-            _zip("customer_zip_code_prefix"),
-            _city("customer_city"),
-            _state("customer_state"),
+            *_place("customer"),
         ),
         primary_key=("customer_id",),
     ),
@@ -178,9 +176,7 @@ OLIST_TABLES: tuple[SourceTable, ...] = (
         csv_file="olist_sellers_dataset.csv",
         columns=(
             _id("seller_id"),
-            _zip("seller_zip_code_prefix"),
-            _city("seller_city"),
-            _state("seller_state"),
+            *_place("seller"),
         ),
         primary_key=("seller_id",),
     ),
