@@ -80,6 +80,12 @@ REVIEWS = [  # review_id, order, score, created, answered
 END = at(22)  # after the last change
 
 
+def by_column(table: str, rows: list[tuple]) -> dict[str, tuple]:
+    """Rows given as tuples in the spec's column order, as {column: values}."""
+    names = [c.name for c in TABLES_BY_NAME[table].columns]
+    return dict(zip(names, zip(*rows, strict=True), strict=True))
+
+
 def write_handmade(out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     nulls = [None] * 7
@@ -104,13 +110,7 @@ def write_handmade(out: Path) -> Path:
             "geolocation_city": ["sao paulo", "são paulo", "rio de janeiro"],
             "geolocation_state": ["SP", "SP", "RJ"],
         },
-        "orders": dict(
-            zip(
-                [c.name for c in TABLES_BY_NAME["orders"].columns],
-                zip(*ORDERS, strict=True),
-                strict=True,
-            )
-        ),
+        "orders": by_column("orders", ORDERS),
         "order_items": {
             "order_id": [i[0] for i in ITEMS],
             "order_item_id": [i[1] for i in ITEMS],
@@ -120,13 +120,7 @@ def write_handmade(out: Path) -> Path:
             "price": [Decimal(i[4]) for i in ITEMS],
             "freight_value": [Decimal(i[5]) for i in ITEMS],
         },
-        "order_payments": dict(
-            zip(
-                [c.name for c in TABLES_BY_NAME["order_payments"].columns],
-                [*list(zip(*PAYMENTS, strict=True))[:4], [Decimal(p[4]) for p in PAYMENTS]],
-                strict=True,
-            )
-        ),
+        "order_payments": by_column("order_payments", [(*p[:4], Decimal(p[4])) for p in PAYMENTS]),
         "order_reviews": {
             "review_id": [r[0] for r in REVIEWS],
             "order_id": [r[1] for r in REVIEWS],
@@ -141,13 +135,7 @@ def write_handmade(out: Path) -> Path:
             "product_category_name": [p[1] for p in PRODUCTS],
             **{c: [100] * len(PRODUCTS) for c in [c.name for c in TABLES_BY_NAME["products"].columns][2:]},
         },
-        "sellers": dict(
-            zip(
-                [c.name for c in TABLES_BY_NAME["sellers"].columns],
-                zip(*SELLERS, strict=True),
-                strict=True,
-            )
-        ),
+        "sellers": by_column("sellers", SELLERS),
         "product_category_name_translation": {
             "product_category_name": [t[0] for t in TRANSLATION],
             "product_category_name_english": [t[1] for t in TRANSLATION],
@@ -155,7 +143,9 @@ def write_handmade(out: Path) -> Path:
     }
     for name, columns in tables.items():
         spec = TABLES_BY_NAME[name]
-        table = pa.table({c.name: pa.array(list(columns[c.name]), c.arrow_type) for c in spec.csv_columns})
+        table = pa.table(
+            {c.name: pa.array(list(columns[c.name]), c.type_names.arrow) for c in spec.csv_columns}
+        )
         write_table(spec, table, out / spec.csv_file)
     return out
 

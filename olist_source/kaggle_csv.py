@@ -171,7 +171,7 @@ def _parse_columns(spec: SourceTable, raw: pa.Table) -> tuple[pa.Table, np.ndarr
             flag(
                 unparsable,
                 lambda i, c=column, t=text: (
-                    f"column {c.name}: cannot read {t[i].as_py()!r} as {TYPES[c.type].description}"
+                    f"column {c.name}: cannot read {t[i].as_py()!r} as {c.type_names.description}"
                 ),
             )
         if column.required:
@@ -194,7 +194,7 @@ def _parse(column: Column, text: pa.Array) -> pa.Array:
     clean = pc.if_else(well_formed, text, pa.scalar(None, pa.string()))
     if column.type == "int":
         clean = pc.replace_substring_regex(clean, r"\.0+$", "")
-    return pc.cast(clean, column.arrow_type)
+    return pc.cast(clean, column.type_names.arrow)
 
 
 def _repeated_keys(spec: SourceTable, typed: pa.Table, already_bad: np.ndarray) -> np.ndarray:

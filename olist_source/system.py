@@ -174,13 +174,15 @@ def _create_schemas(cur) -> None:
     cur.execute(f"CREATE SCHEMA {SOURCE_SCHEMA}")
     cur.execute(f"CREATE SCHEMA {REPLAY_SCHEMA}")
     for spec in OLIST_TABLES:
-        columns = [f"{c.name} {c.postgres_type}{' NOT NULL' if c.required else ''}" for c in spec.all_columns]
+        columns = [
+            f"{c.name} {c.type_names.postgres}{' NOT NULL' if c.required else ''}" for c in spec.all_columns
+        ]
         # Keys and indexes come after the first bulk insert (`_add_keys_and_indexes`): faster.
         cur.execute(
             f"CREATE TABLE {SOURCE_SCHEMA}.{spec.name} ({', '.join(columns)},"
             " created_at timestamp NOT NULL, updated_at timestamp NOT NULL)"
         )
-        plain = [f"{c.name} {c.postgres_type}" for c in spec.all_columns]
+        plain = [f"{c.name} {c.type_names.postgres}" for c in spec.all_columns]
         cur.execute(
             f"CREATE TABLE {REPLAY_SCHEMA}.{spec.name} ({', '.join(plain)},"
             " created_at timestamp NOT NULL, valid_from timestamp NOT NULL, version_no smallint NOT NULL)"

@@ -112,8 +112,8 @@ def schema(rows: pa.Schema, expected: Sequence[Column]) -> Outcome:
     for column in expected:
         if column.name not in rows.names:
             problems[column.name] = "missing"
-        elif rows.field(column.name).type != column.arrow_type:
-            problems[column.name] = f"{rows.field(column.name).type}, expected {column.arrow_type}"
+        elif rows.field(column.name).type != column.type_names.arrow:
+            problems[column.name] = f"{rows.field(column.name).type}, expected {column.type_names.arrow}"
     return Outcome(passed=not problems, metadata={"problems": json_metadata(problems)})
 
 

@@ -106,7 +106,7 @@ def violations(table: LakeTable, rows: DataFrame) -> list[Violation]:
     types = {field.name: field.dataType.simpleString() for field in rows.schema.fields}
     judged: list[tuple[str, SparkColumn]] = []  # (rule, condition) per row-level rule
     for column in table.columns:
-        name, expected = column.name, column.spark_type
+        name, expected = column.name, column.type_names.spark
         if name not in types:
             found.append(Violation(f"{name}:missing", f"column {name} is missing"))
             continue

@@ -58,10 +58,10 @@ def schema_fields(table: LakeTable) -> list[bigquery.SchemaField]:
     not_null = set(table.not_null_columns)
     fields = []
     for column in table.columns:
-        arrow = column.arrow_type
+        arrow = column.type_names.arrow
         decimal = {"precision": arrow.precision, "scale": arrow.scale} if pa.types.is_decimal(arrow) else {}
         mode = "REQUIRED" if column.name in not_null else "NULLABLE"
-        fields.append(bigquery.SchemaField(column.name, column.bigquery_type, mode=mode, **decimal))
+        fields.append(bigquery.SchemaField(column.name, column.type_names.bigquery, mode=mode, **decimal))
     return fields
 
 

@@ -123,7 +123,7 @@ class DuckDBWarehouse(WarehouseIOManager):
 
     def _ensure_table(self, con: duckdb.DuckDBPyConnection, table: LakeTable) -> list[str]:
         """Create the table from the contract, or add the columns the contract gained; the names added."""
-        wanted = {c.name: c.duckdb_type for c in table.columns}
+        wanted = {c.name: c.type_names.duckdb for c in table.columns}
         existing = dict(
             con.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "

@@ -49,7 +49,7 @@ def gold_table(asset_key: dg.AssetKey) -> LakeTable:
 def contract_schema(table: LakeTable) -> pa.Schema:
     # Nullable in Arrow: NOT NULL is the warehouse table's constraint (a column added later holds
     # NULL in the rows written before it), enforced there and by gold's own checks.
-    return pa.schema([(c.name, c.arrow_type) for c in table.columns])
+    return pa.schema([(c.name, c.type_names.arrow) for c in table.columns])
 
 
 def conform(rows: pa.Table, table: LakeTable) -> pa.Table:

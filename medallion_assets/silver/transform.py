@@ -21,7 +21,6 @@ from medallion_assets.specs import (
     CHANGE_DATE,
     CHANGE_TS,
     INGESTED_AT,
-    TYPES,
     Column,
     SourceTable,
 )
@@ -125,14 +124,14 @@ def _clean_text(text: SparkColumn) -> SparkColumn:
 
 def _typed(bronze: DataFrame, column: Column, text: SparkColumn) -> SparkColumn:
     source_type = dict(bronze.dtypes)[column.name]
-    target = column.spark_type
+    target = column.type_names.spark
     if column.type == "string":
         return _normalized(text, column)
     if source_type != "string":  # already typed upstream (the PostgreSQL source): a safe cast
         return F.col(column.name).cast(target)
     if column.type == "timestamp":
         return F.try_to_timestamp(text, F.lit("yyyy-MM-dd HH:mm:ss"))  # = KAGGLE_TIMESTAMP_FORMAT
-    return F.when(text.rlike(TYPES[column.type].text_form), F.expr(f"try_cast(`{column.name}` as {target})"))
+    return F.when(text.rlike(column.type_names.text_form), F.expr(f"try_cast(`{column.name}` as {target})"))
 
 
 def _normalized(text: SparkColumn, column: Column) -> SparkColumn:
@@ -162,7 +161,7 @@ def _checks(
             (
                 raw.isNotNull() & value.isNull(),
                 f"{name}:type",
-                F.format_string(f"{name} %s is not {TYPES[column.type].description}", shown),
+                F.format_string(f"{name} %s is not {column.type_names.description}", shown),
             )
         )
     checks += [(rule.broken_by(value), rule.name, rule.reason(shown, value)) for rule in value_rules(column)]

@@ -8,9 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import pyarrow as pa
-
-from medallion_assets.specs.types import TYPES, ColumnType
+from medallion_assets.specs.types import TYPES, ColumnType, TypeNames
 
 # How the original Kaggle files quote a text value: most quote it when it starts with a digit (so
 # an id column is quoted in one row and bare in the next) or has to be (comma, quote, newline);
@@ -78,24 +76,9 @@ class Column:
     normalize: Normalize | None = None
 
     @property
-    def arrow_type(self) -> pa.DataType:
-        return TYPES[self.type].arrow
-
-    @property
-    def postgres_type(self) -> str:
-        return TYPES[self.type].postgres
-
-    @property
-    def spark_type(self) -> str:
-        return TYPES[self.type].spark
-
-    @property
-    def duckdb_type(self) -> str:
-        return TYPES[self.type].duckdb
-
-    @property
-    def bigquery_type(self) -> str:
-        return TYPES[self.type].bigquery
+    def type_names(self) -> TypeNames:
+        """The column's type as Arrow, PostgreSQL, Spark, DuckDB and BigQuery name it."""
+        return TYPES[self.type]
 
 
 def _id(name: str) -> Column:

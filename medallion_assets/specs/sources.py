@@ -61,7 +61,9 @@ class SourceTable:
 
     @property
     def arrow_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(c.name, c.arrow_type, nullable=not c.required) for c in self.all_columns])
+        return pa.schema(
+            [pa.field(c.name, c.type_names.arrow, nullable=not c.required) for c in self.all_columns]
+        )
 
     def column(self, name: str) -> Column:
         return next(c for c in self.all_columns if c.name == name)

@@ -4,7 +4,6 @@ is down never raises: unit/test_alert_webhook.py.)"""
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from medallion_assets.automation.alerts import alert_on_run_failure, alert_on_run_success
 from medallion_assets.build import build
 from medallion_assets.definitions import code_location
+from medallion_assets.resources.webhook import AlertWebhook
 from medallion_assets_tests.helpers import Webhook
 
 
@@ -47,10 +47,12 @@ def test_a_failed_run_reaches_the_webhook(
     webhook: Webhook, monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
     instance, run, event = failed_run(monkeypatch, tmp_path)
-    monkeypatch.setenv("MEDALLION_ALERT_WEBHOOK_URL", webhook.url)
-    monkeypatch.setenv("MEDALLION_UI_URL", "http://dagster.example:3000/")
     context = dg.build_run_status_sensor_context(
-        sensor_name="alert_on_run_failure", dagster_event=event, dagster_instance=instance, dagster_run=run
+        sensor_name="alert_on_run_failure",
+        dagster_event=event,
+        dagster_instance=instance,
+        dagster_run=run,
+        resources={"alert_webhook": AlertWebhook(url=webhook.url, ui_url="http://dagster.example:3000/")},
     ).for_run_failure()
     alert_on_run_failure(context)
 
@@ -64,22 +66,24 @@ def test_a_failed_run_reaches_the_webhook(
     assert "db-password" not in text  # the source's password never leaves
 
 
-def test_success_alerts_only_when_asked(
-    webhook: Webhook, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("MEDALLION_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("MEDALLION_ALERT_WEBHOOK_URL", webhook.url)
+def test_success_alerts_only_when_asked(webhook: Webhook, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MEDALLION_ALERT_ON_SUCCESS", raising=False)
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize([succeeding], instance=instance)
     assert result.success
-    context = dg.build_run_status_sensor_context(
-        sensor_name="alert_on_run_success",
-        dagster_event=result.get_run_success_event(),
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-    )
-    alert_on_run_success(context)
+
+    def evaluate(webhook_resource: AlertWebhook) -> None:
+        alert_on_run_success(
+            dg.build_run_status_sensor_context(
+                sensor_name="alert_on_run_success",
+                dagster_event=result.get_run_success_event(),
+                dagster_instance=instance,
+                dagster_run=result.dagster_run,
+                resources={"alert_webhook": webhook_resource},
+            )
+        )
+
+    evaluate(AlertWebhook(url=webhook.url))
     assert webhook.received == []  # off by default
-    monkeypatch.setenv("MEDALLION_ALERT_ON_SUCCESS", "true")
-    alert_on_run_success(context)
+    evaluate(AlertWebhook(url=webhook.url, on_success=True))
     assert webhook.received[0]["body"]["text"].startswith("Dagster run succeeded")

@@ -21,7 +21,7 @@ from medallion_assets.automation.audit import (
 )
 from medallion_assets.build import build
 from medallion_assets.definitions import code_location
-from medallion_assets.resources.postgres import connect
+from medallion_assets.resources.postgres import AuditDatabase, connect
 from medallion_assets_tests.helpers import HandmadeBuild, scratch_database
 
 AUDIT_DATABASE = "audit_test"
@@ -211,7 +211,7 @@ def test_a_build_goes_on_when_the_audit_database_is_down(monkeypatch: pytest.Mon
 
 
 def test_the_sensor_records_finished_runs_once_and_loses_none_while_the_database_is_down(
-    handmade: HandmadeBuild, audit_url: str, monkeypatch: pytest.MonkeyPatch
+    handmade: HandmadeBuild, audit_url: str
 ) -> None:
     instance, runs = handmade.instance, handmade.summary.runs
     write_rows([], audit_url)  # creates the table if this test runs alone
@@ -222,16 +222,20 @@ def test_the_sensor_records_finished_runs_once_and_loses_none_while_the_database
     time.sleep(max(0.0, (last_update + SETTLE - dt.datetime.now(dt.UTC)).total_seconds() + 0.1))
 
     # The database down: nothing recorded, the cursor stays where it was, and no password is shown.
-    monkeypatch.setenv("MEDALLION_AUDIT_URL", DOWN)
-    down = audit_finished_runs.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=None))
+    def tick(url: str, cursor: str | None) -> dg.SensorResult:
+        resources = {"audit_db": AuditDatabase(database_url=url)}
+        return audit_finished_runs.evaluate_tick(
+            dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        )
+
+    down = tick(DOWN, None)
     assert down.cursor is None and not down.run_requests
     assert "cannot connect to the audit database postgresql://auditor:***@" in down.skip_message
     assert "audit-password" not in down.skip_message
     assert logged(audit_url, runs) == {}
 
     # Back up: the first tick (no cursor) records the runs of the last day, and moves the cursor.
-    monkeypatch.setenv("MEDALLION_AUDIT_URL", audit_url)
-    first = audit_finished_runs.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=None))
+    first = tick(audit_url, None)
     assert first.cursor is not None and first.skip_message.startswith("recorded ")
     rows = logged(audit_url, runs)
     assert {run_id for run_id, _ in rows} == set(runs)
@@ -239,9 +243,7 @@ def test_the_sensor_records_finished_runs_once_and_loses_none_while_the_database
     assert len(rows) == expected
 
     # The next tick finds nothing new: the cursor stays, no row is added or rewritten.
-    second = audit_finished_runs.evaluate_tick(
-        dg.build_sensor_context(instance=instance, cursor=first.cursor)
-    )
+    second = tick(audit_url, first.cursor)
     assert second.cursor == first.cursor
     assert second.skip_message == "no finished run to record"
     assert logged(audit_url, runs) == rows

@@ -16,6 +16,8 @@ from medallion_assets.automation.propagation import catch_up_schedule
 from medallion_assets.automation.source_changes import read_cursor, source_changes_sensor
 from medallion_assets.definitions import build_definitions
 from medallion_assets.partitions import daily_partitions
+from medallion_assets.resources.delta_lake import LakeResource
+from medallion_assets.resources.postgres import SourceDatabase
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.olist_db import CHANGE_FEEDS
 from medallion_assets.tags import CHANGES_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
@@ -38,8 +40,15 @@ def source(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     yield url
 
 
-def tick(sensor: dg.SensorDefinition, cursor: str | None, instance: dg.DagsterInstance | None = None):
-    context = dg.build_sensor_context(cursor=cursor, instance=instance or dg.DagsterInstance.ephemeral())
+def tick(
+    sensor: dg.SensorDefinition, cursor: str | None, source: str, instance: dg.DagsterInstance | None = None
+):
+    """One tick of the source sensor against this source and the test's lake (MEDALLION_LAKE_URI)."""
+    context = dg.build_sensor_context(
+        cursor=cursor,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        resources={"source_db": SourceDatabase(database_url=source), "lakehouse": LakeResource()},
+    )
     return sensor.evaluate_tick(context)
 
 
@@ -47,7 +56,7 @@ def test_source_sensor_branches(source: str, monkeypatch: pytest.MonkeyPatch) ->
     sensor = source_changes_sensor(daily_partitions(get_settings()), STOPPED)
 
     # First tick, empty lake: everything the source holds, as ONE run over all its days.
-    first = tick(sensor, None)
+    first = tick(sensor, None, source)
     (request,) = first.run_requests
     # Every table, those without a change yet too (created empty: silver looks up parents in them).
     assert {key.path[1] for key in request.asset_selection} == set(CHANGE_FEEDS)
@@ -58,14 +67,14 @@ def test_source_sensor_branches(source: str, monkeypatch: pytest.MonkeyPatch) ->
     assert marks["attribute_changes"] is None
 
     # Nothing new: skipped with the reason, watermarks unchanged.
-    idle = tick(sensor, first.cursor)
+    idle = tick(sensor, first.cursor, source)
     assert not idle.run_requests
     assert "no new source rows" in idle.skip_message
     assert read_cursor(idle.cursor) == marks
 
     # The source moves on four days: only the tables that changed, over the days they changed on.
     advance_source(source, to=at(7))
-    moved = tick(sensor, first.cursor)
+    moved = tick(sensor, first.cursor, source)
     (request,) = moved.run_requests
     changed = {key.path[1] for key in request.asset_selection}
     assert changed == {"orders", "order_items", "order_payments", "order_reviews", "customers"}
@@ -78,14 +87,13 @@ def test_source_sensor_branches(source: str, monkeypatch: pytest.MonkeyPatch) ->
 
     # A restart that lost the last cursor sees the same window: the same run key (Dagster runs a key
     # once per sensor); from the stored cursor the window is already taken.
-    again = tick(sensor, first.cursor)
+    again = tick(sensor, first.cursor, source)
     assert again.run_requests[0].run_key == request.run_key
-    after_restart = tick(sensor, moved.cursor)
+    after_restart = tick(sensor, moved.cursor, source)
     assert not after_restart.run_requests and read_cursor(after_restart.cursor) == new_marks
 
     # Source down: skipped with a message naming the server without its password, cursor kept.
-    monkeypatch.setenv("MEDALLION_SOURCE_URL", f"postgresql://medallion:{PASSWORD}@127.0.0.1:9/olist")
-    down = tick(sensor, moved.cursor)
+    down = tick(sensor, moved.cursor, f"postgresql://medallion:{PASSWORD}@127.0.0.1:9/olist")
     assert not down.run_requests and down.cursor == moved.cursor
     assert "source not readable" in down.skip_message and "127.0.0.1:9" in down.skip_message
     assert PASSWORD not in down.skip_message
@@ -100,11 +108,11 @@ def test_first_tick_starts_from_what_bronze_holds(source: str) -> None:
     )
     assert summary.success
     sensor = source_changes_sensor(daily_partitions(get_settings()), STOPPED)
-    first = tick(sensor, None)
+    first = tick(sensor, None, source)
     assert not first.run_requests  # bronze already holds every change
     assert read_cursor(first.cursor)["orders"] == at(2, 16)
     advance_source(source, to=at(4))
-    (request,) = tick(sensor, first.cursor).run_requests
+    (request,) = tick(sensor, first.cursor, source).run_requests
     assert request.tags[PARTITION_RANGE_START_TAG] == "2018-03-03"
 
 
@@ -119,7 +127,7 @@ def test_propagation_follows_successful_runs(
     landing = source_changes_sensor(daily, STOPPED)
     propagate = defs.resolve_sensor_def("propagate_downstream")
     with dg.instance_for_test() as instance:
-        (bronze_request,) = tick(landing, None, instance).run_requests
+        (bronze_request,) = tick(landing, None, source, instance).run_requests
         start = dt.datetime.now(dt.UTC).timestamp() - 1
         bronze = execute(defs, bronze_request, instance)
         assert bronze.success
@@ -162,12 +170,13 @@ def test_propagation_follows_successful_runs(
         assert not propagate.evaluate_tick(context).run_requests
 
         # The catch-up: yesterday and today of the source's clock, from the failed run's first day.
-        monkeypatch.setenv("MEDALLION_SOURCE_URL", source)
         schedule = catch_up_schedule(daily, dg.DefaultScheduleStatus.STOPPED)
         # As a context manager: the schedule context opens its own instance from the ref, and only
         # closing the context closes it (else Dagster's current state storage points at it after).
         with dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=dt.datetime(2026, 1, 2)
+            instance=instance,
+            scheduled_execution_time=dt.datetime(2026, 1, 2),
+            resources={"source_db": SourceDatabase(database_url=source)},
         ) as context:
             catch_up = schedule.evaluate_tick(context).run_requests[0]
         assert catch_up.tags[CHANGES_TAG] == "2018-03-01..2018-03-03"  # failed window from the 1st

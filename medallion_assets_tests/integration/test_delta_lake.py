@@ -23,7 +23,7 @@ from deltalake import DeltaTable
 from moto.server import ThreadedMotoServer
 from pyspark.sql import DataFrame
 
-from medallion_assets.resources.delta_lake import DeltaLakeIOManager, Lake, lake_metadata
+from medallion_assets.resources.delta_lake import DeltaLakeIOManager, Lake, LakeResource, lake_metadata
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
 from medallion_assets.specs import LakeTable, WriteMode
@@ -140,7 +140,10 @@ def materialize(
         assets,
         partition_key=None if last else first,
         tags=tags,
-        resources={"lake": DeltaLakeIOManager(spark=spark), "mem": dg.InMemoryIOManager()},
+        resources={
+            "lake": DeltaLakeIOManager(spark=spark, lakehouse=LakeResource()),
+            "mem": dg.InMemoryIOManager(),
+        },
         raise_on_error=False,
     )
 
@@ -307,7 +310,7 @@ def test_no_secret_in_metadata(lake_root: str, spark_resource: SparkResource) ->
 
 WRITER = """
 import sys, datetime as dt, numpy as np, pyarrow as pa, dagster as dg
-from medallion_assets.resources.delta_lake import DeltaLakeIOManager, lake_metadata
+from medallion_assets.resources.delta_lake import DeltaLakeIOManager, LakeResource, lake_metadata
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.specs import LakeTable
 spec = LakeTable("bronze", "big", ("id",), "_change_date", "replace_partition")
@@ -318,7 +321,7 @@ def big() -> pa.Table:
     rng = np.random.default_rng(int(sys.argv[2]))
     return pa.table({"id": np.arange(n), "payload": rng.random(n), "noise": rng.integers(0, 2**62, n),
                      "_change_date": pa.array([dt.date(2017, 1, 1)] * n, pa.date32())})
-lake = DeltaLakeIOManager(spark=SparkResource())
+lake = DeltaLakeIOManager(spark=SparkResource(), lakehouse=LakeResource())
 dg.materialize([big], partition_key="2017-01-01", resources={"lake": lake})
 print("done")
 """
@@ -368,7 +371,7 @@ import json, os
 os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "4"  # moto enforces IAM auth after creating the user and key
 import boto3, dagster as dg, pyarrow as pa, datetime as dt
 from moto.server import ThreadedMotoServer
-from medallion_assets.resources.delta_lake import DeltaLakeIOManager, lake_metadata
+from medallion_assets.resources.delta_lake import DeltaLakeIOManager, LakeResource, lake_metadata
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.specs import LakeTable
 
@@ -395,8 +398,9 @@ os.environ.update(MEDALLION_LAKE_URI="s3://lake/lake", AWS_ENDPOINT_URL=endpoint
 outcome = {}
 for label, secret in (("good", key["SecretAccessKey"]), ("bad", "wrong-secret-value")):
     os.environ["AWS_SECRET_ACCESS_KEY"] = secret
+    lake = DeltaLakeIOManager(spark=SparkResource(), lakehouse=LakeResource())
     result = dg.materialize([events], partition_key="2017-01-01", raise_on_error=False,
-                            resources={"lake": DeltaLakeIOManager(spark=SparkResource())})
+                            resources={"lake": lake})
     failure = result.get_step_failure_events()
     outcome[label] = failure[0].event_specific_data.error.cause.message if failure else "ok"
 server.stop()

@@ -43,7 +43,7 @@ def test_contract_failures_by_rule_with_sample_rows(spark_resource: SparkResourc
         "created_at": dt.datetime(2018, 3, 1),
         "updated_at": dt.datetime(2018, 3, 1),
     }
-    schema_ = pa.schema([pa.field(c.name, c.arrow_type) for c in table.columns])
+    schema_ = pa.schema([pa.field(c.name, c.type_names.arrow) for c in table.columns])
     spark = spark_resource.session()
     assert contract_check(table, spark.createDataFrame(pa.Table.from_pylist([good], schema_))).passed
     broken = [

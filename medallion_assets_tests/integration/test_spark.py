@@ -94,7 +94,7 @@ ASSETS_ON_CONNECT = """
 import datetime as dt, sys
 import dagster as dg, pyarrow as pa
 from pyspark.sql import DataFrame
-from medallion_assets.resources.delta_lake import DeltaLakeIOManager, lake_metadata
+from medallion_assets.resources.delta_lake import DeltaLakeIOManager, LakeResource, lake_metadata
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.specs import LakeTable
 
@@ -111,8 +111,8 @@ def counted(events: DataFrame) -> DataFrame:
     print("input type:", type(events).__module__)
     return events.groupBy("_change_date").count()
 
-result = dg.materialize([events, counted], partition_key="2017-01-01",
-                       resources={"lake": DeltaLakeIOManager(spark=SparkResource())})
+lake = DeltaLakeIOManager(spark=SparkResource(), lakehouse=LakeResource())
+result = dg.materialize([events, counted], partition_key="2017-01-01", resources={"lake": lake})
 session = SparkResource().session()
 print("session type:", type(session).__module__, "ok" if result.success else "failed")
 """
