@@ -22,7 +22,7 @@ from medallion_assets.dagster_internals import execute_without_output_capture
 from medallion_assets.gold.facts import stale_order_dates
 from medallion_assets.progress import progress_config
 from medallion_assets.resources.instance import ensure_dagster_home
-from medallion_assets.resources.postgres import redact
+from medallion_assets.resources.postgres import SourceDatabase, redact
 from medallion_assets.resources.spark import start_in_background
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.olist_db import source_change_dates
@@ -116,7 +116,7 @@ def _build(
         lambda key: graph.get(key).parent_keys,
     )
     if any(partitions is not None for (partitions, _), _ in stretches):
-        summary.range = _date_range(resources.source_db.url(), start, end)
+        summary.range = _date_range(resources.source_db, start, end)
     if any(key.path[0] != "bronze" for key in ordered):  # every layer after bronze uses Spark
         start_in_background(resources.spark)
     jobs = [
@@ -230,9 +230,11 @@ def _stretches(
     return stretches
 
 
-def _date_range(source_url: str, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
-    if start is None or end is None:
-        held = source_change_dates(source_url)
+def _date_range(
+    source: SourceDatabase, start: dt.date | None, end: dt.date | None
+) -> tuple[dt.date, dt.date]:
+    if start is None or end is None:  # only then asked: an embedded source would be started for it
+        held = source_change_dates(source.url())
         if held is None:
             raise ValueError("the source holds no rows: load it first (medallion source load)")
         start, end = start or held[0], end or held[1]
