@@ -8,12 +8,23 @@ EMULATOR_VENV ?= .venv-bqemulator
 EMULATOR_STAMP := $(EMULATOR_VENV)/.installed-bqemulator-1.4.0
 EXTENSIONS := $(EMULATOR_VENV)/home/.duckdb/extensions/v1.5.5/linux_amd64
 
-.PHONY: install emulator quickstart test test-unit lint bench
+# Spark's extra jars (Delta Lake, S3A, the PostgreSQL JDBC driver), pinned in jars/pom.xml, copied
+# into jars/lib/ by Maven (cached in ~/.m2; a mirror in ~/.m2/settings.xml is used if you have one).
+JARS_STAMP := jars/lib/.installed-$(shell cksum jars/pom.xml | cut -d' ' -f1)
+
+.PHONY: install jars emulator quickstart test test-unit lint bench
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+$(JARS_STAMP): jars/pom.xml
+	rm -rf jars/lib
+	mvn -q -B -f jars/pom.xml dependency:copy-dependencies -DexcludeTransitive=true -DoutputDirectory=lib
+	touch $@
+
+jars: $(JARS_STAMP)
 
 $(EMULATOR_STAMP):
 	test -x $(EMULATOR_VENV)/bin/python || python3 -m venv $(EMULATOR_VENV)
@@ -25,17 +36,17 @@ $(EMULATOR_STAMP):
 
 emulator: $(EMULATOR_STAMP)
 
-install: $(STAMP) $(EMULATOR_STAMP)
+install: $(STAMP) $(JARS_STAMP) $(EMULATOR_STAMP)
 
 # The main job on embedded defaults: Olist data, a live PostgreSQL source, every layer; prints where to look.
-quickstart: $(STAMP)
+quickstart: $(STAMP) $(JARS_STAMP)
 	$(VENV)/bin/medallion quickstart
 
 # Lint, then every test (real PostgreSQL, real files; nothing mocked), on two workers: most of a
 # test's time is latency (a JVM, a run, a sensor tick), so two workers on two cores finish sooner.
 # TEST_WORKERS=0 runs them in this process, one after the other.
 TEST_WORKERS ?= 2
-test: $(STAMP) $(EMULATOR_STAMP) lint
+test: $(STAMP) $(JARS_STAMP) $(EMULATOR_STAMP) lint
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The unit tier alone (medallion_assets_tests/unit/): pure functions, specs, the asset graph, the CSV
@@ -47,5 +58,5 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check medallion_assets olist_source medallion_assets_tests bench
 	$(VENV)/bin/ruff format --check medallion_assets olist_source medallion_assets_tests bench
 
-bench: $(STAMP)
+bench: $(STAMP) $(JARS_STAMP)
 	$(VENV)/bin/python bench/benchmark.py --scale $(or $(SCALE),1)

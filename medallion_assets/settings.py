@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+REPOSITORY = Path(__file__).resolve().parent.parent  # the checkout (the package is installed editable)
+
 
 class Settings(BaseSettings):
     # The environment is read only under the documented variable names (the aliases); a field
@@ -30,6 +32,9 @@ class Settings(BaseSettings):
     # The audit log's PostgreSQL (unset: the embedded server); a URL, so secret like the source's.
     audit_url: SecretStr | None = Field(None, validation_alias="MEDALLION_AUDIT_URL")
     spark_remote: str | None = Field(None, validation_alias="SPARK_REMOTE")
+    # The jars a local Spark session loads beside the wheel's (Delta Lake, S3A, the JDBC driver):
+    # `make jars` puts them in jars/lib/ of the checkout (jars/pom.xml pins them).
+    spark_jars_dir: Path = Field(REPOSITORY / "jars" / "lib", validation_alias="MEDALLION_SPARK_JARS")
     warehouse: Literal["duckdb", "bigquery"] = Field("duckdb", validation_alias="MEDALLION_WAREHOUSE")
     # The DuckDB warehouse file (unset: $MEDALLION_HOME/warehouse.duckdb).
     duckdb_path: Path | None = Field(None, validation_alias="MEDALLION_DUCKDB_PATH")

@@ -2,8 +2,9 @@
 
 A classic local session costs 5-15 s to start, so it is never built per step: runs execute in
 process (see definitions.py), the session is cached here, and assets that do not need Spark never
-start it. With SPARK_REMOTE set, a Spark Connect session to that server is used instead (~0.5 s to
-connect); the asset code is the same for both.
+start it. A local session loads Delta Lake, S3A and the PostgreSQL JDBC driver from the jars that
+`make jars` installs (jars/pom.xml). With SPARK_REMOTE set, a Spark Connect session to that server
+is used instead (~0.5 s to connect); the asset code is the same for both.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import psutil
@@ -33,9 +36,15 @@ class SparkResource(dg.ConfigurableResource):
     )
 
     def session(self) -> SparkSession:
+        settings = get_settings()
+        remote = self.remote or settings.spark_remote
+        local = (
+            None
+            if remote
+            else LocalSpark(settings.spark_jars_dir, settings.aws_endpoint_url, settings.aws_region)
+        )
         with _lock:
-            remote = self.remote or get_settings().spark_remote
-            return _session(remote, self.shuffle_partitions, self.driver_memory)
+            return _session(remote, local, self.shuffle_partitions, self.driver_memory)
 
 
 def start_in_background(spark: SparkResource) -> None:
@@ -57,18 +66,59 @@ def default_driver_memory() -> str:
     return f"{min(max(third, 2), 16)}g"
 
 
+class SparkJarsMissingError(RuntimeError):
+    """The jars a local session needs (Delta Lake, S3A, JDBC) are not installed."""
+
+
+@dataclass(frozen=True)
+class LocalSpark:
+    """What a local session loads and how it reaches an s3:// lake."""
+
+    jars_dir: Path
+    s3_endpoint: str | None
+    s3_region: str | None
+
+    def config(self) -> dict[str, str]:
+        jars = sorted(self.jars_dir.glob("*.jar"))
+        if not jars:
+            raise SparkJarsMissingError(
+                f"no Spark jars in {self.jars_dir}: run `make jars` (Maven fetches the versions pinned in"
+                " jars/pom.xml), or point MEDALLION_SPARK_JARS at a folder that holds them"
+            )
+        config = {
+            "spark.jars": ",".join(str(jar) for jar in jars),
+            "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+            "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+            # s3:// and s3a:// lakes through S3A. Its default credential chain reads AWS_ACCESS_KEY_ID
+            # and AWS_SECRET_ACCESS_KEY from the environment the JVM inherits: no secret in Spark's conf.
+            "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+            "spark.hadoop.fs.s3a.path.style.access": "true",  # MinIO and other S3 servers
+        }
+        if self.s3_endpoint:
+            config["spark.hadoop.fs.s3a.endpoint"] = self.s3_endpoint
+            config["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(self.s3_endpoint.startswith("https"))
+        if self.s3_region:
+            config["spark.hadoop.fs.s3a.endpoint.region"] = self.s3_region
+        return config
+
+
 @functools.cache
-def _session(remote: str | None, shuffle_partitions: int, driver_memory: str) -> SparkSession:
+def _session(
+    remote: str | None, local: LocalSpark | None, shuffle_partitions: int, driver_memory: str
+) -> SparkSession:
     builder = SparkSession.builder.appName("medallion_assets")
     if remote:
         builder = builder.remote(remote)
     else:
+        assert local is not None
         builder = (
             builder.master("local[*]")
             .config("spark.driver.memory", driver_memory)
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
         )
+        for key, value in local.config().items():
+            builder = builder.config(key, value)
     session = builder.getOrCreate()
     for key, value in {
         "spark.sql.shuffle.partitions": str(shuffle_partitions),
