@@ -19,6 +19,7 @@ from deltalake import DeltaTable
 from medallion_assets.resources.spark import SparkResource
 
 SPARK_HOME = Path(pyspark.__file__).parent
+CONNECT_SERVER = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
 
 def test_one_configured_session_per_process(spark_resource: SparkResource) -> None:
@@ -48,10 +49,16 @@ def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "SPARK_LOG_DIR": str(work),
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
+    # What sbin/start-connect-server.sh does (the pyspark 4.2 wheel ships spark-daemon.sh without it).
     subprocess.run(
         [
             "bash",
-            str(SPARK_HOME / "sbin" / "start-connect-server.sh"),
+            str(SPARK_HOME / "sbin" / "spark-daemon.sh"),
+            "submit",
+            CONNECT_SERVER,
+            "1",
+            "--name",
+            "Spark Connect server",
             "--master",
             "local[1]",
             "--conf",
@@ -75,7 +82,7 @@ def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = psutil.Process(int(pid_file.read_text()))
     yield f"sc://127.0.0.1:{port}"
     subprocess.run(
-        ["bash", str(SPARK_HOME / "sbin" / "stop-connect-server.sh")],
+        ["bash", str(SPARK_HOME / "sbin" / "spark-daemon.sh"), "stop", CONNECT_SERVER, "1"],
         env=env,
         capture_output=True,
         timeout=120,
