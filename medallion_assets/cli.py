@@ -28,6 +28,8 @@ from medallion_assets.resources.postgres import (
     source_database_url,
     stop_embedded_server,
 )
+from medallion_assets.resources.spark import SparkJarsMissingError
+from medallion_assets.resources.spark_server import SparkServer, SparkServerError
 from medallion_assets.resources.warehouse import WarehouseError
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.olist_db import SourceStateError
@@ -37,7 +39,16 @@ from olist_source.generator import generate, write_kaggle_files
 from olist_source.kaggle_csv import CsvLoadError
 from olist_source.system import StepReport, advance_source, load_source, source_status
 
-USER_ERRORS = (CsvLoadError, SourceUnavailableError, SourceStateError, LakeError, WarehouseError, ValueError)
+USER_ERRORS = (
+    CsvLoadError,
+    SourceUnavailableError,
+    SourceStateError,
+    LakeError,
+    WarehouseError,
+    SparkJarsMissingError,
+    SparkServerError,
+    ValueError,
+)
 
 
 class MomentType(click.ParamType):
@@ -202,6 +213,36 @@ def source_stop() -> None:
     """Stop the embedded PostgreSQL server (it keeps running between commands)."""
     stopped = stop_embedded_server(get_settings())
     click.echo("embedded PostgreSQL stopped" if stopped else "no embedded PostgreSQL was running")
+
+
+@main.group("spark")
+def spark() -> None:
+    """The embedded Spark Connect server (under MEDALLION_HOME; it keeps running between commands)."""
+
+
+@spark.command("start")
+@user_errors
+def spark_start() -> None:
+    """Start the embedded Spark Connect server (if it is not running) and print its URL."""
+    server = SparkServer.of(get_settings())
+    started = time.perf_counter()
+    url = server.start()
+    click.echo(f"Spark Connect server at {url} ({time.perf_counter() - started:.1f}s); SPARK_REMOTE={url}")
+
+
+@spark.command("status")
+def spark_status() -> None:
+    """Whether the embedded Spark Connect server runs, its URL, process and log."""
+    status = SparkServer.of(get_settings()).status()
+    state = f"running at {status.url} (pid {status.pid})" if status.running else "not running"
+    click.echo(f"Spark Connect server {state}; log {status.log or '-'}")
+
+
+@spark.command("stop")
+def spark_stop() -> None:
+    """Stop the embedded Spark Connect server."""
+    stopped = SparkServer.of(get_settings()).stop()
+    click.echo("Spark Connect server stopped" if stopped else "no Spark Connect server was running")
 
 
 @main.command("quickstart")

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # The jars a local Spark session loads beside the wheel's (Delta Lake, S3A, the JDBC driver):
     # `make jars` puts them in jars/lib/ of the checkout (jars/pom.xml pins them).
     spark_jars_dir: Path = Field(REPOSITORY / "jars" / "lib", validation_alias="MEDALLION_SPARK_JARS")
+    # The loopback port of the embedded Spark Connect server (`medallion spark start`).
+    spark_server_port: int = Field(15002, validation_alias="MEDALLION_SPARK_PORT")
     warehouse: Literal["duckdb", "bigquery"] = Field("duckdb", validation_alias="MEDALLION_WAREHOUSE")
     # The DuckDB warehouse file (unset: $MEDALLION_HOME/warehouse.duckdb).
     duckdb_path: Path | None = Field(None, validation_alias="MEDALLION_DUCKDB_PATH")

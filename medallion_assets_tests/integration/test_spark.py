@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
-import pyspark
 import pytest
 from deltalake import DeltaTable
 
 from medallion_assets.resources.spark import SparkResource
-
-SPARK_HOME = Path(pyspark.__file__).parent
-CONNECT_SERVER = "org.apache.spark.sql.connect.service.SparkConnectServer"
+from medallion_assets.resources.spark_server import SparkServer
+from medallion_assets.settings import get_settings
 
 
 def test_one_configured_session_per_process(spark_resource: SparkResource) -> None:
@@ -39,62 +34,12 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Spark Connect server from the pyspark wheel, on loopback."""
-    work = tmp_path_factory.mktemp("spark-connect")
-    port = free_port()
-    env = {
-        **os.environ,
-        "SPARK_HOME": str(SPARK_HOME),
-        "SPARK_PID_DIR": str(work),
-        "SPARK_LOG_DIR": str(work),
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-    }
-    # What sbin/start-connect-server.sh does (the pyspark 4.2 wheel ships spark-daemon.sh without it).
-    subprocess.run(
-        [
-            "bash",
-            str(SPARK_HOME / "sbin" / "spark-daemon.sh"),
-            "submit",
-            CONNECT_SERVER,
-            "1",
-            "--name",
-            "Spark Connect server",
-            "--master",
-            "local[1]",
-            "--conf",
-            f"spark.connect.grpc.binding.port={port}",
-            "--conf",
-            "spark.ui.enabled=false",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    deadline = time.monotonic() + 120
-    while True:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        assert time.monotonic() < deadline, "Spark Connect server did not start"
-        time.sleep(0.5)
-    (pid_file,) = work.glob("*.pid")
-    server = psutil.Process(int(pid_file.read_text()))
-    yield f"sc://127.0.0.1:{port}"
-    subprocess.run(
-        ["bash", str(SPARK_HOME / "sbin" / "spark-daemon.sh"), "stop", CONNECT_SERVER, "1"],
-        env=env,
-        capture_output=True,
-        timeout=120,
-    )
-    # The script's SIGTERM is ignored when the tests run in a background job (which ignores it and
-    # passes that on): the JVM would outlive the session, so it is killed after a grace period.
-    with contextlib.suppress(psutil.NoSuchProcess):
-        try:
-            server.wait(15)
-        except psutil.TimeoutExpired:
-            server.kill()
-            server.wait(15)
+    """A real Spark Connect server from the pyspark wheel, on loopback: the embedded one that
+    `medallion spark start` runs (resources/spark_server.py), under a scratch home."""
+    settings = get_settings(home=tmp_path_factory.mktemp("spark-connect"), spark_server_port=free_port())
+    server = SparkServer.of(settings)
+    yield server.start()
+    server.stop()
 
 
 ASSETS_ON_CONNECT = """
