@@ -20,7 +20,7 @@ import psutil
 from pydantic import Field
 from pyspark.sql import SparkSession
 
-from medallion_assets.settings import get_settings
+from medallion_assets.settings import Settings, get_settings
 
 _lock = threading.Lock()
 
@@ -38,11 +38,7 @@ class SparkResource(dg.ConfigurableResource):
     def session(self) -> SparkSession:
         settings = get_settings()
         remote = self.remote or settings.spark_remote
-        local = (
-            None
-            if remote
-            else LocalSpark(settings.spark_jars_dir, settings.aws_endpoint_url, settings.aws_region)
-        )
+        local = None if remote else LocalSpark.of(settings)
         with _lock:
             return _session(remote, local, self.shuffle_partitions, self.driver_memory)
 
@@ -77,6 +73,10 @@ class LocalSpark:
     jars_dir: Path
     s3_endpoint: str | None
     s3_region: str | None
+
+    @classmethod
+    def of(cls, settings: Settings) -> LocalSpark:
+        return cls(settings.spark_jars_dir, settings.aws_endpoint_url, settings.aws_region)
 
     def config(self) -> dict[str, str]:
         jars = sorted(self.jars_dir.glob("*.jar"))

@@ -47,8 +47,12 @@ class SparkServer:
 
     @classmethod
     def of(cls, settings: Settings) -> SparkServer:
-        local = LocalSpark(settings.spark_jars_dir, settings.aws_endpoint_url, settings.aws_region)
-        return cls(settings.home / "spark", settings.spark_server_port, local, default_driver_memory())
+        return cls(
+            settings.home / "spark",
+            settings.spark_server_port,
+            LocalSpark.of(settings),
+            default_driver_memory(),
+        )
 
     @property
     def url(self) -> str:
