@@ -9,14 +9,18 @@ import datetime as dt
 import itertools
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import adbc_driver_postgresql.dbapi as adbc_dbapi
+import boto3
 import dagster as dg
 import pyarrow as pa
+from moto.server import ThreadedMotoServer
 
 from medallion_assets.build import BuildSummary
 from medallion_assets.gold.history import UNKNOWN_KEY
@@ -140,3 +144,25 @@ def category_rows(days: dict[int, list[str]], revenue: str = "10.00") -> pa.Tabl
         for category in categories
     ]
     return conform(pa.Table.from_pylist(rows), CATEGORIES)
+
+
+@contextmanager
+def s3_server(secret: str, bucket: str = "lake") -> Iterator[str]:
+    """A real S3 HTTP endpoint on loopback (moto's server) with one bucket; yields its URL. The
+    access key is "test", the region us-east-1."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+    )
+    s3.create_bucket(Bucket=bucket)
+    try:
+        yield endpoint
+    finally:
+        server.stop()

@@ -14,13 +14,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
-from moto.server import ThreadedMotoServer
 from pyspark.sql import DataFrame
 
 from medallion_assets.resources.delta_lake import DeltaLakeIOManager, Lake, LakeResource, lake_metadata
@@ -28,6 +26,7 @@ from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
 from medallion_assets.specs import LakeTable, WriteMode
 from medallion_assets.tags import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from medallion_assets_tests.helpers import s3_server
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2017-01-01", end_date="2017-02-01")
 SECRET = "moto-secret-key-value"
@@ -100,19 +99,8 @@ def seen_as_arrow(events: pa.Table) -> None:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    ).create_bucket(Bucket="lake")
-    yield endpoint
-    server.stop()
+    with s3_server(SECRET) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(params=["local", "s3"])

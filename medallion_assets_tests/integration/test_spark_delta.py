@@ -12,9 +12,9 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+
+from medallion_assets_tests.helpers import s3_server
 
 SECRET = "spark-delta-secret"
 SCRIPT = r"""
@@ -57,19 +57,8 @@ print(json.dumps(result))
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    ).create_bucket(Bucket="lake")
-    yield endpoint
-    server.stop()
+    with s3_server(SECRET) as endpoint:
+        yield endpoint
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
