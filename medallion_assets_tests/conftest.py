@@ -165,8 +165,6 @@ def sample_silver(
     """The real sample's bronze through the silver logic, called directly (a Dagster run over its 745
     days of partitions spends minutes on per-partition bookkeeping alone): the lake, and per table
     the accounting plus the rows quarantined and written."""
-    from deltalake import write_deltalake
-
     from medallion_assets.resources.delta_lake import Lake, Window
     from medallion_assets.silver.assets import apply_changes
     from medallion_assets.specs import CHANGE_DATE, SILVER_TABLES
@@ -179,18 +177,16 @@ def sample_silver(
     spark = spark_resource.session()
     report: dict[str, dict] = {}
     for table in SILVER_TABLES:
-        bronze = lake.read(dg.AssetKey(["bronze", table.name]))
-        silver, quarantine, accounting = apply_changes(
-            spark.createDataFrame(bronze), table, "sample", every_change, spark, lake
-        )
-        written = silver.toArrow()
-        write_deltalake(lake.uri(dg.AssetKey(["silver", table.name])), written, mode="overwrite")
+        bronze = lake.table(spark, dg.AssetKey(["bronze", table.name]))
+        silver, quarantine, accounting = apply_changes(bronze, table, "sample", every_change, spark, lake)
+        lake.write(spark, dg.AssetKey(["silver", table.name]), silver, "replace_partition", None)
         report[table.name] = {
             **accounting,
-            "bronze_rows": bronze.num_rows,
+            "bronze_rows": bronze.count(),
             "quarantine_rows": quarantine.count(),
-            "written_rows": written.num_rows,
+            "written_rows": lake.table(spark, dg.AssetKey(["silver", table.name])).count(),
         }
+        spark.catalog.clearCache()
     return root, report
 
 

@@ -8,7 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +24,6 @@ import adbc_driver_postgresql.dbapi as adbc_dbapi
 import boto3
 import dagster as dg
 import pyarrow as pa
-from moto.server import ThreadedMotoServer
 
 from medallion_assets.build import BuildSummary
 from medallion_assets.gold.history import UNKNOWN_KEY
@@ -148,12 +151,26 @@ def category_rows(days: dict[int, list[str]], revenue: str = "10.00") -> pa.Tabl
 
 @contextmanager
 def s3_server(secret: str, bucket: str = "lake") -> Iterator[str]:
-    """A real S3 HTTP endpoint on loopback (moto's server) with one bucket; yields its URL. The
-    access key is "test", the region us-east-1."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    """A real S3 HTTP endpoint on loopback (moto's server, in its own process like MinIO: delta-rs
+    holds this process's GIL while it waits for some S3 answers) with one bucket; yields its URL.
+    The access key is "test", the region us-east-1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, "moto_server did not start"
+            time.sleep(0.1)
     s3 = boto3.client(
         "s3",
         endpoint_url=endpoint,
@@ -165,4 +182,5 @@ def s3_server(secret: str, bucket: str = "lake") -> Iterator[str]:
     try:
         yield endpoint
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(timeout=30)

@@ -71,8 +71,9 @@ def latest_change(lake: Lake, key: dg.AssetKey) -> dt.datetime | None:
     stat = f"max.{CHANGE_TS}"
     if files.num_rows and stat in files.column_names and files[stat].null_count == 0:
         return pc.max(files[stat]).as_py()
-    landed = lake.read(key, [CHANGE_TS])
-    return pc.max(landed.column(CHANGE_TS)).as_py() if landed is not None else None
+    # Spark writes statistics for a table's first 32 columns: only a table written otherwise gets here.
+    landed = lake.read_window(key, None, [CHANGE_TS])
+    return pc.max(landed.column(CHANGE_TS)).as_py()
 
 
 def partition_range(

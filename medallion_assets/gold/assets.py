@@ -13,8 +13,7 @@ from collections.abc import Callable
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.compute as pc
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from medallion_assets.gold.dimensions import (
@@ -53,10 +52,10 @@ def _all_of(*keys: dg.AssetKey) -> list[dg.AssetDep]:
     return [dg.AssetDep(key, partition_mapping=dg.AllPartitionMapping()) for key in keys]
 
 
-def preview(table: pa.Table, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
-    """The first rows as a Markdown table, for the asset's page in the UI."""
-    head = table.slice(0, rows).to_pylist()
-    names = table.column_names
+def preview(frame: DataFrame, order: list[Column], rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
+    """The first rows as a Markdown table, for the asset's page in the UI (only they leave Spark)."""
+    head = [row.asDict() for row in frame.orderBy(*order).limit(rows).collect()]
+    names = frame.columns
     lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
     lines += ["| " + " | ".join("" if r[n] is None else str(r[n]) for n in names) + " |" for r in head]
     return dg.MetadataValue.md("\n".join(lines))
@@ -77,10 +76,14 @@ def build_scd2_asset(spec: Scd2Dimension) -> dg.AssetsDefinition:
     @_gold_asset(spec.table, deps=_all_of(*sorted(upstream, key=lambda k: k.path)))
     def scd2_dimension(
         context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakeResource
-    ) -> pa.Table:
-        lake = lakehouse.lake()
-        versions = build_scd2_dimension(spec, spark.session(), lake).toArrow()
-        previous = lake.read(dg.AssetKey(spec.table.asset_path), [spec.surrogate_key, "is_current"])
+    ) -> DataFrame:
+        lake, session = lakehouse.lake(), spark.session()
+        # Computed once, in Spark: the counts below and the write share it. The previous versions
+        # are counted before the write replaces them.
+        versions = build_scd2_dimension(spec, session, lake).localCheckpoint()
+        previous = lake.frame(
+            session, dg.AssetKey(spec.table.asset_path), columns=[spec.surrogate_key, "is_current"]
+        )
         changes = version_changes(previous, versions, spec.surrogate_key)
         context.log.info(f"{spec.table.name}: {changes}")
         context.add_output_metadata(changes)
@@ -136,12 +139,12 @@ def build_fact_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         window = context.partition_time_window
         dates = (window.start.date(), window.end.date())
         lake = lakehouse.lake()
+        # Cached in Spark: the count below and the write read the orders' facts once.
         orders, items = (
-            facts.withColumn("_run_id", F.lit(context.run_id)).toArrow()
+            facts.withColumn("_run_id", F.lit(context.run_id)).cache()
             for facts in compute_facts(spark.session(), lake, dates)
         )
-        spark.session().catalog.clearCache()  # what the facts shared (compute_facts)
-        revenue_orders = pc.sum(orders["is_revenue_order"]).as_py() or 0
+        revenue_orders = orders.agg(F.count_if("is_revenue_order")).first()[0]
         yield dg.Output(orders, output_name="fact_orders", metadata={"revenue_orders": revenue_orders})
         yield dg.Output(
             items,
@@ -149,6 +152,7 @@ def build_fact_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
             # Counted over all of silver: they have no order date until their order arrives.
             metadata={"items_waiting_for_their_order": items_without_order(spark.session(), lake)},
         )
+        spark.session().catalog.clearCache()  # both facts are written: free what they shared
 
     return gold_facts
 
@@ -165,12 +169,11 @@ def build_report_asset(
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run() if partitions else None,
     )
-    def report(context: dg.AssetExecutionContext, facts: DataFrame) -> pa.Table:
-        # Collected once as Arrow (reports are small): the preview and the write share it.
-        rows = compute(facts).toArrow()
-        order = [(c, "descending" if c == ORDER_DATE else "ascending") for c in table.primary_key]
-        context.add_output_metadata({"preview": preview(rows.sort_by(order))})
-        return rows
+    def report(context: dg.AssetExecutionContext, facts: DataFrame):
+        rows = compute(facts).cache()  # the preview and the write share it
+        order = [F.desc(c) if c == ORDER_DATE else F.asc(c) for c in table.primary_key]
+        yield dg.Output(rows, metadata={"preview": preview(rows, order)})
+        rows.unpersist()
 
     return report
 

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+import dagster as dg
 import holidays
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from medallion_assets.gold.history import IS_CURRENT, record_states, scd2
-from medallion_assets.resources.delta_lake import Lake, read_spark
+from medallion_assets.resources.delta_lake import Lake
 from medallion_assets.specs import (
     SCD2_BY_NAME,
     SCD2_DIMENSIONS,
@@ -42,10 +42,7 @@ __all__ = [
 
 
 def silver(spark: SparkSession, lake: Lake, name: str, columns: list[str] | None = None) -> DataFrame:
-    frame = read_spark(spark, lake, ["silver", name], columns)
-    if frame is None:
-        raise ValueError(f"silver/{name} does not exist yet: materialize it first")
-    return frame
+    return lake.table(spark, dg.AssetKey(["silver", name]), columns=columns)
 
 
 def first_use(spark: SparkSession, lake: Lake, table: str, column: str) -> DataFrame:
@@ -93,20 +90,20 @@ def with_category_label(products: DataFrame, spark: SparkSession, lake: Lake) ->
     )
 
 
-def version_changes(previous: pa.Table | None, current: pa.Table, key: str) -> dict[str, int]:
+def version_changes(previous: DataFrame | None, current: DataFrame, key: str) -> dict[str, int]:
     """How a rebuild changed an SCD2 dimension: versions that are new, and versions that were
-    current before and are not any more (closed by a newer one)."""
-    if previous is None:
-        previous = pa.table({key: pa.array([], pa.int64()), IS_CURRENT: pa.array([], pa.bool_())})
-    new = pc.invert(pc.is_in(current[key], previous[key]))
-    was_current = previous.filter(previous[IS_CURRENT])[key]
-    still_current = current.filter(current[IS_CURRENT])[key]
-    closed = pc.invert(pc.is_in(was_current, still_current))
+    current before and are not any more (closed by a newer one). Counted in Spark."""
+    totals = current.agg(F.count("*"), F.count_if(IS_CURRENT)).first()
+    new, closed = totals[0], 0
+    if previous is not None:
+        new = current.select(key).join(previous.select(key), on=key, how="left_anti").count()
+        still_current = current.filter(IS_CURRENT).select(key)
+        closed = previous.filter(IS_CURRENT).select(key).join(still_current, on=key, how="left_anti").count()
     return {
-        "versions_new": int(pc.sum(new).as_py() or 0),
-        "versions_closed": int(pc.sum(closed).as_py() or 0),
-        "versions": current.num_rows,
-        "members_current": int(pc.sum(current[IS_CURRENT]).as_py() or 0),
+        "versions_new": int(new),
+        "versions_closed": int(closed),
+        "versions": int(totals[0]),
+        "members_current": int(totals[1]),
     }
 
 

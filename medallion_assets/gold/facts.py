@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from medallion_assets.gold.dimensions import UNKNOWN_CATEGORY, silver
 from medallion_assets.gold.history import version_at
-from medallion_assets.resources.delta_lake import Lake, read_spark
+from medallion_assets.resources.delta_lake import Lake
 from medallion_assets.specs import GOLD_FACTS, ORDER_DATE
 
 NOT_REVENUE_STATUSES = ("canceled", "unavailable")
@@ -153,10 +153,7 @@ def compute_facts(
 
 
 def gold(spark: SparkSession, lake: Lake, name: str) -> DataFrame:
-    frame = read_spark(spark, lake, ["gold", name])
-    if frame is None:
-        raise ValueError(f"gold/{name} does not exist yet: materialize the dimensions first")
-    return frame
+    return lake.table(spark, dg.AssetKey(["gold", name]))
 
 
 def items_without_order(spark: SparkSession, lake: Lake) -> int:
@@ -169,9 +166,10 @@ def stale_order_dates(spark: SparkSession, lake: Lake) -> list[dt.date]:
     (rows changed, added, or gone), in order. Empty when gold is up to date."""
     tables = (GOLD_FACTS["fact_orders"], GOLD_FACTS["fact_order_items"])
     stored_facts = [
-        lake.read(dg.AssetKey(t.asset_path), [*t.primary_key, ORDER_DATE, ROW_HASH]) for t in tables
+        lake.frame(spark, dg.AssetKey(t.asset_path), columns=[*t.primary_key, ORDER_DATE, ROW_HASH])
+        for t in tables
     ]
-    if any(rows is None or rows.num_rows == 0 for rows in stored_facts):
+    if any(rows is None or rows.isEmpty() for rows in stored_facts):
         # Nothing to compare with (a first build): every order date is to be built, and an order
         # date is its purchase date; no need to compute every fact for that.
         purchases = silver(spark, lake, "orders", [PURCHASE]).select(F.to_date(PURCHASE).alias("d"))
@@ -181,7 +179,8 @@ def stale_order_dates(spark: SparkSession, lake: Lake) -> list[dt.date]:
     for fresh, table, stored_rows in zip((fresh_orders, fresh_items), tables, stored_facts, strict=True):
         key = list(table.primary_key)
         now = fresh.select(*key, F.col(ORDER_DATE).alias("_date_now"), F.col(ROW_HASH).alias("_hash_now"))
-        stored = spark.createDataFrame(stored_rows).select(
+        assert stored_rows is not None
+        stored = stored_rows.select(
             *key, F.col(ORDER_DATE).alias("_date_was"), F.col(ROW_HASH).alias("_hash_was")
         )
         differing = now.join(stored, on=key, how="full_outer").filter(

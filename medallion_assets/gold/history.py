@@ -18,10 +18,11 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 
+import dagster as dg
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from medallion_assets.resources.delta_lake import Lake, read_spark
+from medallion_assets.resources.delta_lake import Lake
 from medallion_assets.silver.transform import FATE, RULE, conform, latest_per_key
 from medallion_assets.specs import ATTRIBUTE_CHANGES, CHANGE_DATE, CHANGE_TS, INGESTED_AT, SourceTable
 
@@ -43,9 +44,7 @@ def record_states(
     its creation and its first use (`first_use`: record key, `_first_use`), so an order always finds
     the customer, product or seller it used. States that break the silver contract are left out."""
     (record,) = source.primary_key
-    bronze = read_spark(spark, lake, ["bronze", source.name])
-    if bronze is None:
-        raise ValueError(f"bronze/{source.name} does not exist yet: materialize it first")
+    bronze = lake.table(spark, dg.AssetKey(["bronze", source.name]))
     rows = conform(bronze, source).filter(F.col(RULE).isNull())
     # Checkpointed: every later step reads these few columns, and Spark would otherwise plan and run
     # the conform and ranking above again inside each of them (dim_customer at scale 1: 17 s, not 41).
@@ -77,7 +76,7 @@ def record_states(
         # At a tie a captured row gives the value after the moment, the trail the value before it.
         F.lit(1).alias("_rank"),
     )
-    trail = read_spark(spark, lake, ATTRIBUTE_CHANGES.asset_path)
+    trail = lake.frame(spark, dg.AssetKey(ATTRIBUTE_CHANGES.asset_path))
     if trail is not None:
         logged = trail.filter(
             (F.col("table_name") == source.name) & F.col("column_name").isin(*tracked)

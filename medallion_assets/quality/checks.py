@@ -2,7 +2,8 @@
 
 Each table gets one check step that runs in the same run as its asset, after it, on exactly the
 window the run materialized (a partition, a range, or the whole table when unpartitioned). It reads
-that window once (Arrow, through delta-rs) and evaluates:
+that window once in Spark (cached for the step) and evaluates, in Spark aggregations (only counts
+and a few sample rows reach the run process):
 - `unique_key`, `not_null` (blocking): the primary key and the required columns;
 - `schema` (bronze, blocking): the source columns landed with their types;
 - `contract` (silver and gold, blocking): types, required columns and value rules (contracts.py),
@@ -20,6 +21,7 @@ in its metadata: one evaluation per partition would cost ~15 ms each in the SQLi
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 import datetime as dt
+import functools
 import json
 import math
 import statistics
@@ -28,9 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
-import pyarrow as pa
-import pyarrow.compute as pc
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from medallion_assets.quality.contracts import violations
 from medallion_assets.resources.delta_lake import Lake, LakeResource, Window
@@ -67,53 +69,57 @@ def json_metadata(value: Any) -> dg.MetadataValue:
 # ------------------------------------------------------------------------------------ the checks
 
 
-def unique_key(rows: pa.Table, key: Sequence[str]) -> Outcome:
-    absent = [c for c in key if c not in rows.column_names]
+def sample(frame: DataFrame, size: int = SAMPLE_SIZE) -> list[dict[str, Any]]:
+    """A few rows for a failed check's metadata: the only rows that leave Spark."""
+    return [row.asDict() for row in frame.limit(size).collect()]
+
+
+def unique_key(rows: DataFrame, key: Sequence[str]) -> Outcome:
+    absent = [c for c in key if c not in rows.columns]
     if absent:
         return Outcome(passed=False, metadata={"key": ", ".join(key), "missing_columns": ", ".join(absent)})
-    counts = rows.select(list(key)).group_by(list(key)).aggregate([([], "count_all")])
-    duplicated = counts.filter(pc.field("count_all") > 1).sort_by([("count_all", "descending")])
+    duplicated = rows.groupBy(*key).agg(F.count("*").alias("count_all")).filter("count_all > 1")
+    keys, rows_sharing = duplicated.agg(F.count("*"), F.sum("count_all")).first()
     return Outcome(
-        passed=duplicated.num_rows == 0,
+        passed=keys == 0,
         metadata={
             "key": ", ".join(key),
-            "duplicated_keys": duplicated.num_rows,
-            "duplicate_rows": (pc.sum(duplicated["count_all"]).as_py() or 0) - duplicated.num_rows,
-            "sample": json_metadata(duplicated.slice(0, SAMPLE_SIZE).to_pylist()),
+            "duplicated_keys": keys,
+            "duplicate_rows": (rows_sharing or 0) - keys,
+            "sample": json_metadata(sample(duplicated.orderBy(F.desc("count_all"), *key)) if keys else []),
         },
     )
 
 
-def not_null(rows: pa.Table, columns: Sequence[str], key: Sequence[str]) -> Outcome:
-    absent = [c for c in columns if c not in rows.column_names]
-    nulls = {c: rows[c].null_count for c in columns if c not in absent and rows[c].null_count}
-    offending = pa.table({})
+def not_null(rows: DataFrame, columns: Sequence[str], key: Sequence[str]) -> Outcome:
+    absent = [c for c in columns if c not in rows.columns]
+    present = [c for c in columns if c not in absent]
+    counts = rows.agg(*[F.count_if(F.col(c).isNull()).alias(c) for c in present]).first() if present else {}
+    nulls = {c: counts[c] for c in present if counts[c]}
+    offending: list[dict[str, Any]] = []
     if nulls:
-        mask = (
-            pc.or_kleene(*[pc.is_null(rows[c]) for c in nulls])
-            if len(nulls) > 1
-            else pc.is_null(rows[next(iter(nulls))])
-        )
         shown = list(dict.fromkeys([*key, *nulls]))
-        offending = rows.filter(mask).select(shown).slice(0, SAMPLE_SIZE)
+        any_null = functools.reduce(lambda a, b: a | b, [F.col(c).isNull() for c in nulls])
+        offending = sample(rows.filter(any_null).select(*shown))
     return Outcome(
         passed=not absent and not nulls,
         metadata={
             "columns": ", ".join(columns),
             "null_counts": json_metadata(nulls),
             "missing_columns": ", ".join(absent),
-            "sample": json_metadata(offending.to_pylist()),
+            "sample": json_metadata(offending),
         },
     )
 
 
-def schema(rows: pa.Schema, expected: Sequence[Column]) -> Outcome:
+def schema(rows: StructType, expected: Sequence[Column]) -> Outcome:
+    landed = {field.name: field.dataType.simpleString() for field in rows.fields}
     problems = {}
     for column in expected:
-        if column.name not in rows.names:
+        if column.name not in landed:
             problems[column.name] = "missing"
-        elif rows.field(column.name).type != column.type_names.arrow:
-            problems[column.name] = f"{rows.field(column.name).type}, expected {column.type_names.arrow}"
+        elif landed[column.name] != column.type_names.spark:
+            problems[column.name] = f"{landed[column.name]}, expected {column.type_names.spark}"
     return Outcome(passed=not problems, metadata={"problems": json_metadata(problems)})
 
 
@@ -200,28 +206,40 @@ def row_count_drift(
     return Outcome(passed=worst == "ok", metadata=metadata, severity="ERROR" if worst == "error" else "WARN")
 
 
-def references(values: pa.ChunkedArray, keys: pa.Array, ref: Reference) -> Outcome:
-    present = values.drop_null()
-    unknown = (
-        pc.sum(pc.equal(present, pa.scalar(ref.unknown, present.type))).as_py() or 0
-        if ref.unknown is not None and len(present)
-        else 0
+def references(rows: DataFrame, keys: DataFrame | None, ref: Reference) -> Outcome:
+    """`ref.column`'s values against the referenced table's keys (None: not built yet, so every
+    value is an orphan), in one Spark join and aggregation."""
+    value = F.col(ref.column)
+    present = rows.select(value.alias("_value")).filter(F.col("_value").isNotNull())
+    if keys is None:
+        matched = present.withColumn("_found", F.lit(False))
+    else:
+        known = keys.select(F.col(ref.key).cast(present.schema["_value"].dataType).alias("_key")).distinct()
+        matched = present.join(known, F.col("_value") == F.col("_key"), "left").select(
+            "_value", F.col("_key").isNotNull().alias("_found")
+        )
+    is_unknown = F.col("_value") == F.lit(ref.unknown) if ref.unknown is not None else F.lit(False)
+    matched = matched.withColumn("_unknown", is_unknown).withColumn(
+        "_orphan", ~F.col("_found") & ~F.col("_unknown")
     )
-    found = pc.is_in(present, value_set=keys.cast(present.type))
-    if ref.unknown is not None:
-        found = pc.or_(found, pc.equal(present, pa.scalar(ref.unknown, present.type)))
-    orphans = present.filter(pc.invert(found))
-    orphan_count = len(orphans)
-    share = (unknown + (orphan_count if ref.orphans_allowed else 0)) / max(len(present), 1)
+    total, unknown, orphan_count = matched.agg(
+        F.count("*"), F.count_if("_unknown"), F.count_if("_orphan")
+    ).first()
+    orphans = (
+        [r["_value"] for r in sample(matched.filter("_orphan").select("_value").distinct().orderBy("_value"))]
+        if orphan_count
+        else []
+    )
+    share = (unknown + (orphan_count if ref.orphans_allowed else 0)) / max(total, 1)
     orphans_fail = orphan_count > 0 and not ref.orphans_allowed
     return Outcome(
         passed=not orphans_fail and share <= ref.max_unknown_share,
         severity="ERROR" if orphans_fail else "WARN",
         metadata={
             "references": f"{ref.table}.{ref.key}",
-            "rows": len(present),
+            "rows": total,
             "orphan_rows": orphan_count,
-            "orphan_sample": json_metadata(pc.unique(orphans).slice(0, SAMPLE_SIZE).to_pylist()),
+            "orphan_sample": json_metadata(orphans),
             "unknown_member_rows": unknown,
             "unknown_share": round(share, 6),
             "max_unknown_share": ref.max_unknown_share,
@@ -237,9 +255,7 @@ def contract_check(table: LakeTable, rows: DataFrame) -> Outcome:
         if violation.broken_by is not None:
             shown = list(dict.fromkeys([*table.primary_key, violation.column]))
             entry["rows"] = violation.rows
-            entry["sample"] = (
-                rows.filter(violation.broken_by).select(*shown).limit(SAMPLE_SIZE).toArrow().to_pylist()
-            )
+            entry["sample"] = sample(rows.filter(violation.broken_by).select(*shown))
         by_rule[violation.rule] = entry
     return Outcome(
         passed=not by_rule,
@@ -254,7 +270,7 @@ def business_rule(rule: Rule, broken: DataFrame) -> Outcome:
         severity=rule.severity,
         metadata={
             "violations": count,
-            "sample": json_metadata(broken.limit(SAMPLE_SIZE).toArrow().to_pylist() if count else []),
+            "sample": json_metadata(sample(broken) if count else []),
             "rule": dg.MetadataValue.md(f"```sql\n{' '.join(rule.violations.split())}\n```"),
         },
     )
@@ -265,50 +281,37 @@ def business_rule(rule: Rule, broken: DataFrame) -> Outcome:
 
 @dataclass
 class Batch:
-    """What a check step looks at: its table's rows in the run's window, and ways to reach more."""
+    """What a check step looks at: its table's rows in the run's window (cached in Spark for the
+    step's few aggregations), and ways to reach more."""
 
     table: LakeTable
-    rows: pa.Table
+    rows: DataFrame
     window: Window | None
     lake: Lake
-    spark: SparkResource
+    spark: SparkSession
     instance: dg.DagsterInstance
-    _frame: DataFrame | None = None
 
     @classmethod
     def load(
-        cls, table: LakeTable, context: dg.AssetCheckExecutionContext, spark: SparkResource, lake: Lake
+        cls, table: LakeTable, context: dg.AssetCheckExecutionContext, spark: SparkSession, lake: Lake
     ) -> "Batch":
         window = None
         if table.partition_column is not None:
             span = context.partition_time_window
             window = Window(table.partition_column, span.start.date(), span.end.date())
-        return cls(
-            table,
-            lake.read_window(dg.AssetKey(table.asset_path), window),
-            window,
-            lake,
-            spark,
-            context.instance,
-        )
-
-    def frame(self) -> DataFrame:
-        """The rows in Spark, created once per step."""
-        if self._frame is None:
-            self._frame = self.spark.session().createDataFrame(self.rows)
-        return self._frame
+        rows = lake.table(spark, dg.AssetKey(table.asset_path), window).cache()
+        return cls(table, rows, window, lake, spark, context.instance)
 
     def sql(self, rule: Rule) -> DataFrame:
         """The rule's query, with `rows` and every table it reads (same window if partitioned alike)."""
-        session = self.spark.session()
-        self.frame().createOrReplaceTempView("rows")
+        self.rows.createOrReplaceTempView("rows")
         for path in rule.reads:
             other = TABLES_BY_PATH[path]
             window = self.window if other.partition_column == self.table.partition_column else None
-            session.createDataFrame(
-                self.lake.read_window(dg.AssetKey(other.asset_path), window)
-            ).createOrReplaceTempView(other.name)
-        return session.sql(rule.violations)
+            self.lake.table(self.spark, dg.AssetKey(other.asset_path), window).createOrReplaceTempView(
+                other.name
+            )
+        return self.spark.sql(rule.violations)
 
     def drift(self, drift: Drift) -> Outcome:
         counts, days, materialized = self.row_counts(drift)
@@ -364,14 +367,11 @@ class Batch:
         """Rows per day over the window and the weeks before it, the window's days, the materialized days."""
         assert self.window is not None
         column = self.window.column
-        # The window's rows are loaded already: only the weeks before it are read (a full build's
-        # window is every file of the table).
-        weeks = Window(column, self.window.start - dt.timedelta(weeks=drift.weeks), self.window.start)
-        before = self.lake.read_window(dg.AssetKey(self.table.asset_path), weeks, [column])
-        values = pa.chunked_array(
-            [*before[column].chunks, *self.rows[column].chunks], self.rows.schema.field(column).type
+        since = self.window.start - dt.timedelta(weeks=drift.weeks)
+        history = self.lake.table(
+            self.spark, dg.AssetKey(self.table.asset_path), Window(column, since, self.window.end), [column]
         )
-        counts = {r["values"]: r["counts"] for r in pc.value_counts(values).to_pylist()}
+        counts = {r[column]: r["count"] for r in history.groupBy(column).count().collect()}  # one per day
         days = [
             self.window.start + dt.timedelta(days=n)
             for n in range((self.window.end - self.window.start).days)
@@ -380,15 +380,10 @@ class Batch:
         materialized = {dt.date.fromisoformat(p) for p in self.instance.get_materialized_partitions(key)}
         return counts, days, materialized
 
-    def referenced_keys(self, ref: Reference) -> pa.Array:
-        path = TABLES_BY_PATH[ref.table].asset_path
-        if ref.same_window:
-            keys = self.lake.read_window(dg.AssetKey(path), self.window, [ref.key])
-        else:
-            keys = self.lake.read(dg.AssetKey(path), [ref.key])  # None: not built yet
-        if keys is None:
-            return pa.array([], self.rows.schema.field(ref.column).type)  # every value is an orphan
-        return pc.unique(keys[ref.key].combine_chunks())
+    def referenced_keys(self, ref: Reference) -> DataFrame | None:
+        """The referenced table's keys (same window if the reference says so); None: not built yet."""
+        key = dg.AssetKey(TABLES_BY_PATH[ref.table].asset_path)
+        return self.lake.frame(self.spark, key, self.window if ref.same_window else None, [ref.key])
 
 
 # ------------------------------------------------------------------------------------ the factory
@@ -439,7 +434,7 @@ def table_checks(table: LakeTable) -> list[TableCheck]:
                 "contract",
                 "The table's contract: column types, required columns and value rules.",
                 True,
-                lambda b: contract_check(table, b.frame()),
+                lambda b: contract_check(table, b.rows),
             )
         )
     if table.drift is not None and table.partition_column is not None:
@@ -460,7 +455,7 @@ def table_checks(table: LakeTable) -> list[TableCheck]:
                 ref.check_name,
                 f"{ref.column} points to {ref.table}.{ref.key}; unknown at most {ref.max_unknown_share:.0%}.",
                 False,
-                lambda b, ref=ref: references(b.rows[ref.column], b.referenced_keys(ref), ref),
+                lambda b, ref=ref: references(b.rows, b.referenced_keys(ref), ref),
             )
         )
     for rule in table.rules:
@@ -488,7 +483,8 @@ def build_table_checks(table: LakeTable, partitions: dg.PartitionsDefinition) ->
 
     @dg.multi_asset_check(specs=specs, name=f"{table.layer}_{table.name}_checks")
     def checks(context: dg.AssetCheckExecutionContext, spark: SparkResource, lakehouse: LakeResource):
-        batch = Batch.load(table, context, spark, lakehouse.lake())
+        batch = Batch.load(table, context, spark.session(), lakehouse.lake())
+        rows_checked = batch.rows.count()
         scope = "whole table"
         if batch.window:
             scope = f"{batch.window.start}..{batch.window.end - dt.timedelta(days=1)}"
@@ -499,8 +495,9 @@ def build_table_checks(table: LakeTable, partitions: dg.PartitionsDefinition) ->
                 check_name=check.name,
                 passed=outcome.passed,
                 severity=dg.AssetCheckSeverity[outcome.severity],
-                metadata={"window": scope, "rows_checked": batch.rows.num_rows, **outcome.metadata},
+                metadata={"window": scope, "rows_checked": rows_checked, **outcome.metadata},
             )
+        batch.rows.unpersist()
 
     return checks
 

@@ -1,11 +1,16 @@
-"""The lake: Delta tables written by delta-rs on a local folder or S3/MinIO, read into Spark via Arrow.
+"""The lake: Delta tables on a local folder or S3/MinIO, written and read by Spark (delta-spark).
 
 Asset key [layer, table] lives at <MEDALLION_LAKE_URI>/<layer>/<table>. Every write is one Delta
 commit, so a failed or killed write leaves the table at its previous version. How a
 materialization is written comes from the asset's table spec (its definition metadata, see
 `lake_metadata`): replace the partition window, insert the rows not yet present, or a keyed
-latest-wins merge. Inputs are read back for exactly the partitions asked for, pruning the other
-partitions' files, as Spark DataFrames (or as Arrow tables for assets that ask for `pa.Table`).
+latest-wins merge. Inputs are read for exactly the partitions asked for, pruning the other
+partitions' files, as lazy Spark DataFrames: table data moves inside Spark (on a cluster, between
+its executors and the store), never through the process that runs Dagster.
+
+The run process reads only Delta logs itself (delta-rs: does the table exist, its version, the
+metrics of its last commit), and the warehouse sync reads gold windows as Arrow, since its sink
+is outside Spark. Spark writes only table features other readers support (see resources/spark.py).
 
 Storage credentials come only from the environment (settings) and never appear in metadata, logs
 or error messages.
@@ -14,18 +19,20 @@ or error messages.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 from pydantic import Field
+from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import Settings, get_settings
@@ -40,6 +47,13 @@ VERSION_COLUMN = "medallion/version_column"
 
 class LakeError(RuntimeError):
     """A lake table cannot be read or written; the message names the table, never a secret."""
+
+
+def first_line(message: str, containing: str = "") -> str:
+    """The line of a (JVM) error message that says what went wrong, without its stack trace."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    chosen = next((line for line in lines if containing and containing in line), lines[0] if lines else "")
+    return chosen[:500]
 
 
 def lake_metadata(table: LakeTable) -> dict[str, Any]:
@@ -88,14 +102,6 @@ class Lake:
         except Exception as exc:  # unreachable store, bad credentials, corrupt log...
             raise LakeError(f"cannot reach the Delta table at {uri}: {self.redact(str(exc))}") from None
 
-    def read(self, asset_key: dg.AssetKey, columns: list[str] | None = None) -> pa.Table | None:
-        """A whole table as Arrow (None if it does not exist yet), e.g. a parent table's keys."""
-        uri = self.uri(asset_key)
-        table = self.open(uri)
-        if table is None:
-            return None
-        return self.guarded(uri, "read", lambda: table.to_pyarrow_dataset().to_table(columns=columns))
-
     def read_window(
         self, asset_key: dg.AssetKey, window: Window | None, columns: list[str] | None = None
     ) -> pa.Table:
@@ -116,11 +122,127 @@ class Lake:
             lambda: dataset.to_table(columns=columns, filter=window.expression() if window else None),
         )
 
-    def guarded(self, uri: str, action: str, operation: Callable[[], T]) -> T:
+    # ------------------------------------------------------------------- Spark: the data path
+
+    def frame(
+        self,
+        spark: SparkSession,
+        asset_key: dg.AssetKey,
+        window: Window | None = None,
+        columns: list[str] | None = None,
+    ) -> DataFrame | None:
+        """The table's rows (inside the window, its files pruned by partition values or statistics)
+        as a lazy Spark DataFrame, or None when there is no table yet. Only the Delta log is read
+        here, to tell a missing table from an unreachable store."""
+        uri = self.uri(asset_key)
+        if self.open(uri) is None:
+            return None
+        frame = spark.read.format("delta").load(uri)
+        if window is not None:
+            frame = frame.filter(window.condition())
+        return frame.select(*columns) if columns else frame
+
+    def table(
+        self,
+        spark: SparkSession,
+        asset_key: dg.AssetKey,
+        window: Window | None = None,
+        columns: list[str] | None = None,
+    ) -> DataFrame:
+        """Like `frame`, but a table not built yet is a clear error."""
+        frame = self.frame(spark, asset_key, window, columns)
+        if frame is None:
+            raise LakeError(
+                f"{asset_key.to_user_string()} has no Delta table at {self.uri(asset_key)} yet:"
+                " materialize it first"
+            )
+        return frame
+
+    def write(
+        self,
+        spark: SparkSession,
+        asset_key: dg.AssetKey,
+        data: DataFrame,
+        mode: str,
+        window: Window | None,
+        primary_key: Sequence[str] = (),
+        version_column: str | None = None,
+    ) -> dict[str, int]:
+        """Write `data` in one Delta commit, as the table's write mode says; the counts of the write.
+
+        - replace_partition: the window's rows are replaced (`replaceWhere`: Delta refuses, before
+          committing, any row outside the window, a null partition value included); unpartitioned
+          tables are overwritten whole, schema included.
+        - insert_new: rows whose key is not in the window yet are inserted (MERGE, insert only).
+        - merge_latest: keyed MERGE, a key's row updated only by a newer version, never regressed.
+          Current-state tables are not physically partitioned: a key's row moves to the day of its
+          latest change.
+        """
+        uri = self.uri(asset_key)
+        exists = self.open(uri) is not None
+        if not exists or mode == "replace_partition":
+            writer = data.write.format("delta")
+            if not exists:
+                if window is not None and mode != "merge_latest":
+                    writer = writer.partitionBy(window.column)
+                writer = writer.mode("append")
+            elif window is not None:
+                writer = writer.mode("overwrite").option("replaceWhere", window.sql())
+            else:
+                writer = writer.mode("overwrite").option("overwriteSchema", "true")
+            self.guarded(uri, "write", lambda: writer.save(uri), window)
+            return {"rows_written": int(self.last_commit_metrics(uri).get("numOutputRows", 0))}
+        in_window = [window.sql("t")] if window and mode == "insert_new" else []
+        match = " AND ".join([f"t.`{k}` = s.`{k}`" for k in primary_key] + in_window)
+        update = (
+            f"WHEN MATCHED AND s.`{version_column}` > t.`{version_column}` THEN UPDATE SET * "
+            if mode == "merge_latest"
+            else ""
+        )
+        # A temporary view per write: views are per session, and a Connect server serves many.
+        view = f"_medallion_merge_{uuid.uuid4().hex}"
+        data.createOrReplaceTempView(view)
+        try:
+            before = self.open(uri).version()  # type: ignore[union-attr]
+            merged = self.guarded(
+                uri,
+                "write",
+                lambda: spark.sql(
+                    f"MERGE INTO delta.`{uri}` t USING `{view}` s ON {match} "
+                    f"{update}WHEN NOT MATCHED THEN INSERT *"
+                ).first(),
+            )
+            table = self.open(uri)
+            # Delta commits nothing when nothing changes: then every source row was unchanged.
+            committed = table is not None and table.version() > before
+            source_rows = int(self.last_commit_metrics(uri)["numSourceRows"]) if committed else data.count()
+        finally:
+            spark.catalog.dropTempView(view)
+        inserted, updated = int(merged["num_inserted_rows"]), int(merged["num_updated_rows"])
+        return {
+            "rows_inserted": inserted,
+            "rows_updated": updated,
+            "rows_unchanged": source_rows - inserted - updated,
+        }
+
+    def last_commit_metrics(self, uri: str) -> dict[str, str]:
+        """The operation metrics Delta recorded with the table's latest commit (from its log)."""
+        table = self.open(uri)
+        history = table.history(1) if table is not None else []
+        return history[0].get("operationMetrics", {}) if history else {}
+
+    def guarded(self, uri: str, action: str, operation: Callable[[], T], window: Window | None = None) -> T:
         try:
             return operation()
         except Exception as exc:
-            raise LakeError(f"cannot {action} the Delta table at {uri}: {self.redact(str(exc))}") from None
+            message = self.redact(str(exc))
+            if "DELTA_REPLACE_WHERE_MISMATCH" in message and window is not None:
+                raise LakeError(
+                    f"{uri}: row(s) have {window.column} outside the partition window "
+                    f"[{window.start}, {window.end}) or no {window.column}; nothing was written "
+                    f"({first_line(message, 'DELTA_VIOLATE_CONSTRAINT')})"
+                ) from None
+            raise LakeError(f"cannot {action} the Delta table at {uri}: {first_line(message)}") from None
 
     def redact(self, text: str) -> str:
         for name in ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"):
@@ -128,14 +250,6 @@ class Lake:
             if secret:
                 text = text.replace(secret, "***")
         return text
-
-
-def read_spark(
-    spark: SparkSession, lake: Lake, key: list[str], columns: list[str] | None = None
-) -> DataFrame | None:
-    """A whole lake table as a Spark DataFrame through Arrow (None if it does not exist yet)."""
-    table = lake.read(dg.AssetKey(list(key)), columns)
-    return None if table is None else spark.createDataFrame(table)
 
 
 @dataclass(frozen=True)
@@ -156,6 +270,9 @@ class Window:
     def sql(self, alias: str = "") -> str:
         column = f"{alias}.{self.column}" if alias else self.column
         return f"{column} >= '{self.start.isoformat()}' AND {column} < '{self.end.isoformat()}'"
+
+    def condition(self) -> SparkColumn:
+        return (F.col(self.column) >= F.lit(self.start)) & (F.col(self.column) < F.lit(self.end))
 
     def expression(self) -> ds.Expression:
         return (ds.field(self.column) >= self.start) & (ds.field(self.column) < self.end)
@@ -189,7 +306,9 @@ class LakeResource(dg.ConfigurableResource):
 
 
 class DeltaLakeIOManager(dg.ConfigurableIOManager):
-    """Delta Lake tables in the lake (local folder or s3://), one commit per write."""
+    """Delta Lake tables in the lake (local folder or s3://), written and read by Spark (delta-spark),
+    one commit per write. Table data stays in Spark: the run process only plans the work and reads
+    the counts back."""
 
     spark: SparkResource
     lakehouse: LakeResource
@@ -200,97 +319,37 @@ class DeltaLakeIOManager(dg.ConfigurableIOManager):
     # -------------------------------------------------------------------------------- write
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        lake = self.lake()
-        data = obj if isinstance(obj, pa.Table) else obj.toArrow()  # a Spark DataFrame
+        lake, spark = self.lake(), self.spark.session()
+        # Arrow only from the assets whose rows start in Python (bronze's source reads, the calendar).
+        data: DataFrame = spark.createDataFrame(obj) if isinstance(obj, pa.Table) else obj
         spec = context.definition_metadata
         window = Window.of(context, spec.get(PARTITION_COLUMN))
-        uri = lake.uri(context.asset_key)
-        if window is not None:
-            check_inside(data, window, context.asset_key)
-        existing = lake.open(uri)
         mode = spec.get(WRITE_MODE, "replace_partition")
-        counts = lake.guarded(
-            uri, "write", lambda: self._write(lake, uri, data, spec, mode, window, existing)
+        uri = lake.uri(context.asset_key)
+        counts = lake.write(
+            spark, context.asset_key, data, mode, window, spec.get(PRIMARY_KEY, []), spec.get(VERSION_COLUMN)
         )
+        stored = lake.frame(spark, context.asset_key, window)
         table = lake.open(uri)
-        assert table is not None
-        dataset = table.to_pyarrow_dataset(file_pruning_predicate=window.sql() if window else None)
         context.add_output_metadata(
             {
-                "dagster/row_count": dataset.count_rows(filter=window.expression() if window else None),
+                "dagster/row_count": lake.guarded(uri, "read", stored.count) if stored is not None else 0,
                 "dagster/column_schema": dg.TableSchema(
-                    columns=[dg.TableColumn(f.name, str(f.type)) for f in data.schema]
+                    columns=[dg.TableColumn(f.name, f.dataType.simpleString()) for f in data.schema.fields]
                 ),
                 "dagster/uri": uri,
-                "delta_version": table.version(),
+                "delta_version": table.version() if table is not None else -1,
                 "write_mode": mode,
                 **counts,
             }
         )
-
-    def _write(
-        self,
-        lake: Lake,
-        uri: str,
-        data: pa.Table,
-        spec: dict[str, Any],
-        mode: str,
-        window: Window | None,
-        existing: DeltaTable | None,
-    ) -> dict[str, int]:
-        exists = existing is not None
-        # merge_latest tables hold current state: a key's row moves to the day of its latest change,
-        # so they are neither physically partitioned nor matched within the window.
-        partition_by = [window.column] if window and mode != "merge_latest" else None
-        if not exists or mode == "replace_partition":
-            write_deltalake(
-                uri,
-                data,
-                mode="overwrite" if exists else "append",
-                predicate=window.sql() if (exists and window) else None,
-                schema_mode="overwrite" if (exists and not window) else None,
-                partition_by=partition_by if not exists else None,
-                storage_options=lake.storage_options,
-            )
-            return {"rows_written": data.num_rows}
-        if data.num_rows == 0:
-            return {"rows_inserted": 0, "rows_updated": 0}
-        keys = spec[PRIMARY_KEY]
-        in_window = [window.sql("t")] if window and mode == "insert_new" else []
-        match = " AND ".join([f"t.{k} = s.{k}" for k in keys] + in_window)
-        merger = existing.merge(data, predicate=match, source_alias="s", target_alias="t")
-        if mode == "merge_latest":
-            version = spec[VERSION_COLUMN]
-            merger = merger.when_matched_update_all(predicate=f"s.{version} > t.{version}")
-        metrics = merger.when_not_matched_insert_all().execute()
-        return {
-            "rows_inserted": metrics["num_target_rows_inserted"],
-            "rows_updated": metrics["num_target_rows_updated"],
-            "rows_unchanged": data.num_rows
-            - metrics["num_target_rows_inserted"]
-            - metrics["num_target_rows_updated"],
-        }
 
     # --------------------------------------------------------------------------------- read
 
     def load_input(self, context: dg.InputContext) -> Any:
         upstream = context.upstream_output.definition_metadata if context.upstream_output else {}
         window = Window.of(context, upstream.get(PARTITION_COLUMN))
-        table = self.lake().read_window(context.asset_key, window)
         if context.dagster_type.typing_type is pa.Table:
-            return table
-        return self.spark.session().createDataFrame(table)
-
-
-def check_inside(data: pa.Table, window: Window, key: dg.AssetKey) -> None:
-    """Refuse, before writing anything, rows outside the partition window being replaced."""
-    values = data.column(window.column)
-    outside = pc.or_(
-        pc.less(values, pa.scalar(window.start)), pc.greater_equal(values, pa.scalar(window.end))
-    )
-    count = pc.sum(pc.fill_null(outside, True)).as_py() or 0
-    if count:
-        raise LakeError(
-            f"{key.to_user_string()}: {count} row(s) have {window.column} outside the partition window "
-            f"[{window.start}, {window.end}); nothing was written"
-        )
+            # The warehouse sync: its sink is outside Spark, so it reads the window's files itself.
+            return self.lake().read_window(context.asset_key, window)
+        return self.lake().table(self.spark.session(), context.asset_key, window)

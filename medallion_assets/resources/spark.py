@@ -40,7 +40,29 @@ class SparkResource(dg.ConfigurableResource):
         remote = self.remote or settings.spark_remote
         local = None if remote else LocalSpark.of(settings)
         with _lock:
-            return _session(remote, local, self.shuffle_partitions, self.driver_memory)
+            session = _session(remote, local, self.shuffle_partitions, self.driver_memory)
+            if local is not None:
+                for key, value in s3a_access(settings).items():
+                    session.conf.set(key, value)
+            return session
+
+
+def s3a_access(settings: Settings) -> dict[str, str]:
+    """How this process's own (local) Spark reaches an s3:// lake, from the settings of the moment:
+    the JVM's environment is fixed when it starts, the settings are not. Spark redacts the keys
+    (`spark.redaction.regex` matches secret/access.key) wherever it shows its configuration. A Spark
+    Connect server uses its own environment and settings instead."""
+    access = {
+        "fs.s3a.endpoint": settings.aws_endpoint_url,
+        "fs.s3a.endpoint.region": settings.aws_region,
+        "fs.s3a.access.key": settings.aws_access_key_id,
+        "fs.s3a.secret.key": (
+            settings.aws_secret_access_key.get_secret_value() if settings.aws_secret_access_key else None
+        ),
+    }
+    if settings.aws_endpoint_url:
+        access["fs.s3a.connection.ssl.enabled"] = str(settings.aws_endpoint_url.startswith("https"))
+    return {key: value for key, value in access.items() if value}
 
 
 def start_in_background(spark: SparkResource) -> None:
@@ -126,6 +148,10 @@ def _session(
         # Olist times have no zone: naive Arrow timestamps become TIMESTAMP_NTZ, and back.
         "spark.sql.timestampType": "TIMESTAMP_NTZ",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # Tables stay readable by delta-rs, DuckDB and BI tools: no deletion vectors (a MERGE
+        # rewrites the files it touches), and the protocol Delta picks for the columns
+        # (reader 3 / writer 7 with timestampNtz for zone-less times, which delta-rs reads).
+        "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
     }.items():
         session.conf.set(key, value)
     if not remote:

@@ -26,8 +26,9 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from medallion_assets.resources.delta_lake import Window, check_inside
+from medallion_assets.resources.delta_lake import LakeError, Window
 from medallion_assets.specs import TABLES_BY_PATH, LakeTable
 
 LAYER = "warehouse"
@@ -178,3 +179,17 @@ def retry(operation: Callable[[], Any], retriable: Callable[[Exception], bool], 
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
+
+
+def check_inside(data: pa.Table, window: Window, key: dg.AssetKey) -> None:
+    """Refuse, before writing anything, rows outside the partition window being replaced."""
+    values = data.column(window.column)
+    outside = pc.or_(
+        pc.less(values, pa.scalar(window.start)), pc.greater_equal(values, pa.scalar(window.end))
+    )
+    count = pc.sum(pc.fill_null(outside, True)).as_py() or 0
+    if count:
+        raise LakeError(
+            f"{key.to_user_string()}: {count} row(s) have {window.column} outside the partition window "
+            f"[{window.start}, {window.end}); nothing was written"
+        )

@@ -110,15 +110,14 @@ def _flag_missing_parents(
     flags, helpers = [], []
     for column, parent in parents:
         parent_key = next(t for t in SILVER_TABLES if t.name == parent).primary_key[0]
-        seen = lake.read(dg.AssetKey(["bronze", parent]), [parent_key, CHANGE_TS])
+        seen = lake.frame(spark, dg.AssetKey(["bronze", parent]), columns=[parent_key, CHANGE_TS])
         first_seen = f"_first_seen_{parent}"
         helpers.append(first_seen)
-        if seen is None or seen.num_rows == 0:
+        if seen is None:
             rows = rows.withColumn(first_seen, F.lit(None).cast("timestamp_ntz"))
         else:
-            first = seen.group_by(parent_key).aggregate([(CHANGE_TS, "min")])
-            first = spark.createDataFrame(first.rename_columns([column, first_seen]))
-            rows = rows.join(F.broadcast(first), on=column, how="left")
+            first = seen.groupBy(F.col(parent_key).alias(column)).agg(F.min(CHANGE_TS).alias(first_seen))
+            rows = rows.join(first, on=column, how="left")
         flags.append(
             F.when(F.col(first_seen).isNull() | (F.col(first_seen) > F.col(CHANGE_TS)), F.lit(parent))
         )
@@ -130,12 +129,14 @@ def _with_english_category(products: DataFrame, spark: SparkSession, lake: Lake)
     """The English category name the translation table held when the product changed (from bronze,
     so the result does not depend on the order days are processed in)."""
     category = "product_category_name"
-    history = lake.read(
-        dg.AssetKey(["bronze", "product_category_name_translation"]), [category, ENGLISH_CATEGORY, CHANGE_TS]
+    history = lake.frame(
+        spark,
+        dg.AssetKey(["bronze", "product_category_name_translation"]),
+        columns=[category, ENGLISH_CATEGORY, CHANGE_TS],
     )
-    if history is None or history.num_rows == 0:
+    if history is None:
         return products.withColumn(ENGLISH_CATEGORY, F.lit(None).cast("string"))
-    versions = spark.createDataFrame(history).select(
+    versions = history.select(
         F.trim(F.col(category)).alias("_category"),
         F.trim(F.col(ENGLISH_CATEGORY)).alias("_english"),
         F.col(CHANGE_TS).alias("_translated_at"),
@@ -170,11 +171,11 @@ def _collapse_geolocation(
     # The usual day changes no geolocation: the 1M-row history is not read. A first build's batch
     # is the whole history: nothing comes before it.
     before = LakeWindow(CHANGE_DATE, dt.date.min, window.start)
-    earlier = None if touched.isEmpty() else lake.read_window(dg.AssetKey(["bronze", source.name]), before)
-    if earlier is None or earlier.num_rows == 0:
+    earlier = None if touched.isEmpty() else lake.frame(spark, dg.AssetKey(["bronze", source.name]), before)
+    if earlier is None or earlier.isEmpty():
         rows = changed  # the batch's winners alone: one per key already, every row of their prefixes
     else:
-        conformed = conform(spark.createDataFrame(earlier), source)
+        conformed = conform(earlier, source)
         valid = conformed.filter(F.col(RULE).isNull()).drop(RULE, REASON)
         known = valid.unionByName(changed.select(*valid.columns))
         current = latest_per_key(known, source.primary_key).filter(F.col(FATE) == "winner")

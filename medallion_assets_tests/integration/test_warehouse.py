@@ -283,7 +283,7 @@ def test_bigquery_table_is_typed_partitioned_and_clustered(emulator_endpoint: st
 
 
 def _gold(lake: Path, table) -> pa.Table:
-    rows = Lake.from_settings(get_settings(), str(lake)).read(dg.AssetKey(table.asset_path))
+    rows = Lake.from_settings(get_settings(), str(lake)).read_window(dg.AssetKey(table.asset_path), None)
     return conform(rows, table)
 
 

@@ -1,53 +1,48 @@
-"""Asset checks as plain functions over Arrow: each passes on good data and fails, with the metadata
-a person needs, on data broken on purpose; and every table has its checks in the asset graph. (The
-contract check on Spark and the checks in Dagster runs on a broken lake: integration/test_quality.py.)"""
+"""The checks that need no Spark (the drift verdicts, the schema comparison), and every table has its
+checks in the asset graph. (The checks' Spark aggregations: integration/test_check_functions.py; the
+checks in Dagster runs on a broken lake: integration/test_quality.py.)"""
 
 import datetime as dt
 
 import dagster as dg
-import pyarrow as pa
+from pyspark.sql.types import (
+    DataType,
+    DecimalType,
+    DoubleType,
+    IntegerType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampNTZType,
+)
 
 from medallion_assets.definitions import build_definitions
-from medallion_assets.quality.checks import (
-    not_null,
-    references,
-    row_count_drift,
-    schema,
-    table_checks,
-    unique_key,
-)
-from medallion_assets.specs import LAKE_TABLES, TABLES_BY_NAME, Drift, Reference
-
-
-def test_unique_key_names_the_duplicated_keys() -> None:
-    rows = pa.table({"order_id": ["a", "b", "c"], "order_item_id": [1, 1, 1]})
-    assert unique_key(rows, ["order_id", "order_item_id"]).passed
-    broken = unique_key(pa.concat_tables([rows, rows.slice(1, 1)]), ["order_id", "order_item_id"])
-    assert not broken.passed and broken.severity == "ERROR"
-    assert broken.metadata["duplicated_keys"] == 1 and broken.metadata["duplicate_rows"] == 1
-    assert broken.metadata["sample"].data == [{"order_id": "b", "order_item_id": 1, "count_all": 2}]
-
-
-def test_not_null_counts_nulls_per_column_and_shows_their_keys() -> None:
-    rows = pa.table({"order_id": ["a", "b", "c"], "order_status": ["delivered", None, "shipped"]})
-    assert not_null(rows.slice(0, 1), ["order_id", "order_status"], ["order_id"]).passed
-    broken = not_null(rows, ["order_id", "order_status", "customer_id"], ["order_id"])
-    assert not broken.passed
-    assert broken.metadata["null_counts"].data == {"order_status": 1}
-    assert broken.metadata["missing_columns"] == "customer_id"
-    assert broken.metadata["sample"].data == [{"order_id": "b", "order_status": None}]
+from medallion_assets.quality.checks import row_count_drift, schema, table_checks
+from medallion_assets.specs import LAKE_TABLES, TABLES_BY_NAME, Drift
 
 
 def test_schema_finds_a_column_landed_with_another_type() -> None:
     source = TABLES_BY_NAME["order_items"]
-    good = source.arrow_schema
+    types: dict[str, DataType] = {
+        "string": StringType(),
+        "int": IntegerType(),
+        "timestamp_ntz": TimestampNTZType(),
+        "decimal(12,2)": DecimalType(12, 2),
+    }  # the types of order_items, built without a JVM
+    good = StructType([StructField(c.name, types[c.type_names.spark]) for c in source.all_columns])
     assert schema(good, source.all_columns).passed
-    bad = good.set(good.get_field_index("price"), pa.field("price", pa.float64()))
-    outcome = schema(bad.remove(bad.get_field_index("seller_id")), source.all_columns)
+    bad = StructType(
+        [
+            StructField(f.name, DoubleType()) if f.name == "price" else f
+            for f in good.fields
+            if f.name != "seller_id"
+        ]
+    )
+    outcome = schema(bad, source.all_columns)
     assert not outcome.passed
     assert outcome.metadata["problems"].data == {
         "seller_id": "missing",
-        "price": "double, expected decimal128(12, 2)",
+        "price": "double, expected decimal(12,2)",
     }
 
 
@@ -130,26 +125,6 @@ def test_drift_compares_only_days_landed_soon_after_they_ended() -> None:
     mixed = {**at_once, **{d: live[d] for d in sorted(counts)[-4:]}}
     partly = row_count_drift(counts, [day], materialized, drift, first_landed=mixed)
     assert partly.metadata["history"].data == [50, 40, 45] and not partly.passed  # newest first
-
-
-def test_references_orphans_are_errors_unknown_members_a_share() -> None:
-    keys = pa.array([-1, 10, 11, 12], pa.int64())
-    ref = Reference("product_key", "gold/dim_product", "product_key", max_unknown_share=0.25)
-    assert references(pa.chunked_array([[10, 11, 12, -1]], pa.int64()), keys, ref).passed
-
-    orphan = references(pa.chunked_array([[10, 11, 12345, 12345]], pa.int64()), keys, ref)
-    assert not orphan.passed and orphan.severity == "ERROR"
-    assert orphan.metadata["orphan_rows"] == 2 and orphan.metadata["orphan_sample"].data == [12345]
-
-    unknown = references(pa.chunked_array([[-1, -1, 10, 11]], pa.int64()), keys, ref)
-    assert not unknown.passed and unknown.severity == "WARN"
-    assert unknown.metadata["unknown_share"] == 0.5 and unknown.metadata["orphan_rows"] == 0
-
-    # Silver keeps items whose order has not arrived: a share to watch, not an error.
-    waiting = Reference("order_id", "silver/orders", "order_id", unknown=None, orphans_allowed=True)
-    ids = pa.chunked_array([["o1", "o2", "o9"]])
-    outcome = references(ids, pa.array(["o1", "o2"]), waiting)
-    assert not outcome.passed and outcome.severity == "WARN" and outcome.metadata["orphan_rows"] == 1
 
 
 def test_every_table_has_its_checks() -> None:

@@ -1,0 +1,59 @@
+"""The checks' Spark aggregations on small frames: each passes on good data and fails, with the
+metadata a person needs, on data broken on purpose."""
+
+from pyspark.sql import SparkSession
+
+from medallion_assets.quality.checks import not_null, references, unique_key
+from medallion_assets.resources.spark import SparkResource
+from medallion_assets.specs import Reference
+
+
+def test_unique_key_names_the_duplicated_keys(spark_resource: SparkResource) -> None:
+    spark = spark_resource.session()
+    rows = [("a", 1), ("b", 1), ("c", 1)]
+    schema = "order_id string, order_item_id int"
+    assert unique_key(spark.createDataFrame(rows, schema), ["order_id", "order_item_id"]).passed
+    broken = unique_key(spark.createDataFrame([*rows, ("b", 1)], schema), ["order_id", "order_item_id"])
+    assert not broken.passed and broken.severity == "ERROR"
+    assert broken.metadata["duplicated_keys"] == 1 and broken.metadata["duplicate_rows"] == 1
+    assert broken.metadata["sample"].data == [{"order_id": "b", "order_item_id": 1, "count_all": 2}]
+
+
+def test_not_null_counts_nulls_per_column_and_shows_their_keys(spark_resource: SparkResource) -> None:
+    spark = spark_resource.session()
+    rows = spark.createDataFrame(
+        [("a", "delivered"), ("b", None), ("c", "shipped")], "order_id string, order_status string"
+    )
+    assert not_null(rows.filter("order_id = 'a'"), ["order_id", "order_status"], ["order_id"]).passed
+    broken = not_null(rows, ["order_id", "order_status", "customer_id"], ["order_id"])
+    assert not broken.passed
+    assert broken.metadata["null_counts"].data == {"order_status": 1}
+    assert broken.metadata["missing_columns"] == "customer_id"
+    assert broken.metadata["sample"].data == [{"order_id": "b", "order_status": None}]
+
+
+def _keys(spark: SparkSession, values: list, name: str, kind: str):
+    return spark.createDataFrame([(v,) for v in values], f"{name} {kind}")
+
+
+def test_references_orphans_are_errors_unknown_members_a_share(spark_resource: SparkResource) -> None:
+    spark = spark_resource.session()
+    keys = _keys(spark, [-1, 10, 11, 12], "product_key", "bigint")
+    ref = Reference("product_key", "gold/dim_product", "product_key", max_unknown_share=0.25)
+    assert references(_keys(spark, [10, 11, 12, -1], "product_key", "bigint"), keys, ref).passed
+
+    orphan = references(_keys(spark, [10, 11, 12345, 12345], "product_key", "bigint"), keys, ref)
+    assert not orphan.passed and orphan.severity == "ERROR"
+    assert orphan.metadata["orphan_rows"] == 2 and orphan.metadata["orphan_sample"].data == [12345]
+
+    unknown = references(_keys(spark, [-1, -1, 10, 11], "product_key", "bigint"), keys, ref)
+    assert not unknown.passed and unknown.severity == "WARN"
+    assert unknown.metadata["unknown_share"] == 0.5 and unknown.metadata["orphan_rows"] == 0
+
+    # Silver keeps items whose order has not arrived: a share to watch, not an error.
+    waiting = Reference("order_id", "silver/orders", "order_id", unknown=None, orphans_allowed=True)
+    ids = _keys(spark, ["o1", "o2", "o9"], "order_id", "string")
+    outcome = references(ids, _keys(spark, ["o1", "o2"], "order_id", "string"), waiting)
+    assert not outcome.passed and outcome.severity == "WARN" and outcome.metadata["orphan_rows"] == 1
+    # A referenced table not built yet: every value is an orphan.
+    assert references(ids, None, waiting).metadata["orphan_rows"] == 3
