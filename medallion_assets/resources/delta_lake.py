@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
@@ -225,6 +226,22 @@ class Lake:
             "rows_unchanged": source_rows - inserted - updated,
         }
 
+    @staticmethod
+    def rows_in(table: DeltaTable, window: Window | None) -> int | None:
+        """Rows of the table (inside the window) from its log's file records, no data read; None
+        when the table is not partitioned by the window's column."""
+        files = pa.table(table.get_add_actions(flatten=True))
+        if window is None:
+            return int(pc.sum(files["num_records"]).as_py() or 0) if files.num_rows else 0
+        column = f"partition.{window.column}"
+        if column not in files.column_names:
+            return None
+        days = files[column].cast(pa.date32())
+        inside = pc.and_(
+            pc.greater_equal(days, pa.scalar(window.start)), pc.less(days, pa.scalar(window.end))
+        )
+        return int(pc.sum(files.filter(inside)["num_records"]).as_py() or 0)
+
     def last_commit_metrics(self, uri: str) -> dict[str, str]:
         """The operation metrics Delta recorded with the table's latest commit (from its log)."""
         table = self.open(uri)
@@ -272,7 +289,8 @@ class Window:
         return f"{column} >= '{self.start.isoformat()}' AND {column} < '{self.end.isoformat()}'"
 
     def condition(self) -> SparkColumn:
-        return (F.col(self.column) >= F.lit(self.start)) & (F.col(self.column) < F.lit(self.end))
+        # As SQL text: a Python date literal of year 1 (the open start of a window) fails in py4j.
+        return F.expr(self.sql())
 
     def expression(self) -> ds.Expression:
         return (ds.field(self.column) >= self.start) & (ds.field(self.column) < self.end)
@@ -329,16 +347,19 @@ class DeltaLakeIOManager(dg.ConfigurableIOManager):
         counts = lake.write(
             spark, context.asset_key, data, mode, window, spec.get(PRIMARY_KEY, []), spec.get(VERSION_COLUMN)
         )
-        stored = lake.frame(spark, context.asset_key, window)
         table = lake.open(uri)
+        assert table is not None
+        rows = lake.rows_in(table, window)
+        if rows is None:  # a current-state table, not laid out by the window's column: Spark counts
+            rows = lake.guarded(uri, "read", lake.table(spark, context.asset_key, window).count)
         context.add_output_metadata(
             {
-                "dagster/row_count": lake.guarded(uri, "read", stored.count) if stored is not None else 0,
+                "dagster/row_count": rows,
                 "dagster/column_schema": dg.TableSchema(
                     columns=[dg.TableColumn(f.name, f.dataType.simpleString()) for f in data.schema.fields]
                 ),
                 "dagster/uri": uri,
-                "delta_version": table.version() if table is not None else -1,
+                "delta_version": table.version(),
                 "write_mode": mode,
                 **counts,
             }

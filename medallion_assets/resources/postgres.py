@@ -10,9 +10,12 @@ from __future__ import annotations
 import atexit
 import re
 import signal
+import socket
+import urllib.parse
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import adbc_driver_postgresql.dbapi as adbc_dbapi
 import dagster as dg
@@ -46,7 +49,25 @@ def embedded_server_url(settings: Settings) -> str:
     # cleanup_mode=None: the server outlives this process, so the CLI, `dagster dev` and test
     # processes share one server instead of each paying a start (it is stopped by `stop_embedded`).
     server = pgserver.get_server(data_dir, cleanup_mode=None)
-    return server.get_uri()
+    info = server.get_postmaster_info()
+    if not info.hostname:
+        # pgserver listens on a Unix socket only; Spark reads the source over JDBC, which needs TCP:
+        # the server moves to a free loopback port once (it keeps it while it runs).
+        port = _free_loopback_port()
+        pgserver.pg_ctl(
+            ["-w", "-o", f'-h 127.0.0.1 -p {port} -k "{info.socket_dir}"', "-l", str(server.log), "restart"],
+            pgdata=data_dir,
+            user=server.system_user,
+            timeout=60,
+        )
+        info = pgserver.utils.PostmasterInfo.read_from_pgdata(data_dir)
+    return f"postgresql://postgres:@/postgres?host={info.socket_dir}&port={info.port}"
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def stop_embedded_server(settings: Settings, timeout: float = 30) -> bool:
@@ -70,6 +91,36 @@ def stop_embedded_server(settings: Settings, timeout: float = 30) -> bool:
     except (FileNotFoundError, ValueError, IndexError, psutil.NoSuchProcess):
         return False
     return True
+
+
+@dataclass(frozen=True)
+class Jdbc:
+    """How Spark reaches a PostgreSQL database (its JDBC reader): the URL and the connection options.
+    The password is an option, never in the URL; Spark redacts options named password in plans."""
+
+    url: str
+    options: dict[str, str]
+
+    @classmethod
+    def of(cls, url: str) -> Jdbc:
+        """From a libpq URL. A Unix-socket URL (`?host=/dir&port=N`, the embedded server's) names a
+        server on this machine, which JDBC reaches on loopback (the embedded server listens there)."""
+        parts = urllib.parse.urlsplit(url)
+        query = dict(urllib.parse.parse_qsl(parts.query))
+        host = parts.hostname or query.get("host", "")
+        if not host or host.startswith("/"):
+            host = "127.0.0.1"
+        port = parts.port or int(query.get("port", 5432))
+        database = parts.path.lstrip("/") or "postgres"
+        extra = {k: v for k, v in query.items() if k in {"sslmode", "sslrootcert", "options"}}
+        options = {
+            "user": urllib.parse.unquote(parts.username or "postgres"),
+            "driver": "org.postgresql.Driver",
+        }
+        if parts.password:
+            options["password"] = urllib.parse.unquote(parts.password)
+        suffix = f"?{urllib.parse.urlencode(extra)}" if extra else ""
+        return cls(f"jdbc:postgresql://{host}:{port}/{database}{suffix}", options)
 
 
 def redact(url: str) -> str:

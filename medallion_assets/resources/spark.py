@@ -152,6 +152,10 @@ def _session(
         # rewrites the files it touches), and the protocol Delta picks for the columns
         # (reader 3 / writer 7 with timestampNtz for zone-less times, which delta-rs reads).
         "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
+        # Delta rebuilds a table's state from its log in this many tasks (default 50): 50 tiny
+        # tasks per commit and per read on a small machine (measured: a replaceWhere of 100 rows
+        # 1.1 s -> 0.7 s, a count 3 s -> 0.8 s).
+        "spark.databricks.delta.snapshotPartitions": "2",
     }.items():
         session.conf.set(key, value)
     if not remote:

@@ -9,14 +9,19 @@ attribute changes, which bronze reads as one more change feed.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 
 import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from medallion_assets.resources.postgres import connect
+from medallion_assets.resources.postgres import Jdbc, connect
 from medallion_assets.specs import OLIST_TABLES, TABLES_BY_NAME, SourceTable
 
 SOURCE_SCHEMA = "olist"
+# A longer change window is read as parallel JDBC queries of this many days each (a backfill).
+DAYS_PER_READ = dt.timedelta(days=120)
 REPLAY_SCHEMA = "olist_replay"
 # The replay's audit trail of attribute changes (a customer moving, a product recategorised).
 ATTRIBUTE_CHANGES_SCHEMA = pa.schema(
@@ -55,6 +60,68 @@ def read_source_table(
         table = cur.fetch_arrow_table()
     table = table.rename_columns([c.name for c in spec.all_columns] + ["created_at", "updated_at"])
     return table.cast(_typed_schema(spec))
+
+
+def read_changes(
+    spark: SparkSession,
+    url: str,
+    relation: str,
+    columns: list[tuple[str, str]],
+    changed_at: str,
+    start: dt.datetime,
+    end: dt.datetime,
+) -> DataFrame:
+    """The rows of `relation` changed in [start, end), read by Spark over JDBC: the window is the
+    WHERE clause PostgreSQL runs (on the indexed change column), split into one query per stretch
+    of `DAYS_PER_READ` days, read in parallel, when the window is longer. `columns` are (name,
+    Spark type): NUMERIC stays an exact decimal, timestamps stay without a zone."""
+    jdbc = Jdbc.of(url)
+    bounds = [start]
+    while bounds[-1] + DAYS_PER_READ < end:
+        bounds.append(bounds[-1] + DAYS_PER_READ)
+    bounds.append(end)
+    predicates = [
+        f"{changed_at} >= '{low.isoformat(sep=' ')}' AND {changed_at} < '{high.isoformat(sep=' ')}'"
+        for low, high in itertools.pairwise(bounds)
+    ]
+    frame = spark.read.jdbc(
+        jdbc.url,
+        relation,
+        predicates=predicates,
+        properties={**jdbc.options, "preferTimestampNTZ": "true", "fetchsize": "10000"},
+    )
+    return frame.select(*[F.col(name).cast(kind).alias(name) for name, kind in columns])
+
+
+def source_columns(spec: SourceTable) -> list[tuple[str, str]]:
+    """A source table's columns as bronze lands them: the spec's, then created_at and updated_at."""
+    return [(c.name, c.type_names.spark) for c in spec.all_columns] + [
+        ("created_at", "timestamp_ntz"),
+        ("updated_at", "timestamp_ntz"),
+    ]
+
+
+def read_table_changes(
+    spark: SparkSession, url: str, name: str, start: dt.datetime, end: dt.datetime
+) -> DataFrame:
+    spec = TABLES_BY_NAME[name]
+    return read_changes(spark, url, f"{SOURCE_SCHEMA}.{name}", source_columns(spec), "updated_at", start, end)
+
+
+def read_attribute_trail(spark: SparkSession, url: str, start: dt.datetime, end: dt.datetime) -> DataFrame:
+    """The replay's audit trail of attribute changes in [start, end); empty for a source without one."""
+    columns = [
+        (f.name, "timestamp_ntz" if f.name == "changed_at" else "string") for f in ATTRIBUTE_CHANGES_SCHEMA
+    ]
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
+            (REPLAY_SCHEMA, "attribute_changes"),
+        )
+        exists = cur.fetchone()[0] > 0
+    if not exists:
+        return spark.createDataFrame([], ", ".join(f"{name} {kind}" for name, kind in columns))
+    return read_changes(spark, url, f"{REPLAY_SCHEMA}.attribute_changes", columns, "changed_at", start, end)
 
 
 def source_time(url: str) -> dt.datetime:

@@ -10,6 +10,7 @@ from dagster._serdes import serialize_value
 
 from medallion_assets.definitions import build_definitions
 from medallion_assets.resources.delta_lake import LakeResource
+from medallion_assets.resources.postgres import Jdbc
 from medallion_assets.settings import get_settings
 
 SECRETS = {
@@ -45,3 +46,12 @@ def test_an_unset_field_takes_the_settings_value(monkeypatch: pytest.MonkeyPatch
     assert given.root == "s3://given/lake"
     assert given.storage_options["AWS_SECRET_ACCESS_KEY"] == "given"
     assert LakeResource().lake().storage_options["AWS_SECRET_ACCESS_KEY"] == "from-env"
+
+
+def test_jdbc_url_from_a_libpq_url_keeps_the_password_out_of_the_url() -> None:
+    remote = Jdbc.of("postgresql://reader:s%40cret@db.example:6543/shop?sslmode=require")
+    assert remote.url == "jdbc:postgresql://db.example:6543/shop?sslmode=require"
+    assert remote.options["user"] == "reader" and remote.options["password"] == "s@cret"
+    # The embedded server's Unix-socket URL: the same server on loopback TCP.
+    local = Jdbc.of("postgresql://postgres:@/postgres?host=/tmp/pg&port=41234")
+    assert local.url == "jdbc:postgresql://127.0.0.1:41234/postgres" and "password" not in local.options
