@@ -338,7 +338,7 @@ class DeltaLakeIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         lake, spark = self.lake(), self.spark.session()
-        # Arrow only from the assets whose rows start in Python (bronze's source reads, the calendar).
+        # Arrow only from an asset whose rows start in Python (gold/dim_date: a generated calendar).
         data: DataFrame = spark.createDataFrame(obj) if isinstance(obj, pa.Table) else obj
         spec = context.definition_metadata
         window = Window.of(context, spec.get(PARTITION_COLUMN))

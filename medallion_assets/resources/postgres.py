@@ -49,7 +49,8 @@ def embedded_server_url(settings: Settings) -> str:
     # cleanup_mode=None: the server outlives this process, so the CLI, `dagster dev` and test
     # processes share one server instead of each paying a start (it is stopped by `stop_embedded`).
     server = pgserver.get_server(data_dir, cleanup_mode=None)
-    info = server.get_postmaster_info()
+    # From the pid file, not pgserver's handle: the handle keeps what it saw when it started the server.
+    info = pgserver.utils.PostmasterInfo.read_from_pgdata(data_dir)
     if not info.hostname:
         # pgserver listens on a Unix socket only; Spark reads the source over JDBC, which needs TCP:
         # the server moves to a free loopback port once (it keeps it while it runs).

@@ -4,13 +4,16 @@ unreachable source: unit/test_source_unreachable.py.)"""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from medallion_assets.resources.postgres import connect
+from medallion_assets.resources.postgres import Jdbc, connect, embedded_server_url
+from medallion_assets.settings import get_settings
 from medallion_assets.sources.olist_db import (
     SourceStateError,
     read_attribute_changes,
@@ -195,3 +198,17 @@ def test_foreign_olist_schema_is_never_dropped(pg_url: str, small_generated_dir:
         cur.execute("SELECT count(*) FROM olist.precious")
         assert cur.fetchone() == (0,)
         cur.execute("DROP SCHEMA olist CASCADE")
+
+
+def test_the_embedded_server_listens_on_loopback_once(pg_url: str, medallion_home: Path) -> None:
+    """Spark's JDBC reader needs TCP: the embedded server listens on a loopback port, moved there
+    once, and every later caller (another command, a run) gets the same address."""
+    if os.environ.get("MEDALLION_TEST_SOURCE_URL"):
+        pytest.skip("the source is not the embedded server")
+    settings = get_settings(home=medallion_home)
+    assert embedded_server_url(settings) == embedded_server_url(settings) == pg_url
+    port = int(Jdbc.of(pg_url).url.split(":")[-1].split("/")[0])
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    with connect(pg_url) as conn, conn.cursor() as cur:  # and on its socket, as before
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
