@@ -180,7 +180,8 @@ class Lake:
           latest change.
         """
         uri = self.uri(asset_key)
-        exists = self.open(uri) is not None
+        existing = self.open(uri)
+        exists = existing is not None
         if not exists or mode == "replace_partition":
             writer = data.write.format("delta")
             if not exists:
@@ -192,7 +193,7 @@ class Lake:
             else:
                 writer = writer.mode("overwrite").option("overwriteSchema", "true")
             self.guarded(uri, "write", lambda: writer.save(uri), window)
-            return {"rows_written": int(self.last_commit_metrics(uri).get("numOutputRows", 0))}
+            return {"rows_written": int(last_commit_metrics(self.open(uri)).get("numOutputRows", 0))}
         in_window = [window.sql("t")] if window and mode == "insert_new" else []
         match = " AND ".join([f"t.`{k}` = s.`{k}`" for k in primary_key] + in_window)
         update = (
@@ -204,7 +205,7 @@ class Lake:
         view = f"_medallion_merge_{uuid.uuid4().hex}"
         data.createOrReplaceTempView(view)
         try:
-            before = self.open(uri).version()  # type: ignore[union-attr]
+            before = existing.version()  # type: ignore[union-attr]
             merged = self.guarded(
                 uri,
                 "write",
@@ -216,7 +217,7 @@ class Lake:
             table = self.open(uri)
             # Delta commits nothing when nothing changes: then every source row was unchanged.
             committed = table is not None and table.version() > before
-            source_rows = int(self.last_commit_metrics(uri)["numSourceRows"]) if committed else data.count()
+            source_rows = int(last_commit_metrics(table)["numSourceRows"]) if committed else data.count()
         finally:
             spark.catalog.dropTempView(view)
         inserted, updated = int(merged["num_inserted_rows"]), int(merged["num_updated_rows"])
@@ -242,12 +243,6 @@ class Lake:
         )
         return int(pc.sum(files.filter(inside)["num_records"]).as_py() or 0)
 
-    def last_commit_metrics(self, uri: str) -> dict[str, str]:
-        """The operation metrics Delta recorded with the table's latest commit (from its log)."""
-        table = self.open(uri)
-        history = table.history(1) if table is not None else []
-        return history[0].get("operationMetrics", {}) if history else {}
-
     def guarded(self, uri: str, action: str, operation: Callable[[], T], window: Window | None = None) -> T:
         try:
             return operation()
@@ -267,6 +262,12 @@ class Lake:
             if secret:
                 text = text.replace(secret, "***")
         return text
+
+
+def last_commit_metrics(table: DeltaTable | None) -> dict[str, str]:
+    """The operation metrics Delta recorded with the table's latest commit (from its log)."""
+    history = table.history(1) if table is not None else []
+    return history[0].get("operationMetrics", {}) if history else {}
 
 
 @dataclass(frozen=True)
