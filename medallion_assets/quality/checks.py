@@ -34,7 +34,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from medallion_assets.quality.contracts import violations
+from medallion_assets.quality.contracts import Violation, contract_rules, counted
 from medallion_assets.resources.delta_lake import Lake, LakeResource, Window
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.specs import (
@@ -74,28 +74,69 @@ def sample(frame: DataFrame, size: int = SAMPLE_SIZE) -> list[dict[str, Any]]:
     return [row.asDict() for row in frame.limit(size).collect()]
 
 
-def unique_key(rows: DataFrame, key: Sequence[str]) -> Outcome:
+@dataclass(frozen=True)
+class Profile:
+    """What ONE aggregation over a window says: its rows, its distinct keys, the nulls of the
+    required columns and the rows breaking each row-level contract rule. The key, null and
+    contract checks read these counts; only a failing one runs a second query, for sample rows."""
+
+    rows: int
+    distinct_keys: int | None  # None: no key asked for, or a key column is missing
+    nulls: dict[str, int]
+    contract: list[Violation]
+
+    @classmethod
+    def of(
+        cls,
+        rows: DataFrame,
+        key: Sequence[str] = (),
+        required: Sequence[str] = (),
+        table: LakeTable | None = None,
+    ) -> "Profile":
+        present = set(rows.columns)
+        contract, judged = contract_rules(table, rows.schema) if table else ([], [])
+        counts = [F.count("*")]
+        keyed = bool(key) and all(c in present for c in key)
+        if keyed:  # a struct, not the columns: a key with a null part still counts as a key
+            counts.append(F.count_distinct(F.struct(*[F.col(f"`{c}`") for c in key])))
+        nullable = [c for c in required if c in present]
+        counts += [F.count_if(F.col(f"`{c}`").isNull()) for c in nullable]
+        counts += [F.count_if(condition) for _, condition in judged]
+        values = list(rows.agg(*counts).first())
+        total = values.pop(0)
+        distinct = values.pop(0) if keyed else None
+        nulls = dict(zip(nullable, values[: len(nullable)], strict=True))
+        return cls(total, distinct, nulls, contract + counted(judged, values[len(nullable) :]))
+
+
+def unique_key(rows: DataFrame, key: Sequence[str], profile: Profile | None = None) -> Outcome:
     absent = [c for c in key if c not in rows.columns]
     if absent:
         return Outcome(passed=False, metadata={"key": ", ".join(key), "missing_columns": ", ".join(absent)})
-    duplicated = rows.groupBy(*key).agg(F.count("*").alias("count_all")).filter("count_all > 1")
-    keys, rows_sharing = duplicated.agg(F.count("*"), F.sum("count_all")).first()
+    profile = profile or Profile.of(rows, key)
+    assert profile.distinct_keys is not None
+    keys, extra_rows, shown = 0, profile.rows - profile.distinct_keys, []
+    if extra_rows:
+        duplicated = rows.groupBy(*key).agg(F.count("*").alias("count_all")).filter("count_all > 1")
+        keys = duplicated.count()
+        shown = sample(duplicated.orderBy(F.desc("count_all"), *key))
     return Outcome(
-        passed=keys == 0,
+        passed=extra_rows == 0,
         metadata={
             "key": ", ".join(key),
             "duplicated_keys": keys,
-            "duplicate_rows": (rows_sharing or 0) - keys,
-            "sample": json_metadata(sample(duplicated.orderBy(F.desc("count_all"), *key)) if keys else []),
+            "duplicate_rows": extra_rows,
+            "sample": json_metadata(shown),
         },
     )
 
 
-def not_null(rows: DataFrame, columns: Sequence[str], key: Sequence[str]) -> Outcome:
+def not_null(
+    rows: DataFrame, columns: Sequence[str], key: Sequence[str], profile: Profile | None = None
+) -> Outcome:
     absent = [c for c in columns if c not in rows.columns]
-    present = [c for c in columns if c not in absent]
-    counts = rows.agg(*[F.count_if(F.col(c).isNull()).alias(c) for c in present]).first() if present else {}
-    nulls = {c: counts[c] for c in present if counts[c]}
+    profile = profile or Profile.of(rows, required=columns)
+    nulls = {c: count for c, count in profile.nulls.items() if c in columns and count}
     offending: list[dict[str, Any]] = []
     if nulls:
         shown = list(dict.fromkeys([*key, *nulls]))
@@ -247,10 +288,10 @@ def references(rows: DataFrame, keys: DataFrame | None, ref: Reference) -> Outco
     )
 
 
-def contract_check(table: LakeTable, rows: DataFrame) -> Outcome:
+def contract_check(table: LakeTable, rows: DataFrame, profile: Profile | None = None) -> Outcome:
     """The table's contract on the window; every broken rule with its row count and sample rows."""
     by_rule = {}
-    for violation in violations(table, rows):
+    for violation in (profile or Profile.of(rows, table=table)).contract:
         entry: dict[str, Any] = {"error": violation.error}
         if violation.broken_by is not None:
             shown = list(dict.fromkeys([*table.primary_key, violation.column]))
@@ -281,8 +322,8 @@ def business_rule(rule: Rule, broken: DataFrame) -> Outcome:
 
 @dataclass
 class Batch:
-    """What a check step looks at: its table's rows in the run's window (cached in Spark for the
-    step's few aggregations), and ways to reach more."""
+    """What a check step looks at: its table's rows in the run's window, their profile (one
+    aggregation), and ways to reach more."""
 
     table: LakeTable
     rows: DataFrame
@@ -299,8 +340,19 @@ class Batch:
         if table.partition_column is not None:
             span = context.partition_time_window
             window = Window(table.partition_column, span.start.date(), span.end.date())
-        rows = lake.table(spark, dg.AssetKey(table.asset_path), window).cache()
+        rows = lake.table(spark, dg.AssetKey(table.asset_path), window)
+        if table.references or table.rules:
+            # Read again by each reference and rule: cached once rather than read from the store
+            # each time. A table checked by its profile alone is read once, uncached.
+            rows = rows.cache()
         return cls(table, rows, window, lake, spark, context.instance)
+
+    @functools.cached_property
+    def profile(self) -> Profile:
+        table = self.table
+        required = table.not_null_columns
+        contract = table if table.columns and table.layer != "bronze" else None  # as table_checks says
+        return Profile.of(self.rows, table.primary_key, required, contract)
 
     def sql(self, rule: Rule) -> DataFrame:
         """The rule's query, with `rows` and every table it reads (same window if partitioned alike)."""
@@ -368,15 +420,16 @@ class Batch:
         assert self.window is not None
         column = self.window.column
         since = self.window.start - dt.timedelta(weeks=drift.weeks)
-        history = self.lake.table(
-            self.spark, dg.AssetKey(self.table.asset_path), Window(column, since, self.window.end), [column]
-        )
-        counts = {r[column]: r["count"] for r in history.groupBy(column).count().collect()}  # one per day
+        key = dg.AssetKey(self.table.asset_path)
+        # A table laid out by day counts its rows per day in its Delta log: no data read.
+        counts = self.lake.rows_per_day(key, Window(column, since, self.window.end))
+        if counts is None:
+            history = self.lake.table(self.spark, key, Window(column, since, self.window.end), [column])
+            counts = {r[column]: r["count"] for r in history.groupBy(column).count().collect()}
         days = [
             self.window.start + dt.timedelta(days=n)
             for n in range((self.window.end - self.window.start).days)
         ]
-        key = dg.AssetKey(self.table.asset_path)
         materialized = {dt.date.fromisoformat(p) for p in self.instance.get_materialized_partitions(key)}
         return counts, days, materialized
 
@@ -406,7 +459,7 @@ def table_checks(table: LakeTable) -> list[TableCheck]:
                 "unique_key",
                 f"No two rows share the key ({', '.join(table.primary_key)}) in the window.",
                 True,
-                lambda b: unique_key(b.rows, table.primary_key),
+                lambda b: unique_key(b.rows, table.primary_key, b.profile),
             )
         )
     if table.not_null_columns:
@@ -415,7 +468,7 @@ def table_checks(table: LakeTable) -> list[TableCheck]:
                 "not_null",
                 f"No nulls in {', '.join(table.not_null_columns)}.",
                 True,
-                lambda b: not_null(b.rows, table.not_null_columns, table.primary_key),
+                lambda b: not_null(b.rows, table.not_null_columns, table.primary_key, b.profile),
             )
         )
     if table.layer == "bronze" and table.source is not None:
@@ -434,7 +487,7 @@ def table_checks(table: LakeTable) -> list[TableCheck]:
                 "contract",
                 "The table's contract: column types, required columns and value rules.",
                 True,
-                lambda b: contract_check(table, b.rows),
+                lambda b: contract_check(table, b.rows, b.profile),
             )
         )
     if table.drift is not None and table.partition_column is not None:
@@ -484,7 +537,7 @@ def build_table_checks(table: LakeTable, partitions: dg.PartitionsDefinition) ->
     @dg.multi_asset_check(specs=specs, name=f"{table.layer}_{table.name}_checks")
     def checks(context: dg.AssetCheckExecutionContext, spark: SparkResource, lakehouse: LakeResource):
         batch = Batch.load(table, context, spark.session(), lakehouse.lake())
-        rows_checked = batch.rows.count()
+        rows_checked = batch.profile.rows
         scope = "whole table"
         if batch.window:
             scope = f"{batch.window.start}..{batch.window.end - dt.timedelta(days=1)}"

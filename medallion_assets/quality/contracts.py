@@ -13,14 +13,17 @@ table on ten cached rows (measured), where this one aggregation takes 0.05-0.3 s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from medallion_assets.specs import Column, LakeTable
+
+Judged = tuple[str, SparkColumn]  # a row-level rule's name and the condition its breaking rows meet
 
 
 class ContractViolation(RuntimeError):
@@ -99,12 +102,12 @@ class Violation:
         return self.rule.split(":")[0]
 
 
-def violations(table: LakeTable, rows: DataFrame) -> list[Violation]:
-    """Every rule of the table's contract that `rows` break: missing columns and wrong types from the
-    schema (no data read), then the required columns and value rules counted in one aggregation."""
+def contract_rules(table: LakeTable, schema: StructType) -> tuple[list[Violation], list[Judged]]:
+    """The contract's missing columns and wrong types (from the schema: no data read), and the
+    (rule, breaking condition) of every row-level rule left to count on the rows."""
     found: list[Violation] = []
-    types = {field.name: field.dataType.simpleString() for field in rows.schema.fields}
-    judged: list[tuple[str, SparkColumn]] = []  # (rule, condition) per row-level rule
+    types = {field.name: field.dataType.simpleString() for field in schema.fields}
+    judged: list[Judged] = []
     for column in table.columns:
         name, expected = column.name, column.type_names.spark
         if name not in types:
@@ -117,13 +120,24 @@ def violations(table: LakeTable, rows: DataFrame) -> list[Violation]:
         if column.required:
             judged.append((f"{name}:required", value.isNull()))
         judged += [(rule.name, rule.broken_by(value)) for rule in value_rules(column)]
+    return found, judged
+
+
+def counted(judged: list[Judged], counts: Sequence[int]) -> list[Violation]:
+    """The row-level rules broken by at least one row, from their counts (same order as `judged`)."""
+    return [
+        Violation(rule, f"{count} row(s) break {rule}", count, condition)
+        for (rule, condition), count in zip(judged, counts, strict=True)
+        if count
+    ]
+
+
+def violations(table: LakeTable, rows: DataFrame) -> list[Violation]:
+    """Every rule of the table's contract that `rows` break, the row-level ones counted in one
+    aggregation."""
+    found, judged = contract_rules(table, rows.schema)
     if judged:
-        counts = rows.agg(*[F.count_if(condition) for _, condition in judged]).first()
-        found += [
-            Violation(rule, f"{count} row(s) break {rule}", count, condition)
-            for (rule, condition), count in zip(judged, counts, strict=True)
-            if count
-        ]
+        found += counted(judged, rows.agg(*[F.count_if(condition) for _, condition in judged]).first())
     return found
 
 

@@ -227,21 +227,27 @@ class Lake:
             "rows_unchanged": source_rows - inserted - updated,
         }
 
+    def rows_per_day(self, asset_key: dg.AssetKey, window: Window) -> dict[dt.date, int] | None:
+        """Rows per day of the window's column, from the table's log (no data read); None when
+        the table is not laid out by that column, {} when there is no table yet."""
+        table = self.open(self.uri(asset_key))
+        if table is None:
+            return {}
+        files = _files_in(table, window)
+        if files is None:
+            return None
+        days = files.group_by(f"partition.{window.column}").aggregate([("num_records", "sum")])
+        return dict(zip(days.column(0).to_pylist(), days.column(1).to_pylist(), strict=True))
+
     @staticmethod
     def rows_in(table: DeltaTable, window: Window | None) -> int | None:
         """Rows of the table (inside the window) from its log's file records, no data read; None
         when the table is not partitioned by the window's column."""
-        files = pa.table(table.get_add_actions(flatten=True))
         if window is None:
+            files = pa.table(table.get_add_actions(flatten=True))
             return int(pc.sum(files["num_records"]).as_py() or 0) if files.num_rows else 0
-        column = f"partition.{window.column}"
-        if column not in files.column_names:
-            return None
-        days = files[column].cast(pa.date32())
-        inside = pc.and_(
-            pc.greater_equal(days, pa.scalar(window.start)), pc.less(days, pa.scalar(window.end))
-        )
-        return int(pc.sum(files.filter(inside)["num_records"]).as_py() or 0)
+        inside = _files_in(table, window)
+        return None if inside is None else int(pc.sum(inside["num_records"]).as_py() or 0)
 
     def guarded(self, uri: str, action: str, operation: Callable[[], T], window: Window | None = None) -> T:
         try:
@@ -262,6 +268,19 @@ class Lake:
             if secret:
                 text = text.replace(secret, "***")
         return text
+
+
+def _files_in(table: DeltaTable, window: Window) -> pa.Table | None:
+    """The log's file records (partition value as a date, num_records) of the window's partitions;
+    None when the table is not partitioned by the window's column."""
+    files = pa.table(table.get_add_actions(flatten=True))
+    column = f"partition.{window.column}"
+    if column not in files.column_names:
+        return None
+    files = files.select([column, "num_records"]).set_column(0, column, files[column].cast(pa.date32()))
+    days = files[column]
+    inside = pc.and_(pc.greater_equal(days, pa.scalar(window.start)), pc.less(days, pa.scalar(window.end)))
+    return files.filter(inside)
 
 
 def last_commit_metrics(table: DeltaTable | None) -> dict[str, str]:
