@@ -43,6 +43,7 @@ WRITE_MODE = "medallion/write_mode"
 PARTITION_COLUMN = "medallion/partition_column"
 T = TypeVar("T")
 PRIMARY_KEY = "medallion/primary_key"
+ROWS_PER_FILE = 250_000  # bounds what a one-day replaceWhere rewrites in a large table
 VERSION_COLUMN = "medallion/version_column"
 
 
@@ -176,24 +177,28 @@ class Lake:
           tables are overwritten whole, schema included.
         - insert_new: rows whose key is not in the window yet are inserted (MERGE, insert only).
         - merge_latest: keyed MERGE, a key's row updated only by a newer version, never regressed.
-          Current-state tables are not physically partitioned: a key's row moves to the day of its
-          latest change.
+          A key's row moves to the day of its latest change.
+        No table is physically partitioned by day: a windowed write is laid out in day ranges
+        (`clustered`) and the window selects files by their statistics.
         """
         uri = self.uri(asset_key)
         existing = self.open(uri)
         exists = existing is not None
+        if window is not None and mode != "merge_latest":
+            data = clustered(data, window.column)
         if not exists or mode == "replace_partition":
-            writer = data.write.format("delta")
+            writer = data.write.format("delta").option("maxRecordsPerFile", ROWS_PER_FILE)
             if not exists:
-                if window is not None and mode != "merge_latest":
-                    writer = writer.partitionBy(window.column)
                 writer = writer.mode("append")
             elif window is not None:
                 writer = writer.mode("overwrite").option("replaceWhere", window.sql())
             else:
                 writer = writer.mode("overwrite").option("overwriteSchema", "true")
             self.guarded(uri, "write", lambda: writer.save(uri), window)
-            return {"rows_written": int(last_commit_metrics(self.open(uri)).get("numOutputRows", 0))}
+            metrics = last_commit_metrics(self.open(uri))
+            # A replaceWhere also rewrites the other days of the files it touched (copied rows).
+            copied = int(metrics.get("numCopiedRows", 0))
+            return {"rows_written": int(metrics.get("numOutputRows", 0)) - copied, "rows_copied": copied}
         in_window = [window.sql("t")] if window and mode == "insert_new" else []
         match = " AND ".join([f"t.`{k}` = s.`{k}`" for k in primary_key] + in_window)
         update = (
@@ -268,6 +273,17 @@ class Lake:
             if secret:
                 text = text.replace(secret, "***")
         return text
+
+
+def clustered(data: DataFrame, column: str) -> DataFrame:
+    """The rows in files that each hold a stretch of days (range-partitioned, sorted), so the window
+    filter skips files by their min/max statistics and a day's replaceWhere rewrites one file.
+
+    Why not a physical partition per day: Spark pays ~10 ms per file written and ~5 ms per file
+    read, and a daily partition is one file per day per table (measured: 100,000 rows over 725 days
+    written in 11-13 s partitioned by day, 1-1.8 s unpartitioned; counted in 3.8 s). Tables made
+    by an earlier version, partitioned by day, are read and written as they are."""
+    return data.repartitionByRange(F.col(column)).sortWithinPartitions(column)
 
 
 def _files_in(table: DeltaTable, window: Window) -> pa.Table | None:
@@ -370,7 +386,9 @@ class DeltaLakeIOManager(dg.ConfigurableIOManager):
         table = lake.open(uri)
         assert table is not None
         rows = lake.rows_in(table, window)
-        if rows is None:  # a current-state table, not laid out by the window's column: Spark counts
+        if rows is None and mode == "replace_partition":  # the window holds what was just written
+            rows = counts["rows_written"]
+        if rows is None:  # not laid out by the window's column (a day per file): Spark counts
             rows = lake.guarded(uri, "read", lake.table(spark, context.asset_key, window).count)
         context.add_output_metadata(
             {

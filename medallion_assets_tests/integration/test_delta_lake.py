@@ -21,7 +21,13 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import DataFrame
 
-from medallion_assets.resources.delta_lake import DeltaLakeIOManager, Lake, LakeResource, lake_metadata
+from medallion_assets.resources.delta_lake import (
+    DeltaLakeIOManager,
+    Lake,
+    LakeResource,
+    Window,
+    lake_metadata,
+)
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
 from medallion_assets.specs import LakeTable, WriteMode
@@ -249,13 +255,21 @@ def test_inputs_read_only_the_partitions_asked_for(lake_root: str, spark_resourc
 def test_partition_pruning_skips_other_partitions_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spark_resource: SparkResource
 ) -> None:
+    """Days are not directories: the window selects files by their min/max statistics."""
     monkeypatch.setenv("MEDALLION_LAKE_URI", str(tmp_path))
     asset = events_asset("replace_partition")
     SOURCE.clear()
-    SOURCE["events"] = rows(("a", "2017-01-01", 1), ("b", "2017-01-02", 2))
-    assert materialize([asset], spark_resource, "2017-01-01", "2017-01-02").success
-    for damaged in (tmp_path / "bronze" / "events" / "_change_date=2017-01-02").glob("*.parquet"):
-        damaged.write_bytes(b"not parquet")  # only a reader that opens this file can fail
+    for day, key in (("2017-01-01", "a"), ("2017-01-02", "b")):
+        SOURCE["events"] = rows((key, day, 1))
+        assert materialize([asset], spark_resource, day).success
+    files = pa.table(DeltaTable(str(tmp_path / "bronze" / "events")).get_add_actions(flatten=True))
+    assert not any(name.startswith("partition.") for name in files.column_names)
+    second_day = pc.equal(files["min._change_date"].cast(pa.string()), "2017-01-02")
+    (damaged,) = files.filter(second_day)["path"].to_pylist()
+    (tmp_path / "bronze" / "events" / damaged).write_bytes(b"not parquet")  # only its reader fails
+    first_day = Window("_change_date", dt.date(2017, 1, 1), dt.date(2017, 1, 2))
+    lake, key = Lake.from_settings(get_settings()), dg.AssetKey(["bronze", "events"])
+    assert lake.table(spark_resource.session(), key, first_day).count() == 1  # Spark skips it too
     upstream = asset.to_source_asset()
     assert materialize([upstream, seen_as_arrow], spark_resource, "2017-01-01").success
     assert SOURCE["seen"]["id"].to_pylist() == ["a"]
