@@ -10,7 +10,10 @@ sensor's ticks; then one day of source changes carried through gold and the ware
 daily run pays); with --bigquery the sync to the BigQuery emulator. Next to it, the same gold
 reports computed by DuckDB in-process from the same CSV files (bench/duckdb_reference.py: the
 physical limit of this work on one machine) and the ratio. Per stage: wall time, rows, rows/s; at
-the end the peak memory of this process, the Spark JVM and the embedded PostgreSQL server.
+the end the peak memory during the builds of this process (it runs Dagster's runs and steps; the
+files are generated and loaded in child processes), of the Spark JVM and of the embedded
+PostgreSQL. Spark is the default topology (the embedded Spark Connect server) unless
+MEDALLION_SPARK=local.
 """
 
 from __future__ import annotations
@@ -18,15 +21,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
+import multiprocessing
 import os
-import resource
 import shutil
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import dagster as dg
 import psutil
@@ -35,7 +42,9 @@ from medallion_assets.automation.source_changes import read_cursor, write_cursor
 from medallion_assets.build import BuildSummary, build, format_summary
 from medallion_assets.definitions import build_definitions, code_location
 from medallion_assets.resources.postgres import source_database_url, stop_embedded_server
+from medallion_assets.resources.spark_server import SparkServer
 from medallion_assets.settings import Settings, get_settings
+from medallion_assets.specs import TABLES_BY_NAME
 from medallion_assets_tests.bigquery_emulator import PROJECT, bigquery_emulator
 from olist_source.generator import generate, write_kaggle_files
 from olist_source.kaggle_csv import read_directory
@@ -44,6 +53,8 @@ from olist_source.system import StepReport, advance_source, load_source
 
 sys.path.insert(0, str(Path(__file__).parent))
 from duckdb_reference import reference_reports
+
+T = TypeVar("T")
 
 
 class Stage:
@@ -107,6 +118,63 @@ def layer_breakdown(summary: BuildSummary) -> None:
     print(f"    breakdown (s): {', '.join(parts)}, checks {checks:.1f}, outside steps {rest:.1f}")
 
 
+class PeakMemory:
+    """The peak resident memory of this process (the one that runs Dagster's runs and steps), of
+    the Spark JVM (the embedded server, or this process's own JVM with MEDALLION_SPARK=local) and
+    of the embedded PostgreSQL, sampled every 0.2 s from a thread while the block runs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.peaks = {"run process": 0.0, "Spark JVM": 0.0, "PostgreSQL": 0.0}
+        self._stop = threading.Event()
+
+    def sample(self) -> None:
+        me = psutil.Process()
+        server = SparkServer.of(self.settings).status().pid
+        jvms = [psutil.Process(server)] if server else []
+        jvms += [child for child in me.children(recursive=True) if "java" in child.name()]
+        now = {
+            "run process": me.memory_info().rss / 2**20,
+            "Spark JVM": sum(_rss(jvm) for jvm in jvms) / 2**20,
+            "PostgreSQL": embedded_server_mib(self.settings.embedded_postgres_dir),
+        }
+        self.peaks = {name: max(peak, now[name]) for name, peak in self.peaks.items()}
+
+    def __enter__(self) -> PeakMemory:
+        def loop() -> None:
+            while not self._stop.wait(0.2):
+                with contextlib.suppress(psutil.Error):
+                    self.sample()
+
+        threading.Thread(target=loop, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def __str__(self) -> str:
+        return "; ".join(f"{name} {mib:,.0f} MiB" for name, mib in self.peaks.items())
+
+
+def _rss(process: psutil.Process) -> int:
+    with contextlib.suppress(psutil.Error):
+        return process.memory_info().rss
+    return 0
+
+
+def prepare_files(scale: float, seed: int, csv_dir: Path) -> int:
+    """Generate and write the Kaggle files (in a child process: the run process's memory is the
+    build's alone)."""
+    result = generate(scale, seed)
+    write_kaggle_files(result, csv_dir)
+    return sum(result.row_counts().values())
+
+
+def in_child(function: Callable[..., T], *args: Any) -> T:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        return child.submit(function, *args).result()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -118,40 +186,44 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="medallion-bench-"))
-    # Everything (this script, the build, the resources) reads one environment.
+    # Everything (this script, the build, the resources) reads one environment; Spark is the
+    # default topology (the embedded Spark Connect server, under the work folder) unless
+    # MEDALLION_SPARK=local is set.
     os.environ.update(MEDALLION_HOME=str(work / "home"), DAGSTER_HOME=str(work / "dagster"))
     for name in ("MEDALLION_LAKE_URI", "MEDALLION_SOURCE_URL", "DAGSTER_PG_URL", "SPARK_REMOTE"):
         os.environ.pop(name, None)
     settings = get_settings()
     csv_dir = work / "olist"
     quiet = {"echo": lambda _: None, "show_progress": False}
-    print(f"scale {args.scale:g}, seed {args.seed}, work folder {work}")
+    print(f"scale {args.scale:g}, seed {args.seed}, work folder {work}, Spark {settings.spark_mode}")
     started = time.perf_counter()
+    memory = PeakMemory(settings)
     try:
         with stage("generate and write the Kaggle CSV files") as s:
-            result = generate(args.scale, args.seed)
-            write_kaggle_files(result, csv_dir)
-            s.rows = sum(result.row_counts().values())
-        del result
+            s.rows = in_child(prepare_files, args.scale, args.seed, csv_dir)
         print(f"{'':<52}{sum(p.stat().st_size for p in csv_dir.iterdir()) / 2**20:>9.0f} MiB of CSV")
         # As the quickstart, up to the end of regular trading, but for its last day: the daily run's
         # (the day after it is in Olist's thin tail, not a day of a live shop).
-        regular_end = regular_trading_end(read_directory(csv_dir)[0]["orders"])
+        regular_end = regular_trading_end(
+            read_directory(csv_dir, tables=[TABLES_BY_NAME["orders"]])[0]["orders"]
+        )
         as_of = regular_end.astype("datetime64[us]").item() - dt.timedelta(days=1)
         day = as_of.date()
         with stage("start embedded PostgreSQL"):
             url = source_database_url(settings)
         full = time.perf_counter()
         with stage(f"source load (history up to {as_of:%Y-%m-%d})") as s:
-            s.rows = changed_rows(load_source(url, csv_dir, as_of=as_of, seed=args.seed))
-        with stage("build: every layer, check and the DuckDB warehouse") as s:
+            s.rows = changed_rows(
+                in_child(functools.partial(load_source, url, csv_dir, as_of, seed=args.seed))
+            )
+        with memory, stage("build: every layer, check and the DuckDB warehouse") as s:
             summary = build(code_location(), **quiet)
             s.rows = sum(outcome.rows for outcome in summary.assets.values())
         full_seconds = time.perf_counter() - full
         report(summary)
         layer_breakdown(summary)
         sensor_ticks(settings)
-        with stage(f"one day ({day}) of changes: source to warehouse") as s:
+        with memory, stage(f"one day ({day}) of changes: source to warehouse") as s:
             s.rows = changed_rows(advance_source(url, to=as_of + dt.timedelta(days=1)))
             summary = build(code_location(), start=day, end=day, **quiet)
         report(summary)
@@ -165,24 +237,12 @@ def main() -> None:
             f"full build (source load + build) {full_seconds:.1f} s; DuckDB reference "
             f"{reference.seconds:.2f} s; ratio {full_seconds / reference.seconds:,.0f}x"
         )
-        server_mib = embedded_server_mib(settings.embedded_postgres_dir)
-        spark_mib = (
-            sum(
-                child.memory_info().rss
-                for child in psutil.Process().children(recursive=True)
-                if "java" in child.name()
-            )
-            / 2**20
-        )
     finally:
+        SparkServer.of(settings).stop()
         stop_embedded_server(settings)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"total {time.perf_counter() - started:.1f} s; peak memory of this process {peak:,.0f} MiB;"
-        f" Spark JVM {spark_mib:,.0f} MiB at the end; PostgreSQL server processes {server_mib:,.0f} MiB"
-    )
+    print(f"total {time.perf_counter() - started:.1f} s; peak memory during the builds: {memory}")
 
 
 def warehouse_sync(work: Path, last_day: dt.date) -> None:

@@ -28,8 +28,7 @@ from medallion_assets.resources.postgres import (
     source_database_url,
     stop_embedded_server,
 )
-from medallion_assets.resources.spark import SparkJarsMissingError
-from medallion_assets.resources.spark_server import SparkServer, SparkServerError
+from medallion_assets.resources.spark_server import SparkJarsMissingError, SparkServer, SparkServerError
 from medallion_assets.resources.warehouse import WarehouseError
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.olist_db import SourceStateError

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # The audit log's PostgreSQL (unset: the embedded server); a URL, so secret like the source's.
     audit_url: SecretStr | None = Field(None, validation_alias="MEDALLION_AUDIT_URL")
     spark_remote: str | None = Field(None, validation_alias="SPARK_REMOTE")
+    # Without SPARK_REMOTE: `server`, the embedded Spark Connect server (started on first use, kept
+    # between commands), or `local`, a classic Spark session inside each process (tests).
+    spark_mode: Literal["server", "local"] = Field("server", validation_alias="MEDALLION_SPARK")
     # The jars a local Spark session loads beside the wheel's (Delta Lake, S3A, the JDBC driver):
     # `make jars` puts them in jars/lib/ of the checkout (jars/pom.xml pins them).
     spark_jars_dir: Path = Field(REPOSITORY / "jars" / "lib", validation_alias="MEDALLION_SPARK_JARS")
@@ -61,6 +64,10 @@ class Settings(BaseSettings):
     # Start the source sensor, the propagation sensor and the catch-up schedule switched on (a
     # deployment's choice; by default a person turns them on in the UI or with `dagster sensor start`).
     automation: bool = Field(False, validation_alias="MEDALLION_AUTOMATION")
+    # VACUUM (the weekly lake_maintenance job) keeps the files of this many hours of history: time
+    # travel reaches that far back. Never below Delta's safety minimum of 168 h (7 days): the job
+    # refuses a smaller value (maintenance/operations.py).
+    vacuum_retention_hours: int = Field(168, validation_alias="MEDALLION_VACUUM_RETENTION_HOURS")
     # Where a person opens the Dagster UI: the alert links to the run there.
     ui_url: str = Field("http://127.0.0.1:3000", validation_alias="MEDALLION_UI_URL")
 

@@ -17,7 +17,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from medallion_assets_tests.dagster_dev import REPO, free_port, stop_group
+from medallion_assets_tests.dagster_dev import REPO, stop_group
+from medallion_assets_tests.helpers import free_port
 
 EMULATOR_VENV = Path(os.environ.get("MEDALLION_BQEMULATOR_VENV", REPO / ".venv-bqemulator"))
 PROJECT = "medallion-test"

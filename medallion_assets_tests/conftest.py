@@ -25,6 +25,11 @@ from medallion_assets_tests.helpers import SAMPLE_DIR, HandmadeBuild, booked_ins
 from olist_source.generator import GenerationResult, generate, write_kaggle_files
 from olist_source.kaggle_csv import read_directory
 
+# The suite's processes each use a classic in-process session (one JVM per test worker, nothing
+# shared between workers); the default topology, the embedded Spark Connect server, has its own
+# tests (integration/test_spark.py) and runs the end-to-end test.
+os.environ.setdefault("MEDALLION_SPARK", "local")
+
 TESTS = Path(__file__).resolve().parent
 # The tiers, one folder each: unit (no service, no JVM, no run: seconds), integration (one part
 # against the real thing: Spark, PostgreSQL, Delta on S3, warehouses, sensors, Dagster runs of a few

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,16 +18,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from medallion_assets_tests.helpers import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 STARTUP_TIMEOUT = 120.0  # the code server imports pyspark, dagster and every layer on a slow machine
 STOP_GRACE = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def graphql(url: str, query: str) -> dict:

@@ -149,14 +149,19 @@ def category_rows(days: dict[int, list[str]], revenue: str = "10.00") -> pa.Tabl
     return conform(pa.Table.from_pylist(rows), CATEGORIES)
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (for a server a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @contextmanager
 def s3_server(secret: str, bucket: str = "lake") -> Iterator[str]:
     """A real S3 HTTP endpoint on loopback (moto's server, in its own process like MinIO: delta-rs
     holds this process's GIL while it waits for some S3 answers) with one bucket; yields its URL.
     The access key is "test", the region us-east-1."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,

@@ -22,7 +22,7 @@ def secret_from_environment(value: SecretStr | None, variable: str) -> str | Non
 
 
 def resource_definitions(settings: Settings) -> dg.Definitions:
-    spark = SparkResource(remote=settings.spark_remote)
+    spark = SparkResource(remote=settings.spark_remote)  # unset: the embedded server or local
     lakehouse = LakeResource(
         root_uri=settings.lake_uri,
         aws_endpoint_url=settings.aws_endpoint_url,

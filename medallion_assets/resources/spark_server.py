@@ -1,14 +1,16 @@
-"""The embedded Spark Connect server: one JVM under $MEDALLION_HOME/spark that outlives commands.
+"""What a Spark JVM of ours loads (`LocalSpark`: the jars of `make jars`, Delta, S3A), and the
+embedded Spark Connect server: one JVM under $MEDALLION_HOME/spark that outlives commands.
 
-Started from the pyspark wheel (its spark-daemon.sh and the Spark Connect jar it ships) with the
-jars of `make jars` and the same Delta and S3A settings as a local session, on a loopback port.
-Like the embedded PostgreSQL, it keeps running between commands until `medallion spark stop`; a
-Spark Connect client (`SPARK_REMOTE=sc://127.0.0.1:<port>`) reaches it in under a second instead
-of starting a JVM of its own.
+The server is started from the pyspark wheel (its spark-daemon.sh and the Spark Connect jar it
+ships) with those jars and settings, on a loopback port, by the first process that needs Spark
+(resources/spark.py) or by `medallion spark start`. Like the embedded PostgreSQL, it keeps running
+between commands until `medallion spark stop`; a client reaches it in under a second instead of
+starting a JVM of its own.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
@@ -19,11 +21,57 @@ from pathlib import Path
 import psutil
 import pyspark
 
-from medallion_assets.resources.spark import LocalSpark, default_driver_memory
 from medallion_assets.settings import Settings
 
 SPARK_HOME = Path(pyspark.__file__).parent
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+
+
+def default_driver_memory() -> str:
+    """A local session's driver holds the data handed to Spark through Arrow, so it gets a third of
+    the machine's memory (2-16 GiB): 4 GiB ran out of heap on a scale-10 silver backfill."""
+    third = psutil.virtual_memory().total // 3 // 2**30
+    return f"{min(max(third, 2), 16)}g"
+
+
+class SparkJarsMissingError(RuntimeError):
+    """The jars a local session needs (Delta Lake, S3A, JDBC) are not installed."""
+
+
+@dataclass(frozen=True)
+class LocalSpark:
+    """What a local session loads and how it reaches an s3:// lake."""
+
+    jars_dir: Path
+    s3_endpoint: str | None
+    s3_region: str | None
+
+    @classmethod
+    def of(cls, settings: Settings) -> LocalSpark:
+        return cls(settings.spark_jars_dir, settings.aws_endpoint_url, settings.aws_region)
+
+    def config(self) -> dict[str, str]:
+        jars = sorted(self.jars_dir.glob("*.jar"))
+        if not jars:
+            raise SparkJarsMissingError(
+                f"no Spark jars in {self.jars_dir}: run `make jars` (Maven fetches the versions pinned in"
+                " jars/pom.xml), or point MEDALLION_SPARK_JARS at a folder that holds them"
+            )
+        config = {
+            "spark.jars": ",".join(str(jar) for jar in jars),
+            "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+            "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+            # s3:// and s3a:// lakes through S3A. Its default credential chain reads AWS_ACCESS_KEY_ID
+            # and AWS_SECRET_ACCESS_KEY from the environment the JVM inherits: no secret in Spark's conf.
+            "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+            "spark.hadoop.fs.s3a.path.style.access": "true",  # MinIO and other S3 servers
+        }
+        if self.s3_endpoint:
+            config["spark.hadoop.fs.s3a.endpoint"] = self.s3_endpoint
+            config["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(self.s3_endpoint.startswith("https"))
+        if self.s3_region:
+            config["spark.hadoop.fs.s3a.endpoint.region"] = self.s3_region
+        return config
 
 
 class SparkServerError(RuntimeError):
@@ -69,12 +117,20 @@ class SparkServer:
         )
 
     def start(self, timeout: float = 120) -> str:
-        """The server's URL, started first if it is not running (~10 s)."""
+        """The server's URL, started first if it is not running (~10 s). Processes that need it at
+        the same moment (two runs, two test workers) start it once: the others wait on a lock."""
+        if self.status().running:
+            return self.url
+        self.home.mkdir(parents=True, exist_ok=True)
+        with (self.home / "start.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._start(timeout)
+
+    def _start(self, timeout: float) -> str:
         if self.status().running:
             return self.url
         if _listening(self.port):
             raise SparkServerError(f"port {self.port} is taken by another program: set MEDALLION_SPARK_PORT")
-        self.home.mkdir(parents=True, exist_ok=True)
         settings = {
             **self.local.config(),
             "spark.connect.grpc.binding.address": "127.0.0.1",

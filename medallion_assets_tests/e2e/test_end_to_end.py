@@ -28,12 +28,13 @@ from medallion_assets.automation.propagation import GOLD_JOB, SILVER_JOB
 from medallion_assets.resources.delta_lake import Window
 from medallion_assets.resources.duckdb_warehouse import DuckDBWarehouse
 from medallion_assets.resources.instance import ensure_dagster_home
+from medallion_assets.resources.spark_server import SparkServer
 from medallion_assets.settings import get_settings
 from medallion_assets.specs import GOLD_REPORTS
 from medallion_assets.tags import CHANGES_TAG, TRIGGER_TAG
 from medallion_assets_tests.dagster_dev import dagster_dev
 from medallion_assets_tests.handmade import _id, at, write_handmade
-from medallion_assets_tests.helpers import HandmadeBuild, scratch_database
+from medallion_assets_tests.helpers import HandmadeBuild, free_port, scratch_database
 from olist_source.system import load_source
 
 ORDER = _id("o6")  # shipped, bought on 3 March for R$ 112.00
@@ -60,13 +61,20 @@ def running_pipeline(
         "MEDALLION_AUDIT_URL": scratch_database(pg_url, "e2e_audit"),
         "MEDALLION_AUTOMATION": "true",
         "MEDALLION_POLL_SECONDS": "5",  # a test's patience; the default is 30 s
+        # The default topology: runs are thin clients of the embedded Spark Connect server.
+        "MEDALLION_SPARK": "server",
+        "MEDALLION_SPARK_PORT": str(free_port()),
     }
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
         ensure_dagster_home(get_settings())  # writes the PostgreSQL dagster.yaml
-        with dagster_dev(env, tmp_path / "dagster-dev.log"), dg.DagsterInstance.get() as instance:
-            yield instance, env
+        try:
+            with dagster_dev(env, tmp_path / "dagster-dev.log"), dg.DagsterInstance.get() as instance:
+                yield instance, env
+            assert SparkServer.of(get_settings()).status().running  # started by the first run
+        finally:
+            SparkServer.of(get_settings()).stop()
 
 
 def wait_for(condition, timeout: float, what: str, every: float = 1.0):

@@ -1,9 +1,9 @@
-"""The Spark resource: one local session per process, or Spark Connect when SPARK_REMOTE is set."""
+"""The Spark resource's topologies: the embedded Spark Connect server (default), any Spark Connect
+server (SPARK_REMOTE), a classic session in the process (MEDALLION_SPARK=local, the suite's)."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +15,7 @@ from deltalake import DeltaTable
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.spark_server import SparkServer
 from medallion_assets.settings import get_settings
+from medallion_assets_tests.helpers import free_port
 
 
 def test_one_configured_session_per_process(spark_resource: SparkResource) -> None:
@@ -26,20 +27,13 @@ def test_one_configured_session_per_process(spark_resource: SparkResource) -> No
     assert session.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Spark Connect server from the pyspark wheel, on loopback: the embedded one that
-    `medallion spark start` runs (resources/spark_server.py), under a scratch home."""
-    settings = get_settings(home=tmp_path_factory.mktemp("spark-connect"), spark_server_port=free_port())
-    server = SparkServer.of(settings)
-    yield server.start()
-    server.stop()
+def server_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The environment of processes that use the default topology, the embedded Spark Connect
+    server, under a scratch home and port; the server is stopped at the end."""
+    home, port = tmp_path_factory.mktemp("spark-connect"), free_port()
+    yield {"MEDALLION_HOME": str(home), "MEDALLION_SPARK_PORT": str(port), "MEDALLION_SPARK": "server"}
+    SparkServer.of(get_settings(home=home, spark_server_port=port)).stop()
 
 
 ASSETS_ON_CONNECT = """
@@ -70,13 +64,47 @@ print("session type:", type(session).__module__, "ok" if result.success else "fa
 """
 
 
-def test_same_assets_run_on_spark_connect(connect_server: str, tmp_path: Path) -> None:
-    env = {**os.environ, "SPARK_REMOTE": connect_server, "MEDALLION_LAKE_URI": str(tmp_path / "lake")}
+def run_assets(environment: dict[str, str], lake: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "SPARK_REMOTE"}
+    env |= {**environment, "MEDALLION_LAKE_URI": str(lake)}
     result = subprocess.run(
         [sys.executable, "-c", ASSETS_ON_CONNECT], env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "input type: pyspark.sql.connect.dataframe" in result.stdout
     assert "session type: pyspark.sql.connect.session ok" in result.stdout
-    counted = DeltaTable(str(tmp_path / "lake" / "silver" / "counted")).to_pyarrow_dataset().to_table()
+    counted = DeltaTable(str(lake / "silver" / "counted")).to_pyarrow_dataset().to_table()
     assert counted.to_pylist() == [{"_change_date": counted["_change_date"][0].as_py(), "count": 3}]
+    return result.stdout
+
+
+def test_the_default_topology_starts_the_embedded_server_once(
+    server_home: dict[str, str], tmp_path: Path
+) -> None:
+    """A process that needs Spark starts the embedded Spark Connect server on first use and is its
+    thin client (no JVM of its own); the next process finds it running and connects."""
+    settings = get_settings(
+        home=Path(server_home["MEDALLION_HOME"]), spark_server_port=int(server_home["MEDALLION_SPARK_PORT"])
+    )
+    server = SparkServer.of(settings)
+    assert not server.status().running
+    run_assets(server_home, tmp_path / "first")
+    first = server.status()
+    assert first.running and first.pid is not None
+    run_assets(server_home, tmp_path / "second")
+    assert server.status().pid == first.pid  # kept between commands, not started again
+
+
+def test_same_assets_run_on_any_spark_connect_server(server_home: dict[str, str], tmp_path: Path) -> None:
+    """SPARK_REMOTE points at another server (here the embedded one, started as `medallion spark
+    start` does): no server of this process's home is started."""
+    settings = get_settings(
+        home=Path(server_home["MEDALLION_HOME"]), spark_server_port=int(server_home["MEDALLION_SPARK_PORT"])
+    )
+    url = SparkServer.of(settings).start()
+    elsewhere = tmp_path / "elsewhere"
+    run_assets(
+        {"MEDALLION_HOME": str(elsewhere), "SPARK_REMOTE": url, "MEDALLION_SPARK": "server"},
+        tmp_path / "lake",
+    )
+    assert not (elsewhere / "spark").exists()

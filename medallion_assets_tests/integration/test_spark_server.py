@@ -5,10 +5,11 @@ the jars of `make jars`); what it writes, delta-rs reads."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from medallion_assets_tests.helpers import free_port
 
 MEDALLION = str(Path(sys.executable).with_name("medallion"))
 CLIENT = r"""
@@ -22,12 +23,6 @@ frame.write.format("delta").mode("overwrite").save(sys.argv[2])
 total = spark.read.format("delta").load(sys.argv[2]).selectExpr("sum(amount)").first()[0]
 print(type(spark).__module__, total, DeltaTable(sys.argv[2]).to_pyarrow_table().num_rows)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_start_use_stop(tmp_path: Path) -> None:
