@@ -13,13 +13,16 @@ from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc_dbapi
 import click
+import dagster as dg
 import pandas as pd
 import pyarrow as pa
+from pyspark.sql import SparkSession
 
 from medallion_assets.build import build as run_build
 from medallion_assets.build import format_summary
 from medallion_assets.definitions import code_location
-from medallion_assets.resources.delta_lake import LakeError
+from medallion_assets.maintenance import operations as lake_ops
+from medallion_assets.resources.delta_lake import Lake, LakeError
 from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.resources.postgres import (
     SourceUnavailableError,
@@ -28,11 +31,12 @@ from medallion_assets.resources.postgres import (
     source_database_url,
     stop_embedded_server,
 )
+from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.spark_server import SparkJarsMissingError, SparkServer, SparkServerError
 from medallion_assets.resources.warehouse import WarehouseError
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.olist_db import SourceStateError
-from medallion_assets.specs import GOLD_REPORTS
+from medallion_assets.specs import GOLD_REPORTS, LakeTable
 from medallion_assets.warehouse.assets import warehouse_for
 from olist_source.generator import generate, write_kaggle_files
 from olist_source.kaggle_csv import CsvLoadError
@@ -244,6 +248,99 @@ def spark_stop() -> None:
     click.echo("Spark Connect server stopped" if stopped else "no Spark Connect server was running")
 
 
+@main.group("lake")
+def lake() -> None:
+    """Time travel on the lake's Delta tables. TABLE is layer/name, e.g. gold/fact_orders."""
+
+
+class LakeTableType(click.ParamType):
+    """A lake table by its layer/name; an unknown name lists the known ones."""
+
+    name = "TABLE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> LakeTable:
+        if isinstance(value, LakeTable):
+            return value
+        try:
+            return lake_ops.lake_table(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+LAKE_TABLE = LakeTableType()
+
+
+def _lake_and_spark(table: LakeTable) -> tuple[Lake, SparkSession]:
+    """The lake and a Spark session, started only once the table is known to exist (~10 s locally)."""
+    lake = Lake.from_settings(get_settings())
+    lake_ops.opened(lake, dg.AssetKey(table.asset_path))
+    return lake, SparkResource().session()
+
+
+@lake.command("history")
+@click.argument("table", type=LAKE_TABLE)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Latest versions.")
+@user_errors
+def lake_history(table: LakeTable, limit: int) -> None:
+    """The table's versions, newest first: time (UTC), operation, its key parameters and metrics."""
+    commits = lake_ops.history(*_lake_and_spark(table), dg.AssetKey(table.asset_path), limit)
+    click.echo(f"{'version':>8}  {'timestamp (UTC)':<23}  {'operation':<16}  details")
+    for commit in commits:
+        click.echo(f"{commit.version:>8}  {commit.timestamp:<23}  {commit.operation:<16}  {commit.details()}")
+
+
+@lake.command("show")
+@click.argument("table", type=LAKE_TABLE)
+@click.option("--version", type=click.IntRange(min=0), default=None, help="The table as of this version.")
+@click.option(
+    "--as-of",
+    default=None,
+    help="The table as of this time (UTC unless it names a zone), e.g. '2026-01-31 12:00:00'.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Rows printed.")
+@user_errors
+def lake_show(table: LakeTable, version: int | None, as_of: str | None, limit: int) -> None:
+    """Rows of the table at a version or a time (default: the latest version)."""
+    if version is not None and as_of is not None:
+        raise click.UsageError("give --version or --as-of, not both")
+    moment = None
+    if as_of is not None:
+        try:
+            moment = dt.datetime.fromisoformat(as_of.strip())
+        except ValueError:
+            raise click.BadParameter(f"{as_of!r} is not a time like '2026-01-31 12:00:00'") from None
+    rows = lake_ops.show(*_lake_and_spark(table), dg.AssetKey(table.asset_path), version, moment, limit)
+    when = "the latest version"
+    if version is not None:
+        when = f"version {version}"
+    elif moment is not None:
+        when = f"{lake_ops.as_of_text(moment)} UTC"
+    more = f" (the first {limit}: --limit shows more)" if rows.num_rows == limit else ""
+    click.echo(f"{'/'.join(table.asset_path)} at {when}: {rows.num_rows} row(s){more}")
+    if rows.num_rows:
+        _print_table(rows)
+
+
+@lake.command("restore")
+@click.argument("table", type=LAKE_TABLE)
+@click.option("--version", type=click.IntRange(min=0), required=True, help="The version to go back to.")
+@user_errors
+def lake_restore(table: LakeTable, version: int) -> None:
+    """Make an earlier version the table's latest (a new RESTORE version; history is kept). Refused
+    while a run of the Dagster instance (DAGSTER_HOME) writes the table."""
+    ensure_dagster_home(get_settings())
+    key = dg.AssetKey(table.asset_path)
+    with dg.DagsterInstance.get() as instance:
+        lake_ops.refuse_while_written(instance, key)  # before Spark starts; restore checks again
+        restored = lake_ops.restore(*_lake_and_spark(table), instance, key, version)
+    metrics = restored.metrics
+    click.echo(
+        f"restored {'/'.join(table.asset_path)} to version {version}: latest version {restored.before} ->"
+        f" {restored.after} ({metrics.get('num_restored_files', 0)} file(s) restored,"
+        f" {metrics.get('num_removed_files', 0)} removed)"
+    )
+
+
 @main.command("quickstart")
 @click.option("--scale", type=float, default=0.1, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
@@ -282,7 +379,10 @@ def quickstart(scale: float, seed: int, csv_dir: Path | None) -> None:
     click.echo("Where to look:")
     click.echo(f"  Olist CSV files     {csv_dir}")
     click.echo(f"  source database     {redact(url)}  (schema olist; medallion source status / sql)")
-    click.echo(f"  lake (Delta tables) {settings.lake_uri}/<layer>/<table>")
+    click.echo(f"  lake (Delta tables) {settings.lake_uri}/<layer>/<table>  (medallion lake history TABLE)")
+    spark = SparkServer.of(settings).status()
+    if spark.running:
+        click.echo(f"  Spark Connect       {spark.url}, log {spark.log}  (medallion spark status / stop)")
     reports = "(daily_order_report|daily_category_report|customer_rfm)"
     click.echo(f"  gold reports        {settings.lake_uri}/gold/{reports}  (README: query the gold tables)")
     click.echo(f"  Dagster UI          .venv/bin/medallion dev  (runs in {os.environ['DAGSTER_HOME']})")

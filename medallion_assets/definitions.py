@@ -19,6 +19,7 @@ import dagster as dg
 from medallion_assets.automation.definitions import automation_definitions
 from medallion_assets.bronze.definitions import bronze_definitions
 from medallion_assets.gold.definitions import gold_definitions
+from medallion_assets.maintenance.jobs import maintenance_definitions, writer_pools
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.progress import medallion_progress
 from medallion_assets.resources.definitions import resource_definitions
@@ -26,6 +27,7 @@ from medallion_assets.resources.postgres import redact, source_database_url
 from medallion_assets.settings import Settings, get_settings
 from medallion_assets.silver.definitions import silver_definitions
 from medallion_assets.sources.olist_db import history_end
+from medallion_assets.specs import LAKE_TABLES
 from medallion_assets.warehouse.definitions import warehouse_definitions
 
 
@@ -33,12 +35,13 @@ def build_definitions(settings: Settings | None = None, last_day: dt.date | None
     """The code location for these settings, its daily partitions up to `last_day` (None: today)."""
     settings = settings or get_settings()
     daily = daily_partitions(settings, last_day)
+    lake_layers = (bronze_definitions(daily), silver_definitions(daily), gold_definitions(daily))
     return dg.Definitions.merge(
         resource_definitions(settings),
-        bronze_definitions(daily),
-        silver_definitions(daily),
-        gold_definitions(daily),
+        *lake_layers,
         warehouse_definitions(daily, settings),
+        # Each table's maintenance runs in the pool of the step that writes the table.
+        maintenance_definitions(LAKE_TABLES, writer_pools(lake_layers), settings),
         # The gold refresh builds gold with these same definitions (built again inside its run).
         automation_definitions(daily, settings, functools.partial(build_definitions, settings, last_day)),
         dg.Definitions(

@@ -222,6 +222,7 @@ GOLD_FACTS: dict[str, LakeTable] = {
                 Reference("order_date_key", "gold/dim_date", "date_key", unknown=None),
             ),
             cluster_by=("order_status", "customer_key"),
+            zorder_by=("customer_key",),
             rules=(
                 Rule(
                     "payments_reconcile_with_revenue",
@@ -265,6 +266,7 @@ GOLD_FACTS: dict[str, LakeTable] = {
                 _to_dimension("customer_key", "dim_customer", "customer_key"),
             ),
             cluster_by=("product_category", "seller_key", "product_key"),
+            zorder_by=("product_key", "seller_key"),
         ),
     )
 }

@@ -59,6 +59,10 @@ class LakeTable:
     rules: tuple[Rule, ...] = ()
     # Warehouse clustering (BigQuery, at most 4): the columns queries filter or join the table on.
     cluster_by: tuple[str, ...] = ()
+    # Lake clustering: the weekly maintenance's OPTIMIZE Z-orders the table's files by these columns,
+    # so a filter on them skips files (after the partition column when the table is not physically
+    # partitioned by it: maintenance/operations.py, zorder_columns).
+    zorder_by: tuple[str, ...] = ()
 
     @property
     def asset_path(self) -> list[str]:
