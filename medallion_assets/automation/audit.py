@@ -39,7 +39,7 @@ an upsert on (run_id, asset), so a run recorded by both leaves one row per asset
 import datetime as dt
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import astuple, dataclass, field, fields
 from typing import Any
 
@@ -147,6 +147,18 @@ class _Planned:
     partitions: set[str]
 
 
+def run_events(instance: dg.DagsterInstance, run_id: str, page: int = 1000) -> Iterator[dg.EventLogEntry]:
+    """The run's events of the kinds the audit reads, a page at a time: a backfill's run has
+    thousands (one per partition and asset), and read at once they cost the run process ~200 MiB."""
+    cursor = None
+    while True:
+        found = instance.get_records_for_run(run_id, cursor=cursor, of_type=_EVENTS, limit=page)
+        yield from (record.event_log_entry for record in found.records)
+        if not found.has_more:
+            return
+        cursor = found.cursor
+
+
 def audit_rows(instance: dg.DagsterInstance, run_id: str) -> list[AuditRow]:
     """One row per asset the finished run planned to materialize, from the run's event log."""
     record = next(iter(instance.get_run_records(dg.RunsFilter(run_ids=[run_id]), limit=1)), None)
@@ -161,7 +173,7 @@ def audit_rows(instance: dg.DagsterInstance, run_id: str) -> list[AuditRow]:
     step_ended: dict[str, tuple[float, str | None]] = {}  # step -> (time, error or None on success)
     metadata: dict[str, dict] = {}  # asset -> its (last) materialization's metadata
     run_failure: str | None = None
-    for entry in instance.all_logs(run_id, of_type=_EVENTS):
+    for entry in run_events(instance, run_id):
         event = entry.dagster_event
         if event is None:
             continue
