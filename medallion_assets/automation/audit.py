@@ -49,6 +49,7 @@ import pyarrow as pa
 
 from medallion_assets.progress import root_cause
 from medallion_assets.resources.postgres import AuditDatabase, SourceUnavailableError, connect, redact
+from medallion_assets.specs import UNDECLARED_COLUMNS
 
 SCHEMA = "audit"
 TABLE = f"{SCHEMA}.run_logs"
@@ -86,6 +87,8 @@ class AuditRow:
     rows_quarantined: int | None = field(metadata=_column("bigint", pa.int64()))
     status: str = field(metadata=_column(f"text NOT NULL CHECK (status IN {_STATUSES})", pa.string()))
     error: str | None = field(metadata=_column("text", pa.string()))
+    # Source columns bronze landed that its spec does not declare (schema evolution), comma-separated.
+    undeclared_columns: str | None = field(metadata=_column("text", pa.string()))
 
 
 _ARROW_SCHEMA = pa.schema([(f.name, f.metadata["arrow"]) for f in fields(AuditRow)])
@@ -98,6 +101,8 @@ DDL = [
     PRIMARY KEY (run_id, asset)
 )""",
     f"CREATE INDEX IF NOT EXISTS run_logs_asset_started ON {TABLE} (asset, started_at)",
+    # Columns added since the table was first created by an earlier version.
+    f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS undeclared_columns text",
 ]
 # Two recorders (a build and the sensor) may create the table at once; concurrent CREATE ... IF NOT
 # EXISTS can still collide in the catalog, so creation is serialised on this advisory lock.
@@ -134,6 +139,11 @@ def _first_line(text: str) -> str:
     text = text.strip()
     # Redacted before it is cut: a cut could separate a URL's password from the '@' that marks it.
     return redact(text.splitlines()[0])[:MAX_ERROR_CHARS] if text else ""
+
+
+def _text(metadata: dict, key: str) -> str | None:
+    value = metadata.get(key)
+    return None if value is None else str(value.value)
 
 
 def _int(metadata: dict, key: str) -> int | None:
@@ -246,6 +256,7 @@ def audit_rows(instance: dg.DagsterInstance, run_id: str) -> list[AuditRow]:
                 rows_quarantined=_int(values, "rows_quarantined"),
                 status=status,
                 error=error,
+                undeclared_columns=_text(values, UNDECLARED_COLUMNS),
             )
         )
     return rows

@@ -35,6 +35,7 @@ from medallion_assets.specs import (
     RUN_ID,
     SOURCE,
     SOURCE_TIME,
+    UNDECLARED_COLUMNS,
     LakeTable,
 )
 
@@ -82,6 +83,13 @@ def build_bronze_asset(
         context.add_output_metadata({SOURCE_TIME: now.isoformat(sep=" ")})
         # Spark reads the window from PostgreSQL and writes it to the lake: no row passes through here.
         changes = read(spark.session(), source_db.url(), start, end)
+        if undeclared := [
+            c for c in changes.columns if table.source and c not in table.source.landed_columns
+        ]:
+            # Schema evolution: the column lands (the table gains it) and is reported; silver's
+            # contract decides whether it goes further (today: it does not, until declared).
+            context.log.warning(f"{source_name} has columns its spec does not declare: {undeclared}")
+            context.add_output_metadata({UNDECLARED_COLUMNS: ", ".join(undeclared)})
         now = dt.datetime.now(dt.UTC)
         return with_lineage(changes, f"postgres:{source_name}", context.run_id, now, changed_at)
 

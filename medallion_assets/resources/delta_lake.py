@@ -45,6 +45,9 @@ T = TypeVar("T")
 PRIMARY_KEY = "medallion/primary_key"
 ROWS_PER_FILE = 250_000  # bounds what a one-day replaceWhere rewrites in a large table
 VERSION_COLUMN = "medallion/version_column"
+# A write may add columns to the table (bronze: what the source added lands; later layers keep
+# their contract and fail a write that differs).
+EVOLVE_SCHEMA = "medallion/evolve_schema"
 
 
 class LakeError(RuntimeError):
@@ -65,6 +68,8 @@ def lake_metadata(table: LakeTable) -> dict[str, Any]:
         metadata[PARTITION_COLUMN] = table.partition_column
     if table.version_column:
         metadata[VERSION_COLUMN] = table.version_column
+    if table.layer == "bronze":
+        metadata[EVOLVE_SCHEMA] = True
     return metadata
 
 
@@ -169,6 +174,7 @@ class Lake:
         window: Window | None,
         primary_key: Sequence[str] = (),
         version_column: str | None = None,
+        evolve_schema: bool = False,
     ) -> dict[str, int]:
         """Write `data` in one Delta commit, as the table's write mode says; the counts of the write.
 
@@ -178,6 +184,8 @@ class Lake:
         - insert_new: rows whose key is not in the window yet are inserted (MERGE, insert only).
         - merge_latest: keyed MERGE, a key's row updated only by a newer version, never regressed.
           A key's row moves to the day of its latest change.
+        With `evolve_schema`, columns of `data` the table lacks are added to it (Delta's schema
+        merge); without it such a write fails and commits nothing.
         No table is physically partitioned by day: a windowed write is laid out in day ranges
         (`clustered`) and the window selects files by their statistics.
         """
@@ -188,6 +196,8 @@ class Lake:
             data = clustered(data, window.column)
         if not exists or mode == "replace_partition":
             writer = data.write.format("delta").option("maxRecordsPerFile", ROWS_PER_FILE)
+            if evolve_schema:
+                writer = writer.option("mergeSchema", "true")
             if not exists:
                 writer = writer.mode("append")
             elif window is not None:
@@ -215,7 +225,8 @@ class Lake:
                 uri,
                 "write",
                 lambda: spark.sql(
-                    f"MERGE INTO delta.`{uri}` t USING `{view}` s ON {match} "
+                    f"MERGE {'WITH SCHEMA EVOLUTION ' if evolve_schema else ''}"
+                    f"INTO delta.`{uri}` t USING `{view}` s ON {match} "
                     f"{update}WHEN NOT MATCHED THEN INSERT *"
                 ).first(),
             )
@@ -381,7 +392,14 @@ class DeltaLakeIOManager(dg.ConfigurableIOManager):
         mode = spec.get(WRITE_MODE, "replace_partition")
         uri = lake.uri(context.asset_key)
         counts = lake.write(
-            spark, context.asset_key, data, mode, window, spec.get(PRIMARY_KEY, []), spec.get(VERSION_COLUMN)
+            spark,
+            context.asset_key,
+            data,
+            mode,
+            window,
+            spec.get(PRIMARY_KEY, []),
+            spec.get(VERSION_COLUMN),
+            bool(spec.get(EVOLVE_SCHEMA)),
         )
         table = lake.open(uri)
         assert table is not None

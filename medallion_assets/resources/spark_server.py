@@ -136,6 +136,8 @@ class SparkServer:
             "spark.connect.grpc.binding.address": "127.0.0.1",
             "spark.connect.grpc.binding.port": str(self.port),
             "spark.ui.enabled": "false",
+            # Spark's default INFO log grew by ~1 MiB a minute on a build (each job's stages).
+            "spark.log.level": "WARN",
         }
         command = ["bash", str(SPARK_HOME / "sbin" / "spark-daemon.sh"), "submit", SERVER_CLASS, "1"]
         command += ["--name", "medallion Spark Connect server", "--master", "local[*]"]

@@ -74,7 +74,9 @@ def read_changes(
     """The rows of `relation` changed in [start, end), read by Spark over JDBC: the window is the
     WHERE clause PostgreSQL runs (on the indexed change column), split into one query per stretch
     of `DAYS_PER_READ` days, read in parallel, when the window is longer. `columns` are (name,
-    Spark type): NUMERIC stays an exact decimal, timestamps stay without a zone."""
+    Spark type): NUMERIC stays an exact decimal, timestamps stay without a zone. A column the
+    source has and `columns` does not (added to the source since) comes after them, as JDBC types
+    it: bronze lands it (schema evolution) and reports it."""
     jdbc = Jdbc.of(url)
     bounds = [start]
     while bounds[-1] + DAYS_PER_READ < end:
@@ -90,15 +92,15 @@ def read_changes(
         predicates=predicates,
         properties={**jdbc.options, "preferTimestampNTZ": "true", "fetchsize": "10000"},
     )
-    return frame.select(*[F.col(name).cast(kind).alias(name) for name, kind in columns])
+    declared = [F.col(name).cast(kind).alias(name) for name, kind in columns]
+    known = {name for name, _ in columns}
+    return frame.select(*declared, *[F.col(f"`{c}`") for c in frame.columns if c not in known])
 
 
 def source_columns(spec: SourceTable) -> list[tuple[str, str]]:
     """A source table's columns as bronze lands them: the spec's, then created_at and updated_at."""
-    return [(c.name, c.type_names.spark) for c in spec.all_columns] + [
-        ("created_at", "timestamp_ntz"),
-        ("updated_at", "timestamp_ntz"),
-    ]
+    types = {c.name: c.type_names.spark for c in spec.all_columns}
+    return [(name, types.get(name, "timestamp_ntz")) for name in spec.landed_columns]
 
 
 def read_table_changes(

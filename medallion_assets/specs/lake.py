@@ -31,6 +31,8 @@ CHANGE_DATE = "_change_date"
 LINEAGE = (INGESTED_AT, SOURCE, RUN_ID, CHANGE_TS, CHANGE_DATE)
 # Materialization metadata of bronze: the source's present when it was read.
 SOURCE_TIME = "source_time"
+# Materialization metadata of bronze: source columns its spec does not declare (landed all the same).
+UNDECLARED_COLUMNS = "undeclared_source_columns"
 # A change-date partition first landed within this long after its day is complete (the sensor
 # lands a day within a poll, the daily catch-up the next night).
 LANDED_LIVE = dt.timedelta(days=2)

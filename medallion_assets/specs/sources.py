@@ -60,6 +60,11 @@ class SourceTable:
         return (Column(self.row_number_key, "int", required=True), *self.columns)
 
     @property
+    def landed_columns(self) -> tuple[str, ...]:
+        """The columns bronze reads from the source: the table's, then its creation and change times."""
+        return (*[c.name for c in self.all_columns], "created_at", "updated_at")
+
+    @property
     def arrow_schema(self) -> pa.Schema:
         return pa.schema(
             [pa.field(c.name, c.type_names.arrow, nullable=not c.required) for c in self.all_columns]

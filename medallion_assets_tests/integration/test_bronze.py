@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import adbc_driver_postgresql.dbapi as adbc_dbapi
+import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -17,7 +19,16 @@ from medallion_assets.build import build, format_summary
 from medallion_assets.definitions import code_location
 from medallion_assets.settings import Settings, get_settings
 from medallion_assets.sources.olist_db import read_source_table
-from medallion_assets.specs import BRONZE_TABLES, CHANGE_DATE, CHANGE_TS, INGESTED_AT, RUN_ID, SOURCE
+from medallion_assets.specs import (
+    BRONZE_TABLES,
+    CHANGE_DATE,
+    CHANGE_TS,
+    INGESTED_AT,
+    RUN_ID,
+    SOURCE,
+    UNDECLARED_COLUMNS,
+)
+from medallion_assets_tests.helpers import scratch_database
 from olist_source.system import advance_source, load_source
 
 BIN = Path(sys.executable).parent
@@ -170,3 +181,45 @@ def test_medallion_build_command(settings: Settings, pg_url: str, small_generate
 
     wrong = run_command(settings, pg_url, "medallion", "build", "--select", "bronze/*")
     assert wrong.returncode == 1 and "key:bronze/*" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_a_column_added_to_the_source_lands_in_bronze_and_is_reported(
+    settings: Settings, pg_url: str, small_generated_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schema evolution: a new source column lands in bronze (Delta schema merge, on the first write
+    and on an insert-only MERGE alike) and the materialization names it; silver keeps its contract."""
+    source = scratch_database(pg_url, "schema_evolution")
+    monkeypatch.setenv("MEDALLION_SOURCE_URL", source)
+    load_source(source, small_generated_dir, as_of=dt.datetime(2017, 3, 1), replace=True)
+    first, second = dt.date(2017, 2, 27), dt.date(2017, 2, 28)
+    assert build(code_location(), "key:bronze/orders", first, first, echo=lambda _: None).success
+
+    with adbc_dbapi.connect(source, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("ALTER TABLE olist.orders ADD COLUMN gift_wrap boolean")
+        cur.execute(
+            "UPDATE olist.orders SET gift_wrap = true, updated_at = '2017-02-28 12:00:00'"
+            " WHERE order_id = (SELECT min(order_id) FROM olist.orders WHERE updated_at < '2017-02-27')"
+            " RETURNING order_id"
+        )
+        (wrapped,) = cur.fetchone()
+    selection = "key:bronze/orders or key:silver/orders or key:quarantine/orders"
+    summary = build(code_location(), selection, second, second, echo=lambda _: None)
+    assert summary.success, format_summary(summary)
+
+    orders = bronze(settings, "orders")
+    assert orders.schema.field("gift_wrap").type == pa.bool_()
+    landed = orders.filter(pc.equal(orders["gift_wrap"], True))["order_id"].to_pylist()
+    assert landed == [wrapped]  # the new version carries it; the older rows read as null
+    assert orders.filter(pc.equal(orders[CHANGE_DATE], first))["gift_wrap"].null_count > 0
+    with dg.DagsterInstance.get() as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey(["bronze", "orders"]))
+        assert event.asset_materialization.metadata[UNDECLARED_COLUMNS].value == "gift_wrap"
+    with adbc_dbapi.connect(os.environ["MEDALLION_AUDIT_URL"]) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT undeclared_columns FROM audit.run_logs"
+            " WHERE asset = 'bronze/orders' AND run_id = ANY($1)",
+            (summary.runs,),
+        )
+        assert cur.fetchall() == [("gift_wrap",)]  # the audit log reports it too
+    silver = DeltaTable(f"{settings.lake_uri}/silver/orders").to_pyarrow_table()
+    assert "gift_wrap" not in silver.column_names and wrapped in silver["order_id"].to_pylist()
