@@ -145,7 +145,16 @@ class SparkServer:
         for key, value in settings.items():
             command += ["--conf", f"{key}={value}"]
         # What sbin/start-connect-server.sh does (the pyspark 4.2 wheel ships spark-daemon.sh only).
-        subprocess.run(command, env=self._environment(), check=True, capture_output=True, timeout=60)
+        # A session of its own: the server outlives the command that started it, and a Ctrl-C or a
+        # stop of that command's process group (`dagster dev`, a run) does not reach it.
+        subprocess.run(
+            command,
+            env=self._environment(),
+            check=True,
+            capture_output=True,
+            timeout=60,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while not self.status().running:
             if self._process() is None or time.monotonic() > deadline:

@@ -25,6 +25,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
 def run(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDALLION_", "AWS_"))}
     env["MEDALLION_HOME"] = str(home)
+    env["MEDALLION_SPARK"] = "local"  # no Spark Connect server left behind by a test
     result = subprocess.run([MEDALLION, *args], env=env, capture_output=True, text=True, timeout=300)
     if ok:
         assert result.returncode == 0, result.stdout + result.stderr
@@ -100,7 +101,9 @@ def test_bad_input_is_a_clear_error(home: Path, tmp_path: Path, sample_dir: Path
 def test_source_url_password_never_printed(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDALLION_")}
     env.update(
-        MEDALLION_HOME=str(tmp_path), MEDALLION_SOURCE_URL="postgresql://olist:hunter2@127.0.0.1:9/olist"
+        MEDALLION_HOME=str(tmp_path),
+        MEDALLION_SOURCE_URL="postgresql://olist:hunter2@127.0.0.1:9/olist",
+        MEDALLION_SPARK="local",
     )
     result = subprocess.run(
         [MEDALLION, "source", "status"], env=env, capture_output=True, text=True, timeout=60

@@ -67,6 +67,7 @@ def test_spark_writes_delta_that_other_engines_read(
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDALLION_", "AWS_", "SPARK_"))}
     env["MEDALLION_HOME"] = str(tmp_path / "home")
+    env["MEDALLION_SPARK"] = "local"  # this process's own session: no server left behind
     if where == "local":
         env["MEDALLION_LAKE_URI"] = str(tmp_path / "lake")
     else:
