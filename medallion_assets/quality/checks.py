@@ -1,9 +1,10 @@
 """Asset checks for every lake table, built from its spec (specs/) by one factory.
 
 Each table gets one check step that runs in the same run as its asset, after it, on exactly the
-window the run materialized (a partition, a range, or the whole table when unpartitioned). It reads
-that window once in Spark (cached for the step) and evaluates, in Spark aggregations (only counts
-and a few sample rows reach the run process):
+window the run materialized (a partition, a range, or the whole table when unpartitioned). ONE Spark
+aggregation over that window (`Profile`) gives the key, null and contract checks their counts; the
+window is cached only when references or rules read it again. Only counts and a few sample rows
+reach the run process:
 - `unique_key`, `not_null` (blocking): the primary key and the required columns;
 - `schema` (bronze, blocking): the source columns landed with their types;
 - `contract` (silver and gold, blocking): types, required columns and value rules (contracts.py),
