@@ -72,8 +72,8 @@ def latest_change(lake: Lake, key: dg.AssetKey) -> dt.datetime | None:
     if files.num_rows and stat in files.column_names and files[stat].null_count == 0:
         return pc.max(files[stat]).as_py()
     # Spark writes statistics for a table's first 32 columns: only a table written otherwise gets here.
-    landed = lake.read_window(key, None, [CHANGE_TS])
-    return pc.max(landed.column(CHANGE_TS)).as_py()
+    maxima = [pc.max(batch.column(0)).as_py() for batch in lake.read_batches(key, None, [CHANGE_TS])]
+    return max((m for m in maxima if m is not None), default=None)
 
 
 def partition_range(

@@ -6,7 +6,8 @@ zone-less times, INT64, FLOAT64, BOOL, STRING; REQUIRED where the contract forbi
 partitioning on the partition column (order_date) and the clustering the spec declares.
 
 A write never shows a half-replaced window:
-1. the rows go as Parquet through a resumable upload into a staging table of their own
+1. the rows, streamed batch by batch into a local Parquet file (bounded memory whatever the window),
+   go through a resumable upload into a staging table of their own
    (`_staging_<table>_<random>`, expiring after a day in case the clean-up below never runs);
    a failed load stops here and the target is untouched;
 2. one MERGE replaces the window: target rows of the window not in the staging table (all of
@@ -22,9 +23,11 @@ after it, so a label with a value always describes the rows the table holds.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
+import tempfile
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -37,8 +40,10 @@ from google.cloud import bigquery
 from google.oauth2 import service_account
 from pydantic import Field
 
-from medallion_assets.resources.delta_lake import Window
+from medallion_assets.resources.delta_lake import BATCH_ROWS, LakeError, Window
 from medallion_assets.resources.warehouse import (
+    Conformed,
+    Rows,
     WarehouseError,
     WarehouseIOManager,
     columns_to_add,
@@ -141,8 +146,9 @@ class BigQueryWarehouse(WarehouseIOManager):
         )
 
     def replace(
-        self, table: LakeTable, rows: pa.Table, window: Window | None, fingerprint: str | None = None
+        self, table: LakeTable, rows: Rows, window: Window | None, fingerprint: str | None = None
     ) -> dict[str, Any]:
+        stream = Conformed(rows, table, window)
         client = self.client()
         target = self.table_id(table)
         try:
@@ -152,7 +158,7 @@ class BigQueryWarehouse(WarehouseIOManager):
                 self._label(client, target, "")  # the rows are about to change
             staging = f"{target.rsplit('.', 1)[0]}._staging_{table.name}_{uuid.uuid4().hex[:12]}"
             try:
-                load, parquet_bytes = self._load(client, table, fields, rows, staging, window)
+                load, parquet_bytes = self._load(client, table, fields, stream, staging, window)
                 merge = client.query(self._merge_sql(table, target, staging, window))
                 try:
                     merge.result()
@@ -170,10 +176,10 @@ class BigQueryWarehouse(WarehouseIOManager):
         finally:
             client.close()
         stats = merge.dml_stats  # None on the emulator, which gives only the affected total
-        deleted = stats.deleted_row_count if stats else merge.num_dml_affected_rows - rows.num_rows
+        deleted = stats.deleted_row_count if stats else merge.num_dml_affected_rows - stream.rows
         metadata = {
             "rows_deleted": deleted,
-            "rows_inserted": rows.num_rows,
+            "rows_inserted": stream.rows,
             "columns_added": ", ".join(added) or "none",
             "load_job_id": load.job_id,
             "merge_job_id": merge.job_id,
@@ -206,15 +212,27 @@ class BigQueryWarehouse(WarehouseIOManager):
             stored.labels = {FINGERPRINT_LABEL: fingerprint}
             client.update_table(stored, ["labels"])
 
-    def query(self, sql: str) -> pa.Table:
+    def query_batches(self, sql: str) -> pa.RecordBatchReader:
         client = self.client()
         try:
-            # REST paging, no BigQuery Storage API client: reads here are one window of one table.
-            return client.query(sql).to_arrow(create_bqstorage_client=False)
+            # REST pages, no BigQuery Storage API client: reads here are one window of one table.
+            job = client.query(sql)
+            pages = job.result(page_size=BATCH_ROWS).to_arrow_iterable(bqstorage_client=None)
+            first = next(pages, None)
+            if first is None:  # no page at all: the (empty) result still has its schema
+                return job.to_arrow(create_bqstorage_client=False).to_reader()
         except google_errors.GoogleAPICallError as exc:
-            raise WarehouseError(f"the BigQuery query failed: {exc.message}") from None
-        finally:
             client.close()
+            raise WarehouseError(f"the BigQuery query failed: {exc.message}") from None
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield first
+                yield from pages
+            finally:
+                client.close()
+
+        return pa.RecordBatchReader.from_batches(first.schema, batches())
 
     def _ensure_table(
         self, client: bigquery.Client, table: LakeTable, wanted: list[bigquery.SchemaField]
@@ -253,7 +271,7 @@ class BigQueryWarehouse(WarehouseIOManager):
         client: bigquery.Client,
         table: LakeTable,
         fields: list[bigquery.SchemaField],
-        rows: pa.Table,
+        stream: Conformed,
         staging: str,
         window: Window | None,
     ) -> tuple[bigquery.LoadJob, int]:
@@ -261,24 +279,32 @@ class BigQueryWarehouse(WarehouseIOManager):
         created = bigquery.Table(staging, schema=fields)
         created.expires = dt.datetime.now(dt.UTC) + STAGING_LIFETIME
         client.create_table(created)
-        parquet = io.BytesIO()
-        pq.write_table(rows, parquet)
-        parquet.seek(0)
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
             schema=fields,
             write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
         )
-        # size=None: a resumable upload, which retries a dropped connection (and the emulator takes).
-        job = client.load_table_from_file(parquet, staging, job_config=config, size=None)
-        try:
-            job.result()
-        except google_errors.GoogleAPICallError as exc:
-            raise WarehouseError(
-                f"loading {rows.num_rows} row(s) of warehouse/{table.name} ({describe(window)}) into staging "
-                f"failed in job {job.job_id}, the table is unchanged: {exc.message}"
-            ) from None
-        return job, parquet.getbuffer().nbytes
+        with tempfile.TemporaryDirectory(prefix="medallion-bigquery-") as folder:
+            parquet = Path(folder) / f"{table.name}.parquet"
+            try:
+                with pq.ParquetWriter(parquet, stream.reader.schema) as writer:
+                    for batch in stream.reader:  # a row group each: write_batch buffers up to 1M rows
+                        writer.write_table(pa.Table.from_batches([batch]))
+            except (LakeError, WarehouseError) as exc:  # a row gold cannot give or the contract refuses
+                raise WarehouseError(
+                    f"warehouse/{table.name} ({describe(window)}): {exc}; the table is unchanged"
+                ) from None
+            with parquet.open("rb") as file:
+                # size=None: a resumable upload, which retries a dropped connection (and the emulator takes).
+                job = client.load_table_from_file(file, staging, job_config=config, size=None)
+                try:
+                    job.result()
+                except google_errors.GoogleAPICallError as exc:
+                    raise WarehouseError(
+                        f"loading {stream.rows} row(s) of warehouse/{table.name} ({describe(window)}) into "
+                        f"staging failed in job {job.job_id}, the table is unchanged: {exc.message}"
+                    ) from None
+            return job, parquet.stat().st_size
 
     @staticmethod
     def _merge_sql(table: LakeTable, target: str, staging: str, window: Window | None) -> str:

@@ -9,8 +9,9 @@ partitions' files, as lazy Spark DataFrames: table data moves inside Spark (on a
 its executors and the store), never through the process that runs Dagster.
 
 The run process reads only Delta logs itself (delta-rs: does the table exist, its version, the
-metrics of its last commit), and the warehouse sync reads gold windows as Arrow, since its sink
-is outside Spark. Spark writes only table features other readers support (see resources/spark.py).
+metrics of its last commit), and the warehouse sync streams gold windows as bounded Arrow batches
+(`WindowRows`), since its sink is outside Spark. Spark writes only table features other readers
+support (see resources/spark.py).
 
 Storage credentials come only from the environment (settings) and never appear in metadata, logs
 or error messages.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -44,6 +45,7 @@ PARTITION_COLUMN = "medallion/partition_column"
 T = TypeVar("T")
 PRIMARY_KEY = "medallion/primary_key"
 ROWS_PER_FILE = 250_000  # bounds what a one-day replaceWhere rewrites in a large table
+BATCH_ROWS = 65_536  # an Arrow batch read from the lake outside Spark (the warehouse sync)
 VERSION_COLUMN = "medallion/version_column"
 # A write may add columns to the table (bronze: what the source added lands; later layers keep
 # their contract and fail a write that differs).
@@ -109,11 +111,12 @@ class Lake:
         except Exception as exc:  # unreachable store, bad credentials, corrupt log...
             raise LakeError(f"cannot reach the Delta table at {uri}: {self.redact(str(exc))}") from None
 
-    def read_window(
+    def read_batches(
         self, asset_key: dg.AssetKey, window: Window | None, columns: list[str] | None = None
-    ) -> pa.Table:
-        """The rows of a table inside a partition window (all rows for None), reading only the
-        files the window can touch; a table not built yet is a clear error."""
+    ) -> pa.RecordBatchReader:
+        """The rows of a table inside a partition window (all rows for None) as a stream of
+        bounded Arrow batches, reading only the files the window can touch; a table not built yet
+        is a clear error. Memory stays at a few batches whatever the window's size."""
         uri = self.uri(asset_key)
         table = self.open(uri)
         if table is None:
@@ -123,11 +126,28 @@ class Lake:
         # The window also selects the files (partition values, else file statistics): a dataset of
         # every file of a ~700-partition table costs ~0.5 s to build, the window's ~10 ms.
         dataset = table.to_pyarrow_dataset(file_pruning_predicate=window.sql() if window else None)
-        return self.guarded(
+        scanner = self.guarded(
             uri,
             "read",
-            lambda: dataset.to_table(columns=columns, filter=window.expression() if window else None),
+            lambda: dataset.scanner(
+                columns=columns,
+                filter=window.expression() if window else None,
+                batch_size=BATCH_ROWS,
+                batch_readahead=2,  # Arrow's defaults (16 batches of 4 files) hold ~1 GB of a big table
+                fragment_readahead=1,
+                use_threads=False,
+            ),
         )
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from scanner.to_batches()
+            except Exception as exc:  # the store went away mid-read: say so, without a secret
+                raise LakeError(
+                    f"cannot read the Delta table at {uri}: {first_line(self.redact(str(exc)))}"
+                ) from None
+
+        return pa.RecordBatchReader.from_batches(scanner.projected_schema, batches())
 
     # ------------------------------------------------------------------- Spark: the data path
 
@@ -426,7 +446,20 @@ class DeltaLakeIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> Any:
         upstream = context.upstream_output.definition_metadata if context.upstream_output else {}
         window = Window.of(context, upstream.get(PARTITION_COLUMN))
-        if context.dagster_type.typing_type is pa.Table:
-            # The warehouse sync: its sink is outside Spark, so it reads the window's files itself.
-            return self.lake().read_window(context.asset_key, window)
+        if context.dagster_type.typing_type is WindowRows:
+            # The warehouse sync: its sink is outside Spark, so it streams the window's files itself.
+            return WindowRows(self.lake(), context.asset_key, window)
         return self.lake().table(self.spark.session(), context.asset_key, window)
+
+
+@dataclass(frozen=True)
+class WindowRows:
+    """A table's rows inside a window, read again as a bounded stream by every `batches()` (the
+    warehouse sync passes over them twice: content fingerprint, then load)."""
+
+    lake: Lake
+    asset_key: dg.AssetKey
+    window: Window | None
+
+    def batches(self) -> pa.RecordBatchReader:
+        return self.lake.read_batches(self.asset_key, self.window)

@@ -10,6 +10,7 @@ a SQL client to let go.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,10 @@ import duckdb
 import pyarrow as pa
 from pydantic import Field
 
-from medallion_assets.resources.delta_lake import Window
+from medallion_assets.resources.delta_lake import BATCH_ROWS, LakeError, Window
 from medallion_assets.resources.warehouse import (
+    Conformed,
+    Rows,
     WarehouseError,
     WarehouseIOManager,
     columns_to_add,
@@ -59,7 +62,10 @@ class DuckDBWarehouse(WarehouseIOManager):
         file.parent.mkdir(parents=True, exist_ok=True)
         try:
             return retry(
-                lambda: duckdb.connect(str(file), read_only=read_only),
+                # Beyond the limit DuckDB spills to disk: a big window's write fits the run process.
+                lambda: duckdb.connect(
+                    str(file), read_only=read_only, config={"memory_limit": self.memory_limit}
+                ),
                 _is_lock_conflict,
                 self.lock_timeout_seconds,
             )
@@ -67,33 +73,36 @@ class DuckDBWarehouse(WarehouseIOManager):
             raise WarehouseError(f"cannot open the DuckDB warehouse {file}: {exc}") from None
 
     def replace(
-        self, table: LakeTable, rows: pa.Table, window: Window | None, fingerprint: str | None = None
+        self, table: LakeTable, rows: Rows, window: Window | None, fingerprint: str | None = None
     ) -> dict[str, Any]:
         name = self.table_ref(table)
-        columns = ", ".join(rows.column_names)
+        columns = ", ".join(c.name for c in table.columns)
+        stream = Conformed(rows, table, window)
         with self.connect() as con:
             added = self._ensure_table(con, table)
-            con.register("batch", rows)
+            con.register("batches", stream.reader)  # DuckDB pulls the batches as it inserts them
             con.execute("BEGIN TRANSACTION")
             try:
-                (deleted,) = con.execute(f"DELETE FROM {name} WHERE {window_predicate(window)}").fetchone()
-                con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM batch")
+                (deleted,) = con.execute(f"DELETE FROM {name} WHERE {window_predicate(window)}").fetchall()[0]
+                (inserted,) = con.execute(
+                    f"INSERT INTO {name} ({columns}) SELECT {columns} FROM batches"
+                ).fetchall()[0]
                 if window is None:  # the fingerprint changes with the rows, in the same transaction
                     note = FINGERPRINT_NOTE + fingerprint if fingerprint else ""
                     con.execute(f"COMMENT ON TABLE {name} IS {_quote(table.description + note)}")
                 con.execute("COMMIT")
-            except duckdb.Error as exc:
+            except (duckdb.Error, LakeError, WarehouseError) as exc:
                 con.execute("ROLLBACK")
                 raise WarehouseError(
-                    f"writing {rows.num_rows} row(s) of warehouse/{table.name} ({describe(window)}) "
-                    f"failed, the table is unchanged: {exc}"
+                    f"writing warehouse/{table.name} ({describe(window)}) failed after {stream.rows} "
+                    f"row(s), the table is unchanged: {exc}"
                 ) from None
             finally:
-                con.unregister("batch")
+                con.unregister("batches")
         file = self.file()
         return {
             "rows_deleted": deleted,
-            "rows_inserted": rows.num_rows,
+            "rows_inserted": inserted,
             "columns_added": ", ".join(added) or "none",
             "dagster/table_name": f"{file.stem}.{name}",
             "dagster/uri": str(file),
@@ -110,16 +119,25 @@ class DuckDBWarehouse(WarehouseIOManager):
             found = con.execute(
                 "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
                 [SCHEMA, table.name],
-            ).fetchone()
-        comment = (found[0] if found else None) or ""
+            ).fetchall()
+        comment = (found[0][0] if found else None) or ""
         return comment.rpartition(FINGERPRINT_NOTE)[2] if FINGERPRINT_NOTE in comment else None
 
-    def query(self, sql: str) -> pa.Table:
-        with self.connect(read_only=True) as con:
+    def query_batches(self, sql: str) -> pa.RecordBatchReader:
+        con = self.connect(read_only=True)
+        try:
+            result = con.sql(sql).to_arrow_reader(BATCH_ROWS)
+        except duckdb.Error as exc:
+            con.close()
+            raise WarehouseError(f"the query on {self.file()} failed: {exc}") from None
+
+        def batches() -> Iterator[pa.RecordBatch]:
             try:
-                return con.sql(sql).to_arrow_table()
-            except duckdb.Error as exc:
-                raise WarehouseError(f"the query on {self.file()} failed: {exc}") from None
+                yield from result
+            finally:  # read to the end (or abandoned): let go of the file
+                con.close()
+
+        return pa.RecordBatchReader.from_batches(result.schema, batches())
 
     def _ensure_table(self, con: duckdb.DuckDBPyConnection, table: LakeTable) -> list[str]:
         """Create the table from the contract, or add the columns the contract gained; the names added."""

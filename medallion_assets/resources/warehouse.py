@@ -6,6 +6,11 @@ whole table when unpartitioned) with the output's rows in one atomic step, so a 
 duplicates a row and a failed write leaves the previous rows in place. Loading reads the window back
 as Arrow in the contract's types.
 
+Rows travel as bounded Arrow batches (gold's window streamed from the lake, `WindowRows`), never
+as a whole table in the run process: DuckDB inserts the stream, BigQuery loads it from a Parquet
+file written batch by batch, and the comparison with gold runs in a scratch DuckDB database that
+spills to disk.
+
 An unpartitioned table (the dimensions, customer_rfm) is rebuilt whole by every gold refresh, mostly
 unchanged: its rows' content fingerprint is stored with the warehouse table (a BigQuery label, the
 DuckDB table comment), and a write of the same content is skipped, so an unchanged table costs no
@@ -21,17 +26,24 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 import dagster as dg
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field
 
-from medallion_assets.resources.delta_lake import LakeError, Window
+from medallion_assets.resources.delta_lake import BATCH_ROWS, LakeError, Window, WindowRows
 from medallion_assets.specs import TABLES_BY_PATH, LakeTable
 
 LAYER = "warehouse"
+# DuckDB's memory for a comparison with gold (and a DuckDB warehouse's writes): beyond it DuckDB
+# spills to disk, so a table of any size fits the run process.
+SCRATCH_MEMORY = "256MB"
+# What a warehouse write or read takes: rows in memory (a test, a calendar) or a stream of batches.
+Rows = pa.Table | pa.RecordBatchReader | WindowRows
 
 
 class WarehouseError(RuntimeError):
@@ -57,25 +69,74 @@ def conform(rows: pa.Table, table: LakeTable) -> pa.Table:
     """The contract's columns, in its order and types (lineage columns such as `_run_id` stay in
     the lake). A missing column or a value that does not fit its type is an error naming it."""
     schema = contract_schema(table)
-    missing = [name for name in schema.names if name not in rows.column_names]
-    if missing:
-        raise WarehouseError(f"gold/{table.name} lacks the contract column(s) {', '.join(missing)}")
-    selected = rows.select(schema.names)
+    require_columns(rows.schema, table)
     try:
-        return selected.cast(schema)
+        return rows.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise WarehouseError(f"gold/{table.name} does not fit its contract types: {exc}") from None
 
 
-def content_fingerprint(rows: pa.Table, table: LakeTable) -> str:
-    """sha256 of the rows' content whatever their order (sorted by the primary key, or every column),
-    schema included, shortened to 40 hex digits: a BigQuery label value holds at most 63 characters."""
-    keys = list(table.primary_key) or rows.column_names
-    ordered = rows.sort_by([(key, "ascending") for key in keys])
-    digest = hashlib.sha256(ordered.schema.serialize())
-    for batch in ordered.to_batches(max_chunksize=65_536):  # bounded memory on a big dimension
-        digest.update(batch.serialize())
-    return digest.hexdigest()[:40]
+def require_columns(schema: pa.Schema, table: LakeTable) -> None:
+    missing = [column.name for column in table.columns if column.name not in schema.names]
+    if missing:
+        raise WarehouseError(f"gold/{table.name} lacks the contract column(s) {', '.join(missing)}")
+
+
+def batches_of(rows: Rows) -> pa.RecordBatchReader:
+    if isinstance(rows, WindowRows):
+        return rows.batches()
+    if isinstance(rows, pa.Table):
+        return pa.RecordBatchReader.from_batches(rows.schema, rows.to_batches(max_chunksize=BATCH_ROWS))
+    return rows
+
+
+class Conformed:
+    """The rows as a stream in the contract's columns and types, counted as they pass. Given a
+    window, a row outside it stops the stream with an error before the write it feeds can commit."""
+
+    def __init__(self, rows: Rows, table: LakeTable, window: Window | None = None) -> None:
+        source = batches_of(rows)
+        require_columns(source.schema, table)  # before any batch: an empty stream is checked too
+        self.rows = 0
+        self.reader = pa.RecordBatchReader.from_batches(
+            contract_schema(table), self._batches(source, table, window)
+        )
+
+    def _batches(
+        self, source: pa.RecordBatchReader, table: LakeTable, window: Window | None
+    ) -> Iterator[pa.RecordBatch]:
+        for batch in source:
+            conformed = conform(pa.Table.from_batches([batch]), table)
+            if window is not None:
+                check_inside(conformed, window, table)
+            self.rows += conformed.num_rows
+            yield from conformed.to_batches()
+
+
+class Fingerprint(NamedTuple):
+    digest: str
+    rows: int
+
+
+def content_fingerprint(rows: Rows, table: LakeTable) -> Fingerprint:
+    """A digest of the rows' content whatever their order, schema included, in one streaming pass
+    (DuckDB: the count, sum and xor of a hash of every row), shortened to 40 hex digits: a
+    BigQuery label value holds at most 63 characters. A new DuckDB may hash differently: the next
+    sync then writes the table once more, nothing worse."""
+    stream = Conformed(rows, table)
+    row_hash = f"hash({', '.join(quoted(c.name) for c in table.columns)})"
+    with duckdb.connect() as con:  # an aggregate of a stream: a few batches in memory
+        con.register("rows", stream.reader)
+        count, total, xor = con.execute(
+            f"SELECT count(*), sum({row_hash}::HUGEINT), bit_xor({row_hash}) FROM rows"
+        ).fetchall()[0]
+    digest = hashlib.sha256(contract_schema(table).serialize())
+    digest.update(f"{count}:{total}:{xor}".encode())
+    return Fingerprint(digest.hexdigest()[:40], count)
+
+
+def quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def columns_to_add(table: LakeTable, existing: Mapping[str, str], wanted: Mapping[str, str]) -> list[str]:
@@ -106,13 +167,20 @@ def describe(window: Window | None) -> str:
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
-    """Stores a warehouse asset's Arrow rows by replacing its window; subclasses say where."""
+    """Stores a warehouse asset's rows by replacing its window; subclasses say where."""
+
+    memory_limit: str = Field(
+        SCRATCH_MEMORY,
+        description="DuckDB's memory in the run process for a comparison with gold (and a DuckDB "
+        "warehouse's writes); beyond it DuckDB spills to disk.",
+    )
 
     def replace(
-        self, table: LakeTable, rows: pa.Table, window: Window | None, fingerprint: str | None = None
+        self, table: LakeTable, rows: Rows, window: Window | None, fingerprint: str | None = None
     ) -> dict[str, Any]:
-        """Replace the window's rows with `rows` atomically; return metadata of what was done. A whole
-        table's write stores `fingerprint` with it, or forgets the stored one when None."""
+        """Replace the window's rows with `rows` (conformed with `Conformed`, streamed) atomically;
+        return metadata of what was done. A whole table's write stores `fingerprint` with it, or
+        forgets the stored one when None."""
         raise NotImplementedError
 
     def stored_fingerprint(self, table: LakeTable) -> str | None:
@@ -123,38 +191,43 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         """How SQL names the table in this warehouse."""
         raise NotImplementedError
 
-    def query(self, sql: str) -> pa.Table:
-        """One read-only SQL statement's result (`medallion warehouse sql`, reads, tests)."""
+    def query_batches(self, sql: str) -> pa.RecordBatchReader:
+        """One read-only SQL statement's result as a stream of bounded batches."""
         raise NotImplementedError
 
-    def read(self, table: LakeTable, window: Window | None) -> pa.Table:
-        """The window's rows in the contract's types."""
-        names = ", ".join(c.name for c in table.columns)
-        rows = self.query(f"SELECT {names} FROM {self.table_ref(table)} WHERE {window_predicate(window)}")
-        return conform(rows, table)
+    def query(self, sql: str) -> pa.Table:
+        """One read-only SQL statement's result (`medallion warehouse sql`, tests)."""
+        return self.query_batches(sql).read_all()
 
-    def handle_output(self, context: dg.OutputContext, obj: pa.Table) -> None:
+    def read_batches(self, table: LakeTable, window: Window | None) -> pa.RecordBatchReader:
+        """The window's rows in the contract's types, streamed."""
+        names = ", ".join(c.name for c in table.columns)
+        sql = f"SELECT {names} FROM {self.table_ref(table)} WHERE {window_predicate(window)}"
+        return Conformed(self.query_batches(sql), table).reader
+
+    def read(self, table: LakeTable, window: Window | None) -> pa.Table:
+        return self.read_batches(table, window).read_all()
+
+    def handle_output(self, context: dg.OutputContext, obj: Rows) -> None:
         table = gold_table(context.asset_key)
         window = Window.of(context, table.partition_column)
-        rows = conform(obj, table)
-        if window is not None:
-            check_inside(rows, window, context.asset_key)
         started = time.perf_counter()
-        fingerprint = content_fingerprint(rows, table) if window is None else None
-        unchanged = fingerprint is not None and fingerprint == self.stored_fingerprint(table)
-        metadata = (
-            {"rows_deleted": 0, "rows_inserted": 0}
-            if unchanged
-            else self.replace(table, rows, window, fingerprint)
-        )
+        # A whole table is rebuilt by every gold refresh, mostly unchanged: compare content first.
+        fingerprint = content_fingerprint(obj, table) if window is None else None
+        unchanged = fingerprint is not None and fingerprint.digest == self.stored_fingerprint(table)
+        if unchanged:
+            rows, metadata = fingerprint.rows, {"rows_deleted": 0, "rows_inserted": 0}
+        else:
+            metadata = self.replace(table, obj, window, fingerprint.digest if fingerprint else None)
+            rows = metadata["rows_inserted"]
         if fingerprint is not None:
-            metadata |= {"content_fingerprint": fingerprint, "skipped_unchanged": unchanged}
+            metadata |= {"content_fingerprint": fingerprint.digest, "skipped_unchanged": unchanged}
         context.add_output_metadata(
             {
                 # The window now holds exactly these rows.
-                "dagster/row_count": rows.num_rows,
+                "dagster/row_count": rows,
                 "dagster/column_schema": dg.TableSchema(
-                    columns=[dg.TableColumn(f.name, str(f.type)) for f in rows.schema]
+                    columns=[dg.TableColumn(f.name, str(f.type)) for f in contract_schema(table)]
                 ),
                 "window": describe(window),
                 "sync_seconds": round(time.perf_counter() - started, 3),
@@ -181,15 +254,15 @@ def retry(operation: Callable[[], Any], retriable: Callable[[Exception], bool], 
         delay = min(delay * 2, 5.0)
 
 
-def check_inside(data: pa.Table, window: Window, key: dg.AssetKey) -> None:
-    """Refuse, before writing anything, rows outside the partition window being replaced."""
-    values = data.column(window.column)
+def check_inside(rows: pa.Table, window: Window, table: LakeTable) -> None:
+    """Refuse rows outside the partition window being replaced (the write then does not commit)."""
+    values = rows.column(window.column)
     outside = pc.or_(
         pc.less(values, pa.scalar(window.start)), pc.greater_equal(values, pa.scalar(window.end))
     )
     count = pc.sum(pc.fill_null(outside, True)).as_py() or 0
     if count:
         raise LakeError(
-            f"{key.to_user_string()}: {count} row(s) have {window.column} outside the partition window "
+            f"warehouse/{table.name}: {count} row(s) have {window.column} outside the partition window "
             f"[{window.start}, {window.end}); nothing was written"
         )

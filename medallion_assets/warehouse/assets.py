@@ -3,20 +3,34 @@ the gold specs by one factory, each with a check that the copy equals gold.
 
 `warehouse/<name>` is downstream of `gold/<name>` and partitioned like it: a run over order dates
 D1..D2 replaces exactly those dates' rows in the warehouse (the IO manager of MEDALLION_WAREHOUSE,
-see resources/warehouse.py); an unpartitioned gold table is replaced whole. Gold is read through
-Arrow from the lake (no Spark needed), only the window's files.
+see resources/warehouse.py); an unpartitioned gold table is replaced whole. Gold's window is
+streamed from the lake's files as bounded Arrow batches (no Spark needed), and the check compares
+it with the warehouse's rows in a scratch DuckDB database that spills to disk, so neither holds a
+whole table in the run process.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import dagster as dg
-import pyarrow as pa
-import pyarrow.compute as pc
+import duckdb
 
 from medallion_assets.quality.checks import SAMPLE_SIZE, json_metadata
 from medallion_assets.resources.definitions import secret_from_environment
-from medallion_assets.resources.delta_lake import LakeResource, Window
+from medallion_assets.resources.delta_lake import LakeResource, Window, WindowRows
 from medallion_assets.resources.duckdb_warehouse import DuckDBWarehouse
-from medallion_assets.resources.warehouse import LAYER, WarehouseIOManager, conform, describe
+from medallion_assets.resources.warehouse import (
+    LAYER,
+    SCRATCH_MEMORY,
+    Conformed,
+    Rows,
+    WarehouseIOManager,
+    batches_of,
+    describe,
+    quoted,
+)
 from medallion_assets.settings import Settings
 from medallion_assets.specs import GOLD_DIMENSIONS, GOLD_FACTS, GOLD_REPORTS, LakeTable
 
@@ -67,41 +81,76 @@ def build_warehouse_asset(
         kinds={kind},
         pool=f"{LAYER}/{table.name}",
     )
-    def sync(gold: pa.Table) -> pa.Table:
-        # The lake IO manager read exactly the run's window; the warehouse IO manager replaces it.
+    def sync(gold: WindowRows) -> WindowRows:
+        # The run's window of gold, streamed by the warehouse IO manager into the window it replaces.
         return gold
 
     return sync
 
 
-def compare(gold: pa.Table, stored: pa.Table, key: list[str]) -> dict:
-    """What differs between gold's rows and the warehouse's (same contract schema): nothing when equal."""
-    gold, stored = (
-        gold.sort_by([(k, "ascending") for k in key]),
-        stored.sort_by([(k, "ascending") for k in key]),
-    )
-    same_keys = gold.num_rows == stored.num_rows and all(gold[k].equals(stored[k]) for k in key)
-    if not same_keys:
-        only = {
-            "only_in_gold": gold.join(stored.select(key), key, join_type="left anti"),
-            "only_in_warehouse": stored.join(gold.select(key), key, join_type="left anti"),
-        }
-        return {
-            **{f"{name}_rows": rows.num_rows for name, rows in only.items()},
-            **{
-                f"{name}_sample": json_metadata(rows.select(key).slice(0, SAMPLE_SIZE).to_pylist())
-                for name, rows in only.items()
-            },
-        }
-    differing = {}
-    for name in gold.column_names:
-        a, b = gold.column(name), stored.column(name)
-        unequal = pc.or_(pc.fill_null(pc.not_equal(a, b), False), pc.not_equal(pc.is_null(a), pc.is_null(b)))
-        count = pc.sum(unequal).as_py() or 0
-        if count:
-            sample = gold.select(key).filter(unequal).slice(0, SAMPLE_SIZE).to_pylist()
-            differing[name] = {"rows": count, "keys": sample}
-    return {"differing_columns": json_metadata(differing)} if differing else {}
+@dataclass(frozen=True)
+class Comparison:
+    gold_rows: int
+    warehouse_rows: int
+    differences: dict = field(default_factory=dict)  # what differs, as check metadata
+
+    @property
+    def equal(self) -> bool:
+        return self.gold_rows == self.warehouse_rows and not self.differences
+
+
+def compare(gold: Rows, stored: Rows, key: list[str], memory_limit: str = SCRATCH_MEMORY) -> Comparison:
+    """What differs between gold's rows and the warehouse's (same contract schema), computed in a
+    scratch DuckDB database: both sides are streamed in, and beyond its memory limit DuckDB
+    spills to the scratch folder, so a window of any size is compared."""
+    with (
+        tempfile.TemporaryDirectory(prefix="medallion-compare-") as scratch,
+        duckdb.connect(str(Path(scratch) / "compare.duckdb"), config={"memory_limit": memory_limit}) as con,
+    ):
+        for name, rows in (("gold", gold), ("stored", stored)):
+            con.register("batches", batches_of(rows))
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM batches")
+            con.unregister("batches")
+        (gold_rows, stored_rows) = con.execute(
+            "SELECT (SELECT count(*) FROM gold), (SELECT count(*) FROM stored)"
+        ).fetchall()[0]
+        keys = ", ".join(quoted(k) for k in key)
+        differences: dict = {}
+        for only, other, label in (
+            ("gold", "stored", "only_in_gold"),
+            ("stored", "gold", "only_in_warehouse"),
+        ):
+            missing = f"SELECT {keys} FROM {only} ANTI JOIN {other} USING ({keys})"
+            (count,) = con.execute(f"SELECT count(*) FROM ({missing})").fetchall()[0]
+            if count:
+                sample = (
+                    con.sql(f"{missing} ORDER BY {keys} LIMIT {SAMPLE_SIZE}").to_arrow_table().to_pylist()
+                )
+                differences |= {f"{label}_rows": count, f"{label}_sample": json_metadata(sample)}
+        if differences:
+            return Comparison(gold_rows, stored_rows, differences)
+        columns = [name for name in con.table("gold").columns if name not in key]
+        pairs = f"gold JOIN stored USING ({keys})"
+        unequal = {name: f"gold.{quoted(name)} IS DISTINCT FROM stored.{quoted(name)}" for name in columns}
+        counts = (
+            con.execute(
+                "SELECT "
+                + ", ".join(f"count(*) FILTER (WHERE {test})" for test in unequal.values())
+                + f" FROM {pairs}"
+            ).fetchall()[0]
+            if unequal
+            else ()
+        )
+        differing = {}
+        for (name, test), count in zip(unequal.items(), counts, strict=True):
+            if count:
+                sample = con.sql(
+                    f"SELECT {keys} FROM {pairs} WHERE {test} ORDER BY {keys} LIMIT {SAMPLE_SIZE}"
+                ).to_arrow_table()
+                differing[name] = {"rows": count, "keys": sample.to_pylist()}
+        if differing:
+            differences["differing_columns"] = json_metadata(differing)
+        return Comparison(gold_rows, stored_rows, differences)
 
 
 def build_equality_check(table: LakeTable, partitions: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
@@ -123,16 +172,20 @@ def build_equality_check(table: LakeTable, partitions: dg.PartitionsDefinition) 
         if partitioned:
             span = context.partition_time_window
             window = Window(table.partition_column, span.start.date(), span.end.date())
-        stored = warehouse.read(table, window)
-        gold = conform(lakehouse.lake().read_window(dg.AssetKey(table.asset_path), window), table)
-        differences = compare(gold, stored, list(table.primary_key))
+        gold = WindowRows(lakehouse.lake(), dg.AssetKey(table.asset_path), window)
+        result = compare(
+            Conformed(gold, table).reader,
+            warehouse.read_batches(table, window),
+            list(table.primary_key),
+            warehouse.memory_limit,
+        )
         return dg.AssetCheckResult(
-            passed=not differences,
+            passed=result.equal,
             metadata={
                 "window": describe(window),
-                "gold_rows": gold.num_rows,
-                "warehouse_rows": stored.num_rows,
-                **differences,
+                "gold_rows": result.gold_rows,
+                "warehouse_rows": result.warehouse_rows,
+                **result.differences,
             },
         )
 

@@ -35,11 +35,21 @@ def test_bigquery_credentials_come_from_the_environment_and_never_leak(
 
 
 def test_compare_names_what_differs() -> None:
+    key = list(CATEGORIES.primary_key)
     gold = category_rows({0: ["toys", "books"]})
     changed = gold.set_column(
-        4, "total_revenue", pa.array([Decimal("1.00"), Decimal("10.00")], pa.decimal128(18, 2))
+        4, "total_revenue", pa.array([Decimal("1234.56"), Decimal("9876.54")], pa.decimal128(18, 2))
     )
-    assert "differing_columns" in compare(gold, changed, list(CATEGORIES.primary_key))
-    missing = compare(gold, gold.slice(0, 1), list(CATEGORIES.primary_key))
-    assert missing["only_in_gold_rows"] == 1 and missing["only_in_warehouse_rows"] == 0
-    assert compare(gold, gold, list(CATEGORIES.primary_key)) == {}
+    differing = compare(gold, changed, key)
+    assert not differing.equal
+    assert differing.differences["differing_columns"].data["total_revenue"]["rows"] == 2
+    missing = compare(gold, gold.slice(0, 1), key)
+    assert (missing.gold_rows, missing.warehouse_rows) == (2, 1)
+    assert (
+        missing.differences["only_in_gold_rows"] == 1 and "only_in_warehouse_rows" not in missing.differences
+    )
+    # A key stored twice: no key is missing on either side, the counts still tell.
+    doubled = compare(gold, pa.concat_tables([gold, gold.slice(0, 1)]), key)
+    assert not doubled.equal and doubled.warehouse_rows == 3
+    same = compare(gold, gold.take([1, 0]), key)  # the order does not matter
+    assert same.equal and same.differences == {}
