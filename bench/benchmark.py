@@ -126,6 +126,7 @@ class PeakMemory:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.peaks = {"run process": 0.0, "Spark JVM": 0.0, "PostgreSQL": 0.0}
+        self.when: dict[str, dt.datetime] = {}
         self._stop = threading.Event()
 
     def sample(self) -> None:
@@ -138,7 +139,31 @@ class PeakMemory:
             "Spark JVM": sum(_rss(jvm) for jvm in jvms) / 2**20,
             "PostgreSQL": embedded_server_mib(self.settings.embedded_postgres_dir),
         }
-        self.peaks = {name: max(peak, now[name]) for name, peak in self.peaks.items()}
+        for name, mib in now.items():
+            if mib > self.peaks[name]:
+                self.peaks[name], self.when[name] = mib, dt.datetime.now(dt.UTC)
+
+    def at_peak(self, summary: BuildSummary) -> str:
+        """Which steps of this build were running when the run process peaked (if it did then)."""
+        moment = self.when.get("run process")
+        if moment is None:
+            return "no sample"
+        peak = moment.timestamp()
+        running, before = [], (0.0, "")
+        with dg.DagsterInstance.get() as instance:
+            for run in summary.runs:
+                started: dict[str, float] = {}
+                for record in instance.all_logs(run, of_type=set(STEP_EVENTS)):
+                    step, at = record.step_key, record.timestamp
+                    if at <= peak and at > before[0]:
+                        before = (at, f"{record.dagster_event_type.value} {step}")
+                    if record.dagster_event_type == dg.DagsterEventType.STEP_START:
+                        started[step] = at
+                    elif step in started and started[step] <= peak <= at:
+                        running.append(step)
+        if running:
+            return f"during {', '.join(running)}"
+        return f"outside the steps, {peak - before[0]:.1f} s after {before[1] or 'the build started'}"
 
     def __enter__(self) -> PeakMemory:
         def loop() -> None:
@@ -156,6 +181,13 @@ class PeakMemory:
         return "; ".join(f"{name} {mib:,.0f} MiB" for name, mib in self.peaks.items())
 
 
+STEP_EVENTS = (
+    dg.DagsterEventType.STEP_START,
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+)
+
+
 def _rss(process: psutil.Process) -> int:
     with contextlib.suppress(psutil.Error):
         return process.memory_info().rss
@@ -168,6 +200,10 @@ def prepare_files(scale: float, seed: int, csv_dir: Path) -> int:
     result = generate(scale, seed)
     write_kaggle_files(result, csv_dir)
     return sum(result.row_counts().values())
+
+
+def regular_end_of(csv_dir: Path) -> Any:
+    return regular_trading_end(read_directory(csv_dir, tables=[TABLES_BY_NAME["orders"]])[0]["orders"])
 
 
 def in_child(function: Callable[..., T], *args: Any) -> T:
@@ -204,9 +240,7 @@ def main() -> None:
         print(f"{'':<52}{sum(p.stat().st_size for p in csv_dir.iterdir()) / 2**20:>9.0f} MiB of CSV")
         # As the quickstart, up to the end of regular trading, but for its last day: the daily run's
         # (the day after it is in Olist's thin tail, not a day of a live shop).
-        regular_end = regular_trading_end(
-            read_directory(csv_dir, tables=[TABLES_BY_NAME["orders"]])[0]["orders"]
-        )
+        regular_end = in_child(regular_end_of, csv_dir)  # the orders file read elsewhere too
         as_of = regular_end.astype("datetime64[us]").item() - dt.timedelta(days=1)
         day = as_of.date()
         with stage("start embedded PostgreSQL"):
@@ -222,12 +256,14 @@ def main() -> None:
         full_seconds = time.perf_counter() - full
         report(summary)
         layer_breakdown(summary)
+        print(f"    run process peak so far {memory.peaks['run process']:,.0f} MiB {memory.at_peak(summary)}")
         sensor_ticks(settings)
         with memory, stage(f"one day ({day}) of changes: source to warehouse") as s:
             s.rows = changed_rows(advance_source(url, to=as_of + dt.timedelta(days=1)))
             summary = build(code_location(), start=day, end=day, **quiet)
         report(summary)
         layer_breakdown(summary)
+        print(f"    run process peak so far {memory.peaks['run process']:,.0f} MiB {memory.at_peak(summary)}")
         if args.bigquery:
             warehouse_sync(work, day)
         with stage("DuckDB reference: the gold reports from the CSV files") as s:

@@ -80,7 +80,9 @@ class DuckDBWarehouse(WarehouseIOManager):
         stream = Conformed(rows, table, window)
         with self.connect() as con:
             added = self._ensure_table(con, table)
-            con.register("batches", stream.reader)  # DuckDB pulls the batches as it inserts them
+            # One INSERT pulls the whole stream (batch by batch INSERTs in one transaction held every
+            # batch in memory until the commit: 2M rows +250 MB).
+            con.register("batches", stream.reader)
             con.execute("BEGIN TRANSACTION")
             try:
                 (deleted,) = con.execute(f"DELETE FROM {name} WHERE {window_predicate(window)}").fetchall()[0]

@@ -11,11 +11,13 @@ whole table in the run process.
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pyarrow as pa
 
 from medallion_assets.quality.checks import SAMPLE_SIZE, json_metadata
 from medallion_assets.resources.definitions import secret_from_environment
@@ -25,11 +27,12 @@ from medallion_assets.resources.warehouse import (
     LAYER,
     SCRATCH_MEMORY,
     Conformed,
-    Rows,
     WarehouseIOManager,
     batches_of,
     describe,
+    insert_batches,
     quoted,
+    row_digest,
 )
 from medallion_assets.settings import Settings
 from medallion_assets.specs import GOLD_DIMENSIONS, GOLD_FACTS, GOLD_REPORTS, LakeTable
@@ -99,21 +102,36 @@ class Comparison:
         return self.gold_rows == self.warehouse_rows and not self.differences
 
 
-def compare(gold: Rows, stored: Rows, key: list[str], memory_limit: str = SCRATCH_MEMORY) -> Comparison:
-    """What differs between gold's rows and the warehouse's (same contract schema), computed in a
-    scratch DuckDB database: both sides are streamed in, and beyond its memory limit DuckDB
-    spills to the scratch folder, so a window of any size is compared."""
+# Rows that can be read more than once: in memory, a lake window, or a function opening a stream.
+Rereadable = pa.Table | WindowRows | Callable[[], pa.RecordBatchReader]
+
+
+def reread(rows: Rereadable) -> pa.RecordBatchReader:
+    return rows() if callable(rows) else batches_of(rows)
+
+
+def compare(
+    gold: Rereadable, stored: Rereadable, key: list[str], memory_limit: str = SCRATCH_MEMORY
+) -> Comparison:
+    """What differs between gold's rows and the warehouse's (same contract schema). First each
+    side's `row_digest`, streamed (a few batches in memory): equal digests, equal rows. Otherwise
+    both are read again into a scratch DuckDB database that spills to disk beyond its memory
+    limit, and compared key by key to say what differs."""
+    (gold_rows, gold_digest), (stored_rows, stored_digest) = (
+        row_digest(reread(side)) for side in (gold, stored)
+    )
+    if gold_digest == stored_digest:
+        return Comparison(gold_rows, stored_rows)
     with (
         tempfile.TemporaryDirectory(prefix="medallion-compare-") as scratch,
         duckdb.connect(str(Path(scratch) / "compare.duckdb"), config={"memory_limit": memory_limit}) as con,
     ):
         for name, rows in (("gold", gold), ("stored", stored)):
-            con.register("batches", batches_of(rows))
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM batches")
-            con.unregister("batches")
-        (gold_rows, stored_rows) = con.execute(
-            "SELECT (SELECT count(*) FROM gold), (SELECT count(*) FROM stored)"
-        ).fetchall()[0]
+            reader = reread(rows)
+            con.register("empty", reader.schema.empty_table())
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM empty")
+            con.unregister("empty")
+            insert_batches(con, name, reader)
         keys = ", ".join(quoted(k) for k in key)
         differences: dict = {}
         for only, other, label in (
@@ -150,6 +168,8 @@ def compare(gold: Rows, stored: Rows, key: list[str], memory_limit: str = SCRATC
                 differing[name] = {"rows": count, "keys": sample.to_pylist()}
         if differing:
             differences["differing_columns"] = json_metadata(differing)
+        elif gold_rows == stored_rows:  # the same keys and values, yet other digests: duplicated rows
+            differences["duplicated_rows"] = True
         return Comparison(gold_rows, stored_rows, differences)
 
 
@@ -174,8 +194,8 @@ def build_equality_check(table: LakeTable, partitions: dg.PartitionsDefinition) 
             window = Window(table.partition_column, span.start.date(), span.end.date())
         gold = WindowRows(lakehouse.lake(), dg.AssetKey(table.asset_path), window)
         result = compare(
-            Conformed(gold, table).reader,
-            warehouse.read_batches(table, window),
+            lambda: Conformed(gold, table).reader,
+            lambda: warehouse.read_batches(table, window),
             list(table.primary_key),
             warehouse.memory_limit,
         )
