@@ -163,7 +163,9 @@ class PeakMemory:
                         running.append(step)
         if running:
             return f"during {', '.join(running)}"
-        return f"outside the steps, {peak - before[0]:.1f} s after {before[1] or 'the build started'}"
+        if not before[1]:
+            return "outside this build (the peak came earlier)"
+        return f"outside the steps, {peak - before[0]:.1f} s after {before[1]}"
 
     def __enter__(self) -> PeakMemory:
         def loop() -> None:

@@ -140,7 +140,7 @@ def row_digest(reader: pa.RecordBatchReader) -> tuple[int, str]:
             ).fetchall()[0]
             con.unregister("batch")
             count, total, xor = count + rows, total + (batch_total or 0), xor ^ (batch_xor or 0)
-    digest = hashlib.sha256(reader.schema.serialize())
+    digest = hashlib.sha256(reader.schema.remove_metadata().serialize())
     digest.update(f"{count}:{total}:{xor}".encode())
     return count, digest.hexdigest()
 
