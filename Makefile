@@ -11,8 +11,11 @@ EXTENSIONS := $(EMULATOR_VENV)/home/.duckdb/extensions/v1.5.5/linux_amd64
 # Spark's extra jars (Delta Lake, S3A, the PostgreSQL JDBC driver), pinned in jars/pom.xml, copied
 # into jars/lib/ by Maven (cached in ~/.m2; a mirror in ~/.m2/settings.xml is used if you have one).
 JARS_STAMP := jars/lib/.installed-$(shell cksum jars/pom.xml | cut -d' ' -f1)
+# The embedded Kafka broker's jars (Apache Kafka, pinned in kafka/pom.xml with what it needs at run
+# time), copied into kafka/lib/ the same way.
+KAFKA_STAMP := kafka/lib/.installed-$(shell cksum kafka/pom.xml | cut -d' ' -f1)
 
-.PHONY: install jars emulator quickstart test test-unit lint bench
+.PHONY: install jars kafka emulator quickstart test test-unit lint bench
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
@@ -26,6 +29,13 @@ $(JARS_STAMP): jars/pom.xml
 
 jars: $(JARS_STAMP)
 
+$(KAFKA_STAMP): kafka/pom.xml
+	rm -rf kafka/lib
+	mvn -q -B -f kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib
+	touch $@
+
+kafka: $(KAFKA_STAMP)
+
 $(EMULATOR_STAMP):
 	test -x $(EMULATOR_VENV)/bin/python || python3 -m venv $(EMULATOR_VENV)
 	$(EMULATOR_VENV)/bin/pip install --quiet --disable-pip-version-check \
@@ -36,7 +46,7 @@ $(EMULATOR_STAMP):
 
 emulator: $(EMULATOR_STAMP)
 
-install: $(STAMP) $(JARS_STAMP) $(EMULATOR_STAMP)
+install: $(STAMP) $(JARS_STAMP) $(KAFKA_STAMP) $(EMULATOR_STAMP)
 
 # The main job on embedded defaults: Olist data, a live PostgreSQL source, every layer; prints where to look.
 quickstart: $(STAMP) $(JARS_STAMP)
@@ -46,7 +56,7 @@ quickstart: $(STAMP) $(JARS_STAMP)
 # test's time is latency (a JVM, a run, a sensor tick), so two workers on two cores finish sooner.
 # TEST_WORKERS=0 runs them in this process, one after the other.
 TEST_WORKERS ?= 2
-test: $(STAMP) $(JARS_STAMP) $(EMULATOR_STAMP) lint
+test: $(STAMP) $(JARS_STAMP) $(KAFKA_STAMP) $(EMULATOR_STAMP) lint
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The unit tier alone (medallion_assets_tests/unit/): pure functions, specs, the asset graph, the CSV

@@ -24,6 +24,7 @@ from medallion_assets.definitions import code_location
 from medallion_assets.maintenance import operations as lake_ops
 from medallion_assets.resources.delta_lake import Lake, LakeError
 from medallion_assets.resources.instance import ensure_dagster_home
+from medallion_assets.resources.kafka_server import KafkaServer, KafkaServerError
 from medallion_assets.resources.postgres import (
     SourceUnavailableError,
     connect,
@@ -50,6 +51,7 @@ USER_ERRORS = (
     WarehouseError,
     SparkJarsMissingError,
     SparkServerError,
+    KafkaServerError,
     ValueError,
 )
 
@@ -246,6 +248,35 @@ def spark_stop() -> None:
     """Stop the embedded Spark Connect server."""
     stopped = SparkServer.of(get_settings()).stop()
     click.echo("Spark Connect server stopped" if stopped else "no Spark Connect server was running")
+
+
+@main.group("kafka")
+def kafka() -> None:
+    """The embedded Kafka broker (under MEDALLION_HOME; it keeps running between commands)."""
+
+
+@kafka.command("start")
+@user_errors
+def kafka_start() -> None:
+    """Start the embedded Kafka broker (if it is not running) and print its bootstrap address."""
+    started = time.perf_counter()
+    bootstrap = KafkaServer.of(get_settings()).start()
+    click.echo(f"Kafka broker at {bootstrap} ({time.perf_counter() - started:.1f}s)")
+
+
+@kafka.command("status")
+def kafka_status() -> None:
+    """Whether the embedded Kafka broker runs, its address, process and log."""
+    status = KafkaServer.of(get_settings()).status()
+    state = f"running at {status.bootstrap} (pid {status.pid})" if status.running else "not running"
+    click.echo(f"Kafka broker {state}; log {status.log}")
+
+
+@kafka.command("stop")
+def kafka_stop() -> None:
+    """Stop the embedded Kafka broker (a clean shutdown; its topics stay under MEDALLION_HOME)."""
+    stopped = KafkaServer.of(get_settings()).stop()
+    click.echo("Kafka broker stopped" if stopped else "no Kafka broker was running")
 
 
 @main.group("lake")

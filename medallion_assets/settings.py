@@ -40,6 +40,19 @@ class Settings(BaseSettings):
     spark_jars_dir: Path = Field(REPOSITORY / "jars" / "lib", validation_alias="MEDALLION_SPARK_JARS")
     # The loopback port of the embedded Spark Connect server (`medallion spark start`).
     spark_server_port: int = Field(15002, validation_alias="MEDALLION_SPARK_PORT")
+    # Kafka: unset, the embedded broker (started on first use, kept between commands) on this
+    # loopback port (and the next one for its controller), from the jars `make kafka` puts in
+    # kafka/lib/. Set, any other cluster, reached with the security settings below.
+    kafka_bootstrap: str | None = Field(None, validation_alias="MEDALLION_KAFKA_BOOTSTRAP")
+    kafka_port: int = Field(19092, validation_alias="MEDALLION_KAFKA_PORT")
+    kafka_jars_dir: Path = Field(REPOSITORY / "kafka" / "lib", validation_alias="MEDALLION_KAFKA_JARS")
+    # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; SASL's mechanism (PLAIN, SCRAM-SHA-256/512) and
+    # credentials; a CA file for TLS. The password is a secret: never logged.
+    kafka_security_protocol: str = Field("PLAINTEXT", validation_alias="MEDALLION_KAFKA_SECURITY_PROTOCOL")
+    kafka_sasl_mechanism: str | None = Field(None, validation_alias="MEDALLION_KAFKA_SASL_MECHANISM")
+    kafka_sasl_username: str | None = Field(None, validation_alias="MEDALLION_KAFKA_SASL_USERNAME")
+    kafka_sasl_password: SecretStr | None = Field(None, validation_alias="MEDALLION_KAFKA_SASL_PASSWORD")
+    kafka_ssl_ca_location: str | None = Field(None, validation_alias="MEDALLION_KAFKA_SSL_CA_LOCATION")
     warehouse: Literal["duckdb", "bigquery"] = Field("duckdb", validation_alias="MEDALLION_WAREHOUSE")
     # The DuckDB warehouse file (unset: $MEDALLION_HOME/warehouse.duckdb).
     duckdb_path: Path | None = Field(None, validation_alias="MEDALLION_DUCKDB_PATH")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import random
 import socket
 import subprocess
 import sys
@@ -154,6 +155,16 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def free_port_pair() -> int:
+    """A loopback port P with P + 1 free too, below the kernel's ephemeral range (32768+), where
+    clients' sockets (a JVM's, a driver's) could take P + 1 before a server binds it."""
+    for port in random.sample(range(20000, 32000, 2), 200):
+        with socket.socket() as first, socket.socket() as second:
+            if first.connect_ex(("127.0.0.1", port)) and second.connect_ex(("127.0.0.1", port + 1)):
+                return port
+    raise RuntimeError("no two free loopback ports next to each other")
 
 
 @contextmanager
