@@ -24,6 +24,7 @@ from medallion_assets.definitions import code_location
 from medallion_assets.maintenance import operations as lake_ops
 from medallion_assets.resources.delta_lake import Lake, LakeError
 from medallion_assets.resources.instance import ensure_dagster_home
+from medallion_assets.resources.kafka import KafkaError, KafkaResource
 from medallion_assets.resources.kafka_server import KafkaServer, KafkaServerError
 from medallion_assets.resources.postgres import (
     SourceUnavailableError,
@@ -38,7 +39,9 @@ from medallion_assets.resources.warehouse import WarehouseError
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.olist_db import SourceStateError
 from medallion_assets.specs import GOLD_REPORTS, LakeTable
+from medallion_assets.specs.events import REVIEW_EVENTS
 from medallion_assets.warehouse.assets import warehouse_for
+from olist_source.events import publish, review_events
 from olist_source.generator import generate, write_kaggle_files
 from olist_source.kaggle_csv import CsvLoadError
 from olist_source.system import StepReport, advance_source, load_source, source_status
@@ -52,6 +55,7 @@ USER_ERRORS = (
     SparkJarsMissingError,
     SparkServerError,
     KafkaServerError,
+    KafkaError,
     ValueError,
 )
 
@@ -156,14 +160,28 @@ def source_load(
 @source.command("advance")
 @click.option("--to", "to", type=MOMENT, default=None, help="New source time. Default: the end of history.")
 @click.option("--days", type=float, default=None, help="Advance by this many days instead.")
+@click.option(
+    "--events/--no-events",
+    default=True,
+    help="Also publish the web shop's events of the stretch to Kafka (default: yes).",
+)
 @user_errors
-def source_advance(to: dt.datetime | None, days: float | None) -> None:
-    """Apply every change between the source clock and --to, in time order."""
+def source_advance(to: dt.datetime | None, days: float | None, events: bool) -> None:
+    """Apply every change between the source clock and --to, in time order, and publish the web
+    shop's events of that stretch (the reviews created and answered) to Kafka."""
     if to is not None and days is not None:
         raise click.UsageError("give --to or --days, not both")
     started = time.perf_counter()
-    report = advance_source(_source_url(), to, days)
+    url = _source_url()
+    report = advance_source(url, to, days)
     _print_step(f"advanced the source to {report.as_of}", report, time.perf_counter() - started)
+    if events and report.previous is not None and report.as_of > report.previous:
+        started = time.perf_counter()
+        kafka = KafkaResource()
+        kafka.ensure_topic(REVIEW_EVENTS.topic, REVIEW_EVENTS.partitions)
+        sent = publish(kafka.producer(), REVIEW_EVENTS, review_events(url, report.previous, report.as_of))
+        seconds = time.perf_counter() - started
+        click.echo(f"published {sent:,} review event(s) to {REVIEW_EVENTS.topic} ({seconds:.1f}s)")
 
 
 @source.command("status")

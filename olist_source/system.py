@@ -39,6 +39,7 @@ class StepReport:
     changes: dict[str, TableChanges] = field(default_factory=dict)
     files: list[FileReport] = field(default_factory=list)
     attribute_changes: int = 0
+    previous: dt.datetime | None = None  # the clock before an advance: its changes are (previous, as_of]
 
 
 @dataclass
@@ -122,7 +123,7 @@ def advance_source(url: str, to: dt.datetime | None = None, days: float | None =
             raise SourceStateError(f"the source clock is at {as_of}; it cannot go back to {to}")
         changes = _apply_versions(cur, after=as_of, upto=to)
         cur.execute(f"UPDATE {REPLAY_SCHEMA}.clock SET as_of = $1, advanced_at = now()", (to,))
-    return StepReport(to, changes)
+    return StepReport(to, changes, previous=as_of)
 
 
 def source_status(url: str) -> SourceStatus:

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -25,6 +23,7 @@ from pathlib import Path
 
 import psutil
 
+from medallion_assets.resources.embedded import listening, start_once
 from medallion_assets.settings import REPOSITORY, Settings
 
 BROKER_CLASS = "kafka.Kafka"
@@ -69,26 +68,20 @@ class KafkaServer:
 
     def status(self) -> KafkaServerStatus:
         process = self._process()
-        running = process is not None and _listening(self.port)
+        running = process is not None and listening(self.port)
         return KafkaServerStatus(
             running, self.bootstrap, process.pid if process else None, self.home / "server.log"
         )
 
     def start(self, timeout: float = 90) -> str:
-        """The bootstrap address, the broker started first if it is not running (~3 s). Processes that
-        need it at the same moment start it once: the others wait on a lock."""
-        if self.status().running:
-            return self.bootstrap
-        self.home.mkdir(parents=True, exist_ok=True)
-        with (self.home / "start.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            return self._start(timeout)
+        """The bootstrap address, the broker started first if it is not running (~3 s), once for
+        every process that needs it at the same moment."""
+        start_once(self.home, lambda: self.status().running, lambda: self._start(timeout))
+        return self.bootstrap
 
-    def _start(self, timeout: float) -> str:
-        if self.status().running:
-            return self.bootstrap
+    def _start(self, timeout: float) -> None:
         for port in (self.port, self.controller_port):
-            if _listening(port):
+            if listening(port):
                 raise KafkaServerError(
                     f"port {port} is taken by another program: set MEDALLION_KAFKA_PORT (the broker "
                     "listens on it, its controller on the next one)"
@@ -117,7 +110,6 @@ class KafkaServer:
                 tail = log.read_text()[-2000:] if log.exists() else ""
                 raise KafkaServerError(f"the Kafka broker did not start (log {log}):\n{tail}")
             time.sleep(0.2)
-        return self.bootstrap
 
     def stop(self, grace: float = 30) -> bool:
         """Stop the broker if it runs (a clean shutdown: SIGTERM); True if one was stopped."""
@@ -203,11 +195,6 @@ class KafkaServer:
         except (FileNotFoundError, ValueError, psutil.NoSuchProcess):
             pass
         return None
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def environment_without_secrets() -> dict[str, str]:

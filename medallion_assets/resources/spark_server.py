@@ -10,9 +10,7 @@ starting a JVM of its own.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from pathlib import Path
 import psutil
 import pyspark
 
+from medallion_assets.resources.embedded import listening, start_once
 from medallion_assets.settings import Settings
 
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -110,26 +109,20 @@ class SparkServer:
         process = self._process()
         logs = sorted(self.home.glob("*.out"), key=lambda log: log.stat().st_mtime)
         return SparkServerStatus(
-            process is not None and _listening(self.port),
+            process is not None and listening(self.port),
             self.url,
             process.pid if process else None,
             logs[-1] if logs else None,
         )
 
     def start(self, timeout: float = 120) -> str:
-        """The server's URL, started first if it is not running (~10 s). Processes that need it at
-        the same moment (two runs, two test workers) start it once: the others wait on a lock."""
-        if self.status().running:
-            return self.url
-        self.home.mkdir(parents=True, exist_ok=True)
-        with (self.home / "start.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            return self._start(timeout)
+        """The server's URL, started first if it is not running (~10 s), once for every process
+        that needs it at the same moment."""
+        start_once(self.home, lambda: self.status().running, lambda: self._start(timeout))
+        return self.url
 
-    def _start(self, timeout: float) -> str:
-        if self.status().running:
-            return self.url
-        if _listening(self.port):
+    def _start(self, timeout: float) -> None:
+        if listening(self.port):
             raise SparkServerError(f"port {self.port} is taken by another program: set MEDALLION_SPARK_PORT")
         settings = {
             **self.local.config(),
@@ -162,7 +155,6 @@ class SparkServer:
                 tail = log.read_text()[-2000:] if log else ""
                 raise SparkServerError(f"the Spark Connect server did not start (log {log}):\n{tail}")
             time.sleep(0.5)
-        return self.url
 
     def stop(self, grace: float = 15) -> bool:
         """Stop the server if it runs; True if one was stopped."""
@@ -198,8 +190,3 @@ class SparkServer:
             except (ValueError, IndexError, psutil.NoSuchProcess):
                 continue
         return None
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0

@@ -11,7 +11,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from medallion_assets_tests.helpers import free_port_pair
+
 MEDALLION = str(Path(sys.executable).with_name("medallion"))
+
+
+KAFKA_PORT = str(free_port_pair())  # this module's embedded broker: stopped after each test
 
 
 @pytest.fixture
@@ -19,12 +24,14 @@ def home(tmp_path: Path) -> Iterator[Path]:
     home = tmp_path / "home"
     yield home
     run(home, "source", "stop")
-    assert not embedded_servers(home)
+    run(home, "kafka", "stop")
+    assert not embedded_servers(home) and not embedded_servers(home, "java")
 
 
 def run(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDALLION_", "AWS_"))}
     env["MEDALLION_HOME"] = str(home)
+    env["MEDALLION_KAFKA_PORT"] = KAFKA_PORT
     env["MEDALLION_SPARK"] = "local"  # no Spark Connect server left behind by a test
     result = subprocess.run([MEDALLION, *args], env=env, capture_output=True, text=True, timeout=300)
     if ok:
@@ -43,6 +50,18 @@ def test_generate_load_advance_status(home: Path, tmp_path: Path) -> None:
 
     advanced = run(home, "source", "advance", "--days", "7")
     assert "advanced the source to 2017-08-08 00:00:00" in advanced.stdout
+    # The web shop published the week's review events: one per review version of the week.
+    versions = run(
+        home,
+        "source",
+        "sql",
+        "select count(*) as n from olist_replay.order_reviews"
+        " where valid_from > '2017-08-01' and valid_from <= '2017-08-08'",
+    )
+    expected = int(versions.stdout.split()[-1])
+    assert (
+        expected > 0 and f"published {expected:,} review event(s) to olist.review_events" in advanced.stdout
+    )
     status = run(home, "source", "status")
     assert "source clock      2017-08-08 00:00:00" in status.stdout
     assert "order_reviews" in status.stdout
@@ -67,11 +86,12 @@ def test_generate_load_advance_status(home: Path, tmp_path: Path) -> None:
     assert embedded_servers(home)
 
 
-def embedded_servers(home: Path) -> list[psutil.Process]:
+def embedded_servers(home: Path, name: str = "postgres") -> list[psutil.Process]:
+    """This home's embedded PostgreSQL processes (or its Kafka broker: "java")."""
     return [
         p
         for p in psutil.process_iter(["name", "cmdline"])
-        if p.info["name"] == "postgres" and any(str(home) in part for part in p.info["cmdline"] or [])
+        if p.info["name"] == name and any(str(home) in part for part in p.info["cmdline"] or [])
     ]
 
 
