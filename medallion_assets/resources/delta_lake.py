@@ -312,7 +312,8 @@ def _file_batches(
             for field in schema:
                 if field.name not in stored:  # a partition value, or a column added after this file
                     value = constants.get(field.name)
-                    rows = rows.append_column(field.name, pa.array([value] * rows.num_rows, field.type))
+                    column = pa.array([value] * rows.num_rows).cast(field.type)  # a value may come as text
+                    rows = rows.append_column(field.name, column)
             rows = rows.select(schema.names).cast(schema)
             yield from (rows.filter(window.expression()) if window else rows).to_batches()
 
