@@ -93,7 +93,10 @@ class Profile:
         key: Sequence[str] = (),
         required: Sequence[str] = (),
         table: LakeTable | None = None,
+        empty: bool = False,
     ) -> "Profile":
+        """`empty`: the table's log shows no row in the window, so every count is 0 without a
+        Spark job (a quarantine on a clean day; the schema is still judged)."""
         present = set(rows.columns)
         contract, judged = contract_rules(table, rows.schema) if table else ([], [])
         counts = [F.count("*")]
@@ -103,7 +106,7 @@ class Profile:
         nullable = [c for c in required if c in present]
         counts += [F.count_if(F.col(f"`{c}`").isNull()) for c in nullable]
         counts += [F.count_if(condition) for _, condition in judged]
-        values = list(rows.agg(*counts).first())
+        values = [0] * len(counts) if empty else list(rows.agg(*counts).first())
         total = values.pop(0)
         distinct = values.pop(0) if keyed else None
         nulls = dict(zip(nullable, values[: len(nullable)], strict=True))
@@ -353,7 +356,9 @@ class Batch:
         table = self.table
         required = table.not_null_columns
         contract = table if table.columns and table.layer != "bronze" else None  # as table_checks says
-        return Profile.of(self.rows, table.primary_key, required, contract)
+        log = self.lake.open(self.lake.uri(dg.AssetKey(table.asset_path)))
+        empty = log is not None and self.lake.rows_in(log, self.window) == 0
+        return Profile.of(self.rows, table.primary_key, required, contract, empty)
 
     def sql(self, rule: Rule) -> DataFrame:
         """The rule's query, with `rows` and every table it reads (same window if partitioned alike)."""

@@ -51,6 +51,8 @@ VERSION_COLUMN = "medallion/version_column"
 # A write may add columns to the table (bronze: what the source added lands; later layers keep
 # their contract and fail a write that differs).
 EVOLVE_SCHEMA = "medallion/evolve_schema"
+# Output metadata: the rows an asset hands over, when it counted them anyway (silver's accounting).
+OUTPUT_ROWS = "output_rows"
 
 
 class LakeError(RuntimeError):
@@ -186,8 +188,12 @@ class Lake:
         primary_key: Sequence[str] = (),
         version_column: str | None = None,
         evolve_schema: bool = False,
+        known_rows: int | None = None,
     ) -> dict[str, int]:
         """Write `data` in one Delta commit, as the table's write mode says; the counts of the write.
+        `known_rows`: the rows of `data` when its producer counted them already; none to write
+        where the window holds none commits nothing (each commit is a Spark job of ~0.5 s, and a
+        day of a quiet table, a quarantine of a clean day, is such a write).
 
         - replace_partition: the window's rows are replaced (`replaceWhere`: Delta refuses, before
           committing, any row outside the window, a null partition value included); unpartitioned
@@ -203,6 +209,11 @@ class Lake:
         uri = self.uri(asset_key)
         existing = self.open(uri)
         exists = existing is not None
+        if known_rows == 0 and existing is not None:
+            if mode != "replace_partition":  # a MERGE of no rows changes nothing
+                return {"rows_inserted": 0, "rows_updated": 0, "rows_unchanged": 0}
+            if window is not None and self.rows_in(existing, window) == 0:
+                return {"rows_written": 0, "rows_copied": 0}
         if window is not None and mode != "merge_latest":
             data = clustered(data, window.column)
         if not exists or mode == "replace_partition":
@@ -269,11 +280,13 @@ class Lake:
     @staticmethod
     def rows_in(table: DeltaTable, window: Window | None) -> int | None:
         """Rows of the table (inside the window) from its log's file records, no data read; None
-        when the table is not partitioned by the window's column."""
+        when the log cannot tell (a file of a day-range layout straddles the window's edge)."""
         if window is None:
             files = pa.table(table.get_add_actions(flatten=True))
             return int(pc.sum(files["num_records"]).as_py() or 0) if files.num_rows else 0
         inside = _files_in(table, window)
+        if inside is None:
+            inside = _files_within(table, window)
         return None if inside is None else int(pc.sum(inside["num_records"]).as_py() or 0)
 
     def guarded(self, uri: str, action: str, operation: Callable[[], T], window: Window | None = None) -> T:
@@ -340,6 +353,31 @@ def _files_in(table: DeltaTable, window: Window) -> pa.Table | None:
     days = files[column]
     inside = pc.and_(pc.greater_equal(days, pa.scalar(window.start)), pc.less(days, pa.scalar(window.end)))
     return files.filter(inside)
+
+
+def _int_value(value: Any) -> int | None:
+    """An int from metadata as given to Output (int) or as normalized (IntMetadataValue)."""
+    value = getattr(value, "value", value)
+    return value if isinstance(value, int) else None
+
+
+def _files_within(table: DeltaTable, window: Window) -> pa.Table | None:
+    """The log's file records of a day-range layout (`clustered`) that can hold rows of the window,
+    judged by each file's min/max statistics; None unless every such file lies wholly inside the
+    window (then their record counts are the window's rows: none at all when no file can hold one)."""
+    files = pa.table(table.get_add_actions(flatten=True))
+    low, high = f"min.{window.column}", f"max.{window.column}"
+    if not files.num_rows:
+        return files.select(["num_records"])
+    if low not in files.column_names or files[low].null_count or files[high].null_count:
+        return None  # a file without statistics could hold anything
+    first, last = files[low].cast(pa.date32()), files[high].cast(pa.date32())
+    start, end = pa.scalar(window.start), pa.scalar(window.end)
+    overlapping = pc.and_(pc.less(first, end), pc.greater_equal(last, start))
+    within = pc.and_(pc.greater_equal(first, start), pc.less(last, end))
+    if not pc.all(pc.or_(pc.invert(overlapping), within)).as_py():
+        return None
+    return files.filter(overlapping).select(["num_records"])
 
 
 def last_commit_metrics(table: DeltaTable | None) -> dict[str, str]:
@@ -432,6 +470,7 @@ class DeltaLakeIOManager(dg.ConfigurableIOManager):
             spec.get(PRIMARY_KEY, []),
             spec.get(VERSION_COLUMN),
             bool(spec.get(EVOLVE_SCHEMA)),
+            _int_value(context.output_metadata.get(OUTPUT_ROWS)),
         )
         table = lake.open(uri)
         assert table is not None

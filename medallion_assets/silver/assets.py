@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from medallion_assets.quality.contracts import enforce
-from medallion_assets.resources.delta_lake import Lake, LakeResource, lake_table_args
+from medallion_assets.resources.delta_lake import OUTPUT_ROWS, Lake, LakeResource, lake_table_args
 from medallion_assets.resources.delta_lake import Window as LakeWindow
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.silver.transform import (
@@ -241,13 +241,18 @@ def build_silver_asset(
         )
         counts = {k: v for k, v in accounting.items() if k != "quarantined_by_rule"}
         context.log.info(f"silver/{source.name}: {json.dumps(counts)}")
-        yield dg.Output(silver, output_name="silver", metadata=accounting)
+        # The rows each output holds, where the accounting counted them: an empty one into a window
+        # that holds nothing commits nothing (geolocation's rows are collapsed per zip prefix first).
+        accepted = accounting["rows_accepted"]
+        exact = {OUTPUT_ROWS: accepted} if source.name != "geolocation" or not accepted else {}
+        yield dg.Output(silver, output_name="silver", metadata={**accounting, **exact})
         yield dg.Output(
             quarantined.withColumn("_quarantined_at", F.current_timestamp()),
             output_name="quarantine",
             metadata={
                 "rows_quarantined": accounting["rows_quarantined"],
                 "quarantined_by_rule": accounting["quarantined_by_rule"],
+                OUTPUT_ROWS: accounting["rows_quarantined"],
             },
         )
         spark.session().catalog.clearCache()  # both outputs are written: free the cached batch

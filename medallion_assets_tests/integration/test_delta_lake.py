@@ -22,6 +22,7 @@ from deltalake import DeltaTable, write_deltalake
 from pyspark.sql import DataFrame
 
 from medallion_assets.resources.delta_lake import (
+    OUTPUT_ROWS,
     DeltaLakeIOManager,
     Lake,
     LakeResource,
@@ -69,14 +70,16 @@ def events_asset(mode: WriteMode) -> dg.AssetsDefinition:
         io_manager_key="lake",
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
-    def events(context: dg.AssetExecutionContext) -> pa.Table:
+    def events(context: dg.AssetExecutionContext) -> dg.Output[pa.Table]:
         window = context.partition_time_window
         data = SOURCE["events"]
         day = data["_change_date"]
         inside = pc.and_(
             pc.greater_equal(day, pa.scalar(window.start.date())), pc.less(day, pa.scalar(window.end.date()))
         )
-        return data if SOURCE.get("ignore_window") else data.filter(inside)
+        data = data if SOURCE.get("ignore_window") else data.filter(inside)
+        # As silver does with its accounting: the asset says how many rows it hands over.
+        return dg.Output(data, metadata={OUTPUT_ROWS: data.num_rows} if SOURCE.get("tell_rows") else {})
 
     return events
 
@@ -236,6 +239,41 @@ def test_rows_outside_the_window_write_nothing(lake_root: str, spark_resource: S
     failure = result.get_step_failure_events()[0].event_specific_data.error
     assert "row(s) have _change_date outside the partition window" in failure.cause.message
     assert lake_table().version() == 0 and [r["value"] for r in contents()] == [1]
+
+
+def test_an_output_of_no_rows_commits_only_what_it_must(
+    lake_root: str, spark_resource: SparkResource
+) -> None:
+    """A quarantine on a clean day: no rows into a window that holds none is no commit (a Spark
+    job saved); no rows into a window that holds some still replaces them."""
+    asset = events_asset("replace_partition")
+    SOURCE.update(tell_rows=True, events=rows(("a", "2017-01-01", 1), ("c", "2017-01-03", 3)))
+    for day in ("2017-01-01", "2017-01-02", "2017-01-03"):  # a file per day
+        assert materialize([asset], spark_resource, day).success
+    version = lake_table().version()
+    SOURCE["events"] = rows()
+    result = materialize([asset], spark_resource, "2017-01-02")
+    assert result.success and lake_table().version() == version  # nothing committed
+    assert output_metadata(result)["dagster/row_count"] == 0
+    result = materialize([asset], spark_resource, "2017-01-03")  # its row goes
+    assert lake_table().version() == version + 1 and [r["id"] for r in contents()] == ["a"]
+    assert output_metadata(result)["dagster/row_count"] == 0
+    for mode in ("insert_new", "merge_latest"):  # a MERGE of nothing changes nothing
+        assert materialize([events_asset(mode)], spark_resource, "2017-01-01").success  # type: ignore[arg-type]
+        assert lake_table().version() == version + 1 and [r["id"] for r in contents()] == ["a"]
+
+
+def test_rows_in_a_window_come_from_the_log_where_it_can_tell(tmp_path: Path) -> None:
+    """One file holding 2017-01-01 and 2017-01-03: a window wholly around it or apart from it is
+    counted from the log's statistics; a window cutting it is not (None: Spark counts)."""
+    uri = str(tmp_path / "events")
+    write_deltalake(uri, rows(("a", "2017-01-01", 1), ("c", "2017-01-03", 3)))
+    table = DeltaTable(uri)
+    day = dt.date.fromisoformat
+    assert Lake.rows_in(table, Window("_change_date", day("2017-01-01"), day("2017-01-04"))) == 2
+    assert Lake.rows_in(table, Window("_change_date", day("2017-01-05"), day("2017-01-06"))) == 0
+    assert Lake.rows_in(table, Window("_change_date", day("2017-01-02"), day("2017-01-03"))) is None
+    assert Lake.rows_in(table, None) == 2
 
 
 def test_inputs_read_only_the_partitions_asked_for(lake_root: str, spark_resource: SparkResource) -> None:
