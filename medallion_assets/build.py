@@ -26,7 +26,13 @@ from medallion_assets.resources.postgres import SourceDatabase, redact
 from medallion_assets.resources.spark import start_in_background
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.olist_db import source_change_dates
-from medallion_assets.tags import BUILD_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from medallion_assets.tags import (
+    BUILD_TAG,
+    LANE_TAG,
+    PARTITION_RANGE_END_TAG,
+    PARTITION_RANGE_START_TAG,
+    STREAM_LANE,
+)
 
 Echo = Callable[[str], None]
 ORDER_DATE_LAYERS = ("gold", "warehouse")
@@ -200,8 +206,9 @@ def _order_date_ranges(
 
 
 def _resolve(selection: str | None, graph: dg.AssetGraph) -> set[dg.AssetKey]:
-    if not selection:
-        return set(graph.materializable_asset_keys)
+    if not selection:  # the batch lane: the stream lane is the stream sensor's (select it by its tag)
+        streams = dg.AssetSelection.tag(LANE_TAG, STREAM_LANE).resolve(graph)
+        return set(graph.materializable_asset_keys) - set(streams)
     try:
         return set(dg.AssetSelection.from_string(selection).resolve(graph))
     except dg.DagsterInvalidSubsetError as exc:

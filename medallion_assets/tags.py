@@ -13,3 +13,8 @@ BUILD_TAG = "medallion/build"
 CHANGES_TAG = "medallion/changes"
 # What started a run: "source_changes", "daily_catch_up", "after <run id>".
 TRIGGER_TAG = "medallion/trigger"
+
+# Asset tag of the stream lane (the Kafka event tables): landed by the stream sensor's runs, left
+# out of `medallion build`'s default selection (select them to build them: tag:medallion/lane=stream).
+LANE_TAG = "medallion/lane"
+STREAM_LANE = "stream"

@@ -18,10 +18,17 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
+from medallion_assets.resources.kafka_server import KafkaServer
 from medallion_assets.resources.postgres import embedded_server_url, stop_embedded_server
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
-from medallion_assets_tests.helpers import SAMPLE_DIR, HandmadeBuild, booked_instance, scratch_database
+from medallion_assets_tests.helpers import (
+    SAMPLE_DIR,
+    HandmadeBuild,
+    booked_instance,
+    free_port_pair,
+    scratch_database,
+)
 from olist_source.generator import GenerationResult, generate, write_kaggle_files
 from olist_source.kaggle_csv import read_directory
 
@@ -130,6 +137,18 @@ def audit_database(pg_url: str) -> Iterator[str]:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MEDALLION_AUDIT_URL", url)
         yield url
+
+
+@pytest.fixture
+def kafka_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KafkaServer]:
+    """A scratch MEDALLION_HOME and port pair for the embedded broker, stopped at the end."""
+    port = free_port_pair()  # the broker's and its controller's
+    monkeypatch.setenv("MEDALLION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MEDALLION_KAFKA_PORT", str(port))
+    monkeypatch.delenv("MEDALLION_KAFKA_BOOTSTRAP", raising=False)
+    server = KafkaServer.of(get_settings())
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

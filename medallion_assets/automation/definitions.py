@@ -1,6 +1,6 @@
-"""The automation's part of the code location: the source sensor, propagation to the next layer, the
-daily catch-up, run alerts and the audit log. Off until a person (or MEDALLION_AUTOMATION) turns it
-on: it launches runs."""
+"""The automation's part of the code location: the source and event-stream sensors, propagation
+to the next layer, the daily catch-up, run alerts and the audit log. Off until a person (or
+MEDALLION_AUTOMATION) turns it on: it launches runs."""
 
 from collections.abc import Callable
 
@@ -8,6 +8,7 @@ import dagster as dg
 
 from medallion_assets.automation.alerts import ALERT_SENSORS
 from medallion_assets.automation.audit import AUDIT_SENSORS
+from medallion_assets.automation.event_streams import event_streams_sensor
 from medallion_assets.automation.propagation import (
     PROPAGATE_SILVER,
     catch_up_schedule,
@@ -31,6 +32,7 @@ def automation_definitions(
             *ALERT_SENSORS,
             *AUDIT_SENSORS,
             source_changes_sensor(daily, sensor_status, settings.poll_seconds),
+            event_streams_sensor(sensor_status, settings.poll_seconds),
             propagation_sensor(gold_refresh, sensor_status, max(1, settings.poll_seconds // 2)),
         ],
         schedules=[catch_up_schedule(daily, schedule_status)],

@@ -10,6 +10,7 @@ import dagster as dg
 from pydantic import SecretStr
 
 from medallion_assets.resources.delta_lake import DeltaLakeIOManager, LakeResource
+from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.postgres import AuditDatabase, SourceDatabase
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.webhook import AlertWebhook
@@ -37,6 +38,7 @@ def resource_definitions(settings: Settings) -> dg.Definitions:
             "lake": DeltaLakeIOManager(spark=spark, lakehouse=lakehouse),
             "lakehouse": lakehouse,
             "spark": spark,
+            "kafka": KafkaResource(bootstrap=settings.kafka_bootstrap),
             "source_db": SourceDatabase(
                 database_url=secret_from_environment(settings.source_url, "MEDALLION_SOURCE_URL")
             ),

@@ -29,6 +29,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
@@ -113,6 +114,23 @@ class Lake:
             return None
         except Exception as exc:  # unreachable store, bad credentials, corrupt log...
             raise LakeError(f"cannot reach the Delta table at {uri}: {self.redact(str(exc))}") from None
+
+    def files(self, uri: str) -> tuple[pafs.FileSystem, str]:
+        """A filesystem and path for the small files kept beside the tables (a stream's checkpoint)."""
+        scheme, _, path = uri.partition("://")
+        if not path:
+            return pafs.LocalFileSystem(), uri
+        if scheme in ("s3", "s3a"):
+            options = self.storage_options
+            endpoint = options.get("AWS_ENDPOINT_URL")
+            return pafs.S3FileSystem(
+                access_key=options.get("AWS_ACCESS_KEY_ID"),
+                secret_key=options.get("AWS_SECRET_ACCESS_KEY"),
+                region=options.get("AWS_REGION") or "us-east-1",
+                endpoint_override=endpoint.split("://")[-1] if endpoint else None,
+                scheme="http" if endpoint and endpoint.startswith("http://") else "https",
+            ), path
+        return pafs.LocalFileSystem(), path
 
     def read_batches(
         self, asset_key: dg.AssetKey, window: Window | None, columns: list[str] | None = None

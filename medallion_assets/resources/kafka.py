@@ -55,6 +55,28 @@ class KafkaResource(dg.ConfigurableResource):
         overrides = {"kafka_bootstrap": self.bootstrap} if self.bootstrap else {}
         return client_config(get_settings(**overrides))
 
+    def spark_options(self) -> dict[str, str]:
+        """Spark's Kafka source options for the same cluster (Kafka's Java client: the password in
+        a JAAS line, a PEM CA file as a PEM trust store). Spark redacts option values matching
+        `spark.redaction.regex` (password) in what it shows."""
+        config = self.config()
+        options = {
+            "kafka.bootstrap.servers": config["bootstrap.servers"],
+            "kafka.security.protocol": config["security.protocol"],
+        }
+        if "sasl.mechanism" in config:
+            plain = config["sasl.mechanism"] == "PLAIN"
+            module = "plain.PlainLoginModule" if plain else "scram.ScramLoginModule"
+            options["kafka.sasl.mechanism"] = config["sasl.mechanism"]
+            options["kafka.sasl.jaas.config"] = (
+                f"org.apache.kafka.common.security.{module} required "
+                f'username="{config["sasl.username"]}" password="{config["sasl.password"]}";'
+            )
+        if "ssl.ca.location" in config:
+            options["kafka.ssl.truststore.type"] = "PEM"
+            options["kafka.ssl.truststore.location"] = config["ssl.ca.location"]
+        return options
+
     def producer(self) -> Producer:
         # Idempotent: a retried send is written once per partition (acks from every in-sync replica).
         return Producer({**self.config(), "enable.idempotence": True, "acks": "all", "linger.ms": 20})

@@ -7,6 +7,8 @@
 - quality.py: what checks prove beyond key and contract (`Drift`, `Reference`, `Rule`);
 - lake.py: `LakeTable`, the lineage columns, and the bronze, silver and quarantine tables derived
   from the source tables;
+- events.py: the web shop's event streams on Kafka (`EventStream`) and their bronze and
+  quarantine tables;
 - gold.py: the gold dimensions, facts and reports, and the SCD2 dimensions' specs.
 
 The generator, the CSV loader, the source database DDL, the replay of changes, the assets and their
@@ -25,6 +27,7 @@ from medallion_assets.specs.columns import (
     Normalize,
     Quoting,
 )
+from medallion_assets.specs.events import EVENT_BRONZE_TABLES, EVENT_QUARANTINE_TABLES
 from medallion_assets.specs.gold import (
     GOLD_DIMENSIONS,
     GOLD_FACTS,
@@ -78,8 +81,10 @@ from medallion_assets.specs.types import (
 LAKE_TABLES: tuple[LakeTable, ...] = (
     *BRONZE_TABLES,
     ATTRIBUTE_CHANGES,
+    *EVENT_BRONZE_TABLES,
     *SILVER_TABLES,
     *QUARANTINE_TABLES,
+    *EVENT_QUARANTINE_TABLES,
     *GOLD_DIMENSIONS.values(),
     *GOLD_FACTS.values(),
     *GOLD_REPORTS.values(),
@@ -93,6 +98,8 @@ __all__ = [
     "CHANGE_DATE",
     "CHANGE_TS",
     "ENGLISH_CATEGORY",
+    "EVENT_BRONZE_TABLES",
+    "EVENT_QUARANTINE_TABLES",
     "GEO_ROWS",
     "GOLD_DIMENSIONS",
     "GOLD_FACTS",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from medallion_assets.specs.columns import ID_PATTERN, Column
+from medallion_assets.specs.lake import INGESTED_AT, RUN_ID, LakeTable
 from medallion_assets.specs.sources import TABLES_BY_NAME
 
 EVENT_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"  # a UUID
@@ -41,6 +42,11 @@ class EventStream:
             Column(self.time_field, "timestamp", required=True),
             *self.payload,
         )
+
+    @property
+    def envelope_and_key(self) -> tuple[str, ...]:
+        """The fields every event must have: without them it cannot be placed or deduplicated."""
+        return tuple(dict.fromkeys([self.id_field, self.type_field, self.time_field, self.key]))
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -78,3 +84,49 @@ CLICKSTREAM = EventStream(
 )
 
 EVENT_STREAMS: dict[str, EventStream] = {stream.name: stream for stream in (REVIEW_EVENTS, CLICKSTREAM)}
+
+
+# Lineage of every landed event (and quarantined record): where in Kafka it was, when Kafka and the
+# lake got it, the run that landed it. An event's place (topic, partition, offset) is its bronze key:
+# a record redelivered by a producer's retry is two places, one event id (silver keeps one).
+TOPIC, PARTITION, OFFSET = "_topic", "_partition", "_offset"
+MESSAGE_KEY = "_key"
+KAFKA_TIMESTAMP = "_kafka_timestamp"
+EVENT_DATE = "_event_date"  # the date of the event's own time: a late event lands in its day
+RAW = "_raw"  # the record's value as text (bronze) or as bytes (quarantine): nothing is lost
+RULE, REASON = "rule", "reason"
+EVENT_LINEAGE = (TOPIC, PARTITION, OFFSET, KAFKA_TIMESTAMP, INGESTED_AT, RUN_ID)  # never null
+
+
+def event_bronze_table(stream: EventStream) -> LakeTable:
+    """The stream's events as they arrived: one row per Kafka record that parses, typed."""
+    return LakeTable(
+        layer="bronze",
+        name=stream.name,
+        primary_key=(TOPIC, PARTITION, OFFSET),
+        partition_column=None,  # a run lands whatever is new: any event dates (see bronze/streams.py)
+        write_mode="insert_new",
+        description=(
+            f"Every {stream.topic} record that parses, typed by its spec, with its Kafka place, the "
+            f"event's date and time, and its raw text. {stream.description}"
+        ),
+        required=(*stream.envelope_and_key, EVENT_DATE, *EVENT_LINEAGE),
+    )
+
+
+def event_quarantine_table(stream: EventStream) -> LakeTable:
+    """Records of the stream that do not parse: malformed JSON, a missing envelope field, a value of
+    the wrong type; each with the reason and its raw bytes."""
+    return LakeTable(
+        layer="quarantine",
+        name=stream.name,
+        primary_key=(TOPIC, PARTITION, OFFSET),
+        partition_column=None,
+        write_mode="insert_new",
+        description=f"Records of {stream.topic} that do not parse as its events, with the reason and bytes.",
+        required=(RULE, REASON, *EVENT_LINEAGE),  # not the raw bytes: an empty record has none
+    )
+
+
+EVENT_BRONZE_TABLES = tuple(event_bronze_table(s) for s in EVENT_STREAMS.values())
+EVENT_QUARANTINE_TABLES = tuple(event_quarantine_table(s) for s in EVENT_STREAMS.values())

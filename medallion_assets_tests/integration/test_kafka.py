@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,6 @@ from medallion_assets.resources.kafka import KafkaResource, client_config
 from medallion_assets.resources.kafka_server import KafkaServer
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import get_settings
-from medallion_assets_tests.helpers import free_port_pair
-
-
-@pytest.fixture
-def kafka_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KafkaServer]:
-    """A scratch MEDALLION_HOME and port pair for the embedded broker, stopped at the end."""
-    port = free_port_pair()  # the broker's and its controller's
-    monkeypatch.setenv("MEDALLION_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("MEDALLION_KAFKA_PORT", str(port))
-    monkeypatch.delenv("MEDALLION_KAFKA_BOOTSTRAP", raising=False)
-    server = KafkaServer.of(get_settings())
-    yield server
-    server.stop()
 
 
 def consume_all(topic: str, expected: int) -> list[dict]:
