@@ -206,14 +206,20 @@ def _order_date_ranges(
 
 
 def _resolve(selection: str | None, graph: dg.AssetGraph) -> set[dg.AssetKey]:
-    if not selection:  # the batch lane: the stream lane is the stream sensor's (select it by its tag)
-        streams = dg.AssetSelection.tag(LANE_TAG, STREAM_LANE).resolve(graph)
-        return set(graph.materializable_asset_keys) - set(streams)
+    """The selected assets. The stream lane (Kafka's event tables, the stream sensor's) is built
+    only by a selection of nothing else (`tag:medallion/lane=stream`, `key:bronze/review_events`),
+    each stream whole: its bronze and quarantine tables are one step."""
+    streams = set(dg.AssetSelection.tag(LANE_TAG, STREAM_LANE).resolve(graph))
+    if not selection:
+        return set(graph.materializable_asset_keys) - streams
     try:
-        return set(dg.AssetSelection.from_string(selection).resolve(graph))
+        keys = set(dg.AssetSelection.from_string(selection).resolve(graph))
     except dg.DagsterInvalidSubsetError as exc:
         hint = f" (for every asset under a prefix write key:{selection})" if selection.endswith("/*") else ""
         raise ValueError(f"the selection {selection!r} matches no asset{hint}: {exc}") from None
+    if keys - streams:
+        return keys - streams
+    return {key for key in streams if key.path[-1] in {chosen.path[-1] for chosen in keys}}
 
 
 def _stretches(

@@ -39,9 +39,9 @@ from medallion_assets.resources.warehouse import WarehouseError
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.olist_db import SourceStateError
 from medallion_assets.specs import GOLD_REPORTS, LakeTable
-from medallion_assets.specs.events import REVIEW_EVENTS
+from medallion_assets.specs.events import CLICKSTREAM, REVIEW_EVENTS
 from medallion_assets.warehouse.assets import warehouse_for
-from olist_source.events import publish, review_events
+from olist_source.events import clickstream_events, load_sessions, publish, review_events
 from olist_source.generator import generate, write_kaggle_files
 from olist_source.kaggle_csv import CsvLoadError
 from olist_source.system import StepReport, advance_source, load_source, source_status
@@ -176,12 +176,48 @@ def source_advance(to: dt.datetime | None, days: float | None, events: bool) -> 
     report = advance_source(url, to, days)
     _print_step(f"advanced the source to {report.as_of}", report, time.perf_counter() - started)
     if events and report.previous is not None and report.as_of > report.previous:
-        started = time.perf_counter()
         kafka = KafkaResource()
-        kafka.ensure_topic(REVIEW_EVENTS.topic, REVIEW_EVENTS.partitions)
-        sent = publish(kafka.producer(), REVIEW_EVENTS, review_events(url, report.previous, report.as_of))
-        seconds = time.perf_counter() - started
-        click.echo(f"published {sent:,} review event(s) to {REVIEW_EVENTS.topic} ({seconds:.1f}s)")
+        for stream, events_of in ((REVIEW_EVENTS, review_events), (CLICKSTREAM, clickstream_events)):
+            started = time.perf_counter()
+            kafka.ensure_topic(stream.topic, stream.partitions)
+            sent = publish(kafka.producer(), stream, events_of(url, report.previous, report.as_of))
+            seconds = time.perf_counter() - started
+            click.echo(f"published {sent:,} event(s) to {stream.topic} ({seconds:.1f}s)")
+
+
+@main.group()
+def events() -> None:
+    """The web shop's events on Kafka."""
+
+
+@events.command("produce")
+@click.option("--rate", type=float, default=1000.0, show_default=True, help="Events per second.")
+@click.option("--duration", type=float, default=10.0, show_default=True, help="Seconds to produce for.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@user_errors
+def events_produce(rate: float, duration: float, seed: int) -> None:
+    """A load generator: shopping sessions (no checkout) on the clickstream topic at --rate events
+    a second for --duration seconds, event times from the source clock on, products from the source."""
+    if rate <= 0 or duration <= 0:
+        raise click.UsageError("--rate and --duration must be positive")
+    url = _source_url()
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT product_id FROM olist.products ORDER BY product_id")
+        products = [product_id for (product_id,) in cur.fetchall()]
+    if not products:
+        raise click.UsageError("the source has no products: run `medallion source load` first")
+    kafka = KafkaResource()
+    kafka.ensure_topic(CLICKSTREAM.topic, CLICKSTREAM.partitions)
+    sessions = load_sessions(seed, source_status(url).as_of, products)
+    producer, started, sent = kafka.producer(), time.perf_counter(), 0
+    total = int(rate * duration)
+    while sent < total:  # paced: each tenth of a second what is due by then, every delivery checked
+        due = min(total, int((time.perf_counter() - started) * rate) + 1)
+        if due > sent:
+            sent += publish(producer, CLICKSTREAM, (next(sessions) for _ in range(due - sent)))
+        time.sleep(max(0.0, min(0.1, started + sent / rate - time.perf_counter())))
+    seconds = time.perf_counter() - started
+    click.echo(f"produced {sent:,} clickstream event(s) to {CLICKSTREAM.topic} in {seconds:.1f}s")
 
 
 @source.command("status")

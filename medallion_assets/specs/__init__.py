@@ -89,6 +89,8 @@ LAKE_TABLES: tuple[LakeTable, ...] = (
     *GOLD_FACTS.values(),
     *GOLD_REPORTS.values(),
 )
+# The stream lane's tables: landed by the event-stream sensor's runs, not by `medallion build`.
+STREAM_TABLES: tuple[LakeTable, ...] = (*EVENT_BRONZE_TABLES, *EVENT_QUARANTINE_TABLES)
 TABLES_BY_PATH: dict[str, LakeTable] = {"/".join(t.asset_path): t for t in LAKE_TABLES}
 
 __all__ = [
@@ -126,6 +128,7 @@ __all__ = [
     "SILVER_TABLES",
     "SOURCE",
     "SOURCE_TIME",
+    "STREAM_TABLES",
     "TABLES_BY_NAME",
     "TABLES_BY_PATH",
     "TYPES",

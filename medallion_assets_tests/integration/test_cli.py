@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -59,9 +60,15 @@ def test_generate_load_advance_status(home: Path, tmp_path: Path) -> None:
         " where valid_from > '2017-08-01' and valid_from <= '2017-08-08'",
     )
     expected = int(versions.stdout.split()[-1])
-    assert (
-        expected > 0 and f"published {expected:,} review event(s) to olist.review_events" in advanced.stdout
+    assert expected > 0 and f"published {expected:,} event(s) to olist.review_events" in advanced.stdout
+    assert "event(s) to shop.clickstream" in advanced.stdout  # the week's shopping sessions
+    produced = run(home, "events", "produce", "--rate", "500", "--duration", "2")
+    seconds = float(
+        re.search(r"produced 1,000 clickstream event\(s\) to shop.clickstream in ([\d.]+)s", produced.stdout)[
+            1
+        ]
     )
+    assert 1.9 <= seconds < 4  # paced at 500 a second
     status = run(home, "source", "status")
     assert "source clock      2017-08-08 00:00:00" in status.stdout
     assert "order_reviews" in status.stdout

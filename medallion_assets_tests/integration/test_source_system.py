@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from medallion_assets.sources.olist_db import (
     source_time,
 )
 from medallion_assets.specs import OLIST_TABLES, TABLES_BY_NAME
+from medallion_assets.specs.events import CLICKSTREAM
+from olist_source.events import clickstream_events
 from olist_source.kaggle_csv import read_directory
 from olist_source.system import advance_source, load_source, source_status
 
@@ -142,6 +145,45 @@ def test_advance_stamps_changes_inside_the_window(pg_url: str, small_generated_d
 
     with pytest.raises(SourceStateError, match="cannot go back"):
         advance_source(pg_url, to=AS_OF)
+
+
+def test_clickstream_sessions_end_in_the_orders_of_the_stretch(
+    pg_url: str, small_generated_dir: Path
+) -> None:
+    """The web shop's clickstream of a stretch: one session per order placed in it, ending in the
+    order's checkout at its purchase time, abandoned sessions beside them; the same events again
+    for the same stretch; every event valid against the stream's spec."""
+    load_source(pg_url, small_generated_dir, as_of=AS_OF, replace=True)
+    to = AS_OF + dt.timedelta(days=10)
+    advance_source(pg_url, to=to)
+    events = list(clickstream_events(pg_url, AS_OF, to))
+    assert events == list(clickstream_events(pg_url, AS_OF, to))  # deterministic per seed
+    assert [e["event_time"] for e in events] == sorted(e["event_time"] for e in events)
+    with connect(pg_url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT order_id, order_purchase_timestamp FROM olist.orders"
+            " WHERE order_purchase_timestamp > $1 AND order_purchase_timestamp <= $2",
+            (AS_OF, to),
+        )
+        placed = dict(cur.fetchall())
+    checkouts = {e["order_id"]: e for e in events if e["event_type"] == "checkout"}
+    assert placed and set(checkouts) == set(placed)
+    assert all(checkouts[order].get("event_time") == placed[order].replace(microsecond=0) for order in placed)
+    sessions: dict[str, list[dict]] = {}
+    for event in events:
+        sessions.setdefault(event["session_id"], []).append(event)
+    abandoned = [s for s in sessions.values() if not any(e["event_type"] == "checkout" for e in s)]
+    assert 1.5 < len(abandoned) / len(placed) < 2.5  # ABANDONED_PER_ORDER on average
+    assert len({e["event_id"] for e in events}) == len(events)
+    for event in events:
+        assert set(event) == set(CLICKSTREAM.column_names)
+        for column in CLICKSTREAM.columns:
+            value = event[column.name]
+            assert value is not None or not column.required, (column.name, event)
+            if value is not None and column.pattern:
+                assert re.fullmatch(column.pattern, str(value)), (column.name, value)
+            if value is not None and column.allowed:
+                assert value in column.allowed, (column.name, value)
 
 
 def test_attribute_changes_give_entities_history(pg_url: str, small_generated_dir: Path) -> None:
