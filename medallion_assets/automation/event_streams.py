@@ -1,7 +1,7 @@
 """The event-stream sensor: new offsets on a topic become one run of its bronze stream asset.
 
-Each tick compares, per stream, the topic's end offsets (Kafka) with the offsets its bronze query
-last committed (the checkpoint in the lake, bronze/streams.py `committed_offsets`); a partition
+Each tick compares, per stream, the topic's end offsets (Kafka) with the offsets its two queries
+last committed (the checkpoints in the lake, bronze/streams.py `committed_offsets`); a partition
 ahead of its checkpoint requests one run of that stream's asset (its bronze and quarantine tables).
 The run key names the end offsets, so a repeated tick never requests the same offsets twice, and a
 run killed mid-way is requested again once more records arrive (or by hand: the checkpoint knows
@@ -45,7 +45,10 @@ def event_streams_sensor(status: dg.DefaultSensorStatus, every_seconds: int = 30
         for stream, bronze, quarantine in STREAM_TABLES:
             try:
                 end = kafka.end_offsets(stream.topic)
-                done = committed_offsets(lake, bronze).get(stream.topic, {})
+                # Both queries read the same offsets: the one further behind says what is left.
+                landed = committed_offsets(lake, bronze).get(stream.topic, {})
+                held = committed_offsets(lake, quarantine).get(stream.topic, {})
+                done = {p: min(n, held.get(p, 0)) for p, n in landed.items()}
             except (KafkaError, LakeError, OSError) as exc:
                 return dg.SkipReason(f"{stream.topic}: offsets not readable ({exc}); nothing requested")
             ahead = new_offsets(end, done)

@@ -335,6 +335,7 @@ class Batch:
     lake: Lake
     spark: SparkSession
     instance: dg.DagsterInstance
+    empty: bool = False  # the log shows no row in the window: nothing to aggregate
 
     @classmethod
     def load(
@@ -344,21 +345,22 @@ class Batch:
         if table.partition_column is not None:
             span = context.partition_time_window
             window = Window(table.partition_column, span.start.date(), span.end.date())
-        rows = lake.table(spark, dg.AssetKey(table.asset_path), window)
+        key = dg.AssetKey(table.asset_path)
+        log = lake.open(lake.uri(key))  # read once: the table exists, and maybe the window's row count
+        rows = lake.table(spark, key, window, log=log)  # no log: a clear error (not built yet)
+        empty = log is not None and lake.rows_in(log, window) == 0
         if table.references or table.rules:
             # Read again by each reference and rule: cached once rather than read from the store
             # each time. A table checked by its profile alone is read once, uncached.
             rows = rows.cache()
-        return cls(table, rows, window, lake, spark, context.instance)
+        return cls(table, rows, window, lake, spark, context.instance, empty)
 
     @functools.cached_property
     def profile(self) -> Profile:
         table = self.table
         required = table.not_null_columns
         contract = table if table.columns and table.layer != "bronze" else None  # as table_checks says
-        log = self.lake.open(self.lake.uri(dg.AssetKey(table.asset_path)))
-        empty = log is not None and self.lake.rows_in(log, self.window) == 0
-        return Profile.of(self.rows, table.primary_key, required, contract, empty)
+        return Profile.of(self.rows, table.primary_key, required, contract, self.empty)
 
     def sql(self, rule: Rule) -> DataFrame:
         """The rule's query, with `rows` and every table it reads (same window if partitioned alike)."""

@@ -168,12 +168,13 @@ class Lake:
         asset_key: dg.AssetKey,
         window: Window | None = None,
         columns: list[str] | None = None,
+        log: DeltaTable | None = None,
     ) -> DataFrame | None:
         """The table's rows (inside the window, its files pruned by partition values or statistics)
         as a lazy Spark DataFrame, or None when there is no table yet. Only the Delta log is read
-        here, to tell a missing table from an unreachable store."""
+        here (unless the caller has it: `log`), to tell a missing table from an unreachable store."""
         uri = self.uri(asset_key)
-        if self.open(uri) is None:
+        if log is None and self.open(uri) is None:
             return None
         frame = spark.read.format("delta").load(uri)
         if window is not None:
@@ -186,9 +187,10 @@ class Lake:
         asset_key: dg.AssetKey,
         window: Window | None = None,
         columns: list[str] | None = None,
+        log: DeltaTable | None = None,
     ) -> DataFrame:
         """Like `frame`, but a table not built yet is a clear error."""
-        frame = self.frame(spark, asset_key, window, columns)
+        frame = self.frame(spark, asset_key, window, columns, log)
         if frame is None:
             raise LakeError(
                 f"{asset_key.to_user_string()} has no Delta table at {self.uri(asset_key)} yet:"
