@@ -64,6 +64,14 @@ def alive(proc: psutil.Process) -> bool:
         return False
 
 
+def describe(proc: psutil.Process) -> str:
+    """A process's command line, or what is left of it (killed above, it may be a zombie by now)."""
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return f"pid {proc.pid} (gone)"
+
+
 def group_processes(pgid: int) -> list[psutil.Process]:
     members = []
     for proc in psutil.process_iter():
@@ -97,7 +105,7 @@ def stop_group(server: subprocess.Popen) -> None:
     for proc in survivors:
         with contextlib.suppress(psutil.Error):
             proc.kill()
-    assert not survivors, f"processes outlived dagster dev: {[p.cmdline() for p in survivors]}"
+    assert not survivors, f"processes outlived dagster dev: {[describe(p) for p in survivors]}"
 
 
 @contextlib.contextmanager

@@ -47,11 +47,14 @@ def event_id(stream: EventStream, *parts: object) -> str:
 
 
 def review_events(url: str, after: dt.datetime, upto: dt.datetime) -> Iterator[dict[str, Any]]:
-    """The review events of (after, upto], in event-time order."""
+    """The review events of (after, upto], in event-time order: each the review row as the source
+    database holds it from that moment (its `updated_at` is the event time), so the stream and the
+    database's change feed carry the same versions."""
     columns = [column.name for column in REVIEW_EVENTS.payload]
+    stored = ["valid_from AS updated_at" if name == "updated_at" else name for name in columns]
     with connect(url) as conn, conn.cursor() as cur:
         cur.execute(
-            f"SELECT {', '.join(columns)}, valid_from FROM {REPLAY_SCHEMA}.order_reviews"
+            f"SELECT {', '.join(stored)}, valid_from FROM {REPLAY_SCHEMA}.order_reviews"
             " WHERE valid_from > $1 AND valid_from <= $2 ORDER BY valid_from, review_id, order_id",
             (after, upto),
         )

@@ -6,7 +6,8 @@ ahead of its checkpoint requests one run of that stream's asset (its bronze and 
 The run key names the end offsets, so a repeated tick never requests the same offsets twice, and a
 run killed mid-way is requested again once more records arrive (or by hand: the checkpoint knows
 where it stopped). The run itself reads up to the end offsets of its own moment, which may be more.
-Kafka unreachable or the lake unreadable: the tick skips with the reason, nothing is lost.
+Kafka unreachable or the lake unreadable: the tick skips with the reason, nothing is lost. A poll
+never starts the embedded broker: with none running (and no MEDALLION_KAFKA_BOOTSTRAP) it skips.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
@@ -41,6 +42,11 @@ def event_streams_sensor(status: dg.DefaultSensorStatus, every_seconds: int = 30
     def event_streams(
         context: dg.SensorEvaluationContext, kafka: KafkaResource, lakehouse: LakeResource
     ) -> dg.SensorResult | dg.SkipReason:
+        if not kafka.is_up():
+            return dg.SkipReason(
+                "no Kafka broker running: the embedded one starts with `medallion source advance` "
+                "or `medallion kafka start`, or set MEDALLION_KAFKA_BOOTSTRAP"
+            )
         lake, requests = lakehouse.lake(), []
         for stream, bronze, quarantine in STREAM_TABLES:
             try:

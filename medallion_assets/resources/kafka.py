@@ -51,9 +51,17 @@ class KafkaResource(dg.ConfigurableResource):
 
     bootstrap: str | None = Field(None, description="Override MEDALLION_KAFKA_BOOTSTRAP.")
 
+    def settings(self) -> Settings:
+        return get_settings(**({"kafka_bootstrap": self.bootstrap} if self.bootstrap else {}))
+
     def config(self) -> dict[str, Any]:
-        overrides = {"kafka_bootstrap": self.bootstrap} if self.bootstrap else {}
-        return client_config(get_settings(**overrides))
+        return client_config(self.settings())
+
+    def is_up(self) -> bool:
+        """A cluster is configured, or the embedded broker is running: what a poll asks before it
+        reads offsets, so that polling never starts the embedded broker."""
+        settings = self.settings()
+        return bool(settings.kafka_bootstrap) or KafkaServer.of(settings).status().running
 
     def spark_options(self) -> dict[str, str]:
         """Spark's Kafka source options for the same cluster (Kafka's Java client: the password in

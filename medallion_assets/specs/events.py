@@ -15,6 +15,8 @@ from medallion_assets.specs.columns import ID_PATTERN, Column
 from medallion_assets.specs.lake import INGESTED_AT, RUN_ID, LakeTable
 from medallion_assets.specs.sources import TABLES_BY_NAME
 
+# A source row's own times: when it was created, and when this version of it was written.
+ROW_TIMES = tuple(Column(name, "timestamp", required=True) for name in ("created_at", "updated_at"))
 EVENT_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"  # a UUID
 
 
@@ -62,7 +64,8 @@ REVIEW_EVENTS = EventStream(
     ),
     key="order_id",
     event_types=("review_created", "review_answered"),
-    payload=TABLES_BY_NAME["order_reviews"].columns,
+    # The row as the database holds it, its times included: the two lanes carry the same versions.
+    payload=(*TABLES_BY_NAME["order_reviews"].columns, *ROW_TIMES),
 )
 
 CLICKSTREAM = EventStream(

@@ -23,7 +23,7 @@ from medallion_assets.sources.olist_db import (
 )
 from medallion_assets.specs import OLIST_TABLES, TABLES_BY_NAME
 from medallion_assets.specs.events import CLICKSTREAM
-from olist_source.events import clickstream_events
+from olist_source.events import clickstream_events, review_events
 from olist_source.kaggle_csv import read_directory
 from olist_source.system import advance_source, load_source, source_status
 
@@ -184,6 +184,23 @@ def test_clickstream_sessions_end_in_the_orders_of_the_stretch(
                 assert re.fullmatch(column.pattern, str(value)), (column.name, value)
             if value is not None and column.allowed:
                 assert value in column.allowed, (column.name, value)
+
+
+def test_review_events_carry_the_rows_the_database_holds(pg_url: str, small_generated_dir: Path) -> None:
+    """Each review's latest event of a stretch is its row in the source database, times included:
+    the stream and the change feed carry the same versions (silver keeps one)."""
+    load_source(pg_url, small_generated_dir, as_of=AS_OF, replace=True)
+    to = AS_OF + dt.timedelta(days=10)
+    advance_source(pg_url, to=to)
+    latest: dict[tuple[str, str], dict] = {}
+    for event in review_events(pg_url, AS_OF, to):
+        assert event["updated_at"] == event["event_time"]
+        latest[(event["review_id"], event["order_id"])] = event  # in event-time order
+    rows = read_source_table(pg_url, "order_reviews").to_pylist()
+    changed = {(r["review_id"], r["order_id"]): r for r in rows if r["updated_at"] > AS_OF}
+    assert latest and set(latest) == set(changed)
+    for key, row in changed.items():
+        assert {name: latest[key][name] for name in row} == row, key
 
 
 def test_attribute_changes_give_entities_history(pg_url: str, small_generated_dir: Path) -> None:

@@ -42,6 +42,8 @@ def review_event(n: int, day: int = 1, kind: str = "review_created") -> dict:
         "review_comment_message": "ótimo" if n % 3 else None,
         "review_creation_date": f"2018-03-{day:02d} 00:00:00",
         "review_answer_timestamp": None,
+        "created_at": f"2018-03-{day:02d} 10:{n % 60:02d}:00",
+        "updated_at": f"2018-03-{day:02d} 10:{n % 60:02d}:00",
     }
 
 
@@ -121,6 +123,7 @@ def test_a_topic_lands_exactly_once_and_bad_records_go_to_quarantine(
     kafka_home: KafkaServer, lake: Path, spark_resource: SparkResource
 ) -> None:
     kafka = KafkaResource()
+    assert tick() == [] and not kafka_home.status().running  # a poll never starts the broker
     kafka.ensure_topic(TOPIC, REVIEW_EVENTS.partitions)
     good = [json.dumps(review_event(n, day=1 + n % 28)).encode() for n in range(100_000)]
     bad = [value for value, _ in MALFORMED] * 125  # 1,000 bad records among them
