@@ -122,9 +122,9 @@ class KafkaServer:
             deadline = time.monotonic() + grace
             # Polled, not waited for: the broker is rarely this process's child (and when it is,
             # it stays a zombie until its parent reaps it).
-            while self._process() is not None and time.monotonic() < deadline:
+            while not self._gone() and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if self._process() is None:
+            if self._gone():
                 return True
         raise KafkaServerError(f"the Kafka broker (pid {process.pid}) did not stop")
 
@@ -186,6 +186,11 @@ class KafkaServer:
             "log.cleaner.dedupe.buffer.size": str(16 * 2**20),
         }
         return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+    def _gone(self) -> bool:
+        """No broker process, and its ports closed: a JVM's main thread can be a zombie while its
+        other threads still hold the sockets, and a start right then would find the port taken."""
+        return self._process() is None and not any(listening(p) for p in (self.port, self.controller_port))
 
     def _process(self) -> psutil.Process | None:
         try:
