@@ -7,6 +7,9 @@ and gold's partitions are order dates, while a day of source changes can touch a
 
 - a successful run that landed bronze days D1..D2 requests the silver tables fed by those bronze
   tables over D1..D2 (job `propagate_silver`);
+- a successful run of the stream lane (unpartitioned: it lands whatever offsets were new) requests
+  them over the event dates it landed (its materializations' `event_dates`), one run per stretch of
+  consecutive dates, so a late event's day is rebuilt and no day between is;
 - a successful run that wrote silver over D1..D2 requests `gold_refresh`, one run that does what
   `medallion build 'key:gold/* or key:warehouse/*'` does for D1..D2: the dimensions, the facts and
   reports of those order dates plus every stale older one, then customer_rfm, each followed by its
@@ -37,9 +40,11 @@ from medallion_assets.sources.olist_db import CHANGE_FEEDS, SourceStateError, so
 from medallion_assets.tags import (
     BUILD_TAG,
     CHANGES_TAG,
+    LANE_TAG,
     PARTITION_RANGE_END_TAG,
     PARTITION_RANGE_START_TAG,
     PARTITION_TAG,
+    STREAM_LANE,
     TRIGGER_TAG,
 )
 
@@ -70,12 +75,97 @@ def window_tags(window: tuple[str, str], trigger: str) -> dict[str, str]:
     }
 
 
+def next_run_requests(
+    run: dg.DagsterRun, repository: dg.RepositoryDefinition, instance: dg.DagsterInstance
+) -> list[dg.RunRequest]:
+    """What a successful run asks of the next layer (nothing for gold, or a run without a window)."""
+    if BUILD_TAG in run.tags:
+        return []
+    graph = repository.asset_graph
+    # A run launched from a job's selection names its assets; an ad-hoc one (`dg.materialize`) may not.
+    named = run.asset_selection or materialized_keys(instance, run.run_id)
+    selected = {key for key in named if graph.has(key)}
+    streams = {key for key in selected if graph.get(key).tags.get(LANE_TAG) == STREAM_LANE}
+    if streams:
+        dates = landed_event_dates(instance, run.run_id, streams, repository)
+        requests = [silver_request(run, streams, repository, s, f"@{s[0]}") for s in stretches(dates)]
+        return [request for request in requests if request]
+    request = next_run_request(run, repository)
+    return [request] if request else []
+
+
+def materialized_keys(instance: dg.DagsterInstance, run_id: str) -> set[dg.AssetKey]:
+    return {
+        entry.asset_materialization.asset_key
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        if entry.asset_materialization is not None
+    }
+
+
+def landed_event_dates(
+    instance: dg.DagsterInstance, run_id: str, keys: set[dg.AssetKey], repository: dg.RepositoryDefinition
+) -> list[dt.date]:
+    """The event dates a stream run landed rows on (`event_dates` of its materializations) that
+    are daily partitions downstream (an event dated outside them stays in bronze, where its check
+    sees it)."""
+    dates: set[str] = set()
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = entry.asset_materialization
+        if materialization is not None and materialization.asset_key in keys:
+            landed = materialization.metadata.get("event_dates")
+            dates.update(landed.value if isinstance(landed, dg.JsonMetadataValue) else {})
+    partitions = next(
+        (
+            node.partitions_def
+            for key in keys
+            for child in repository.asset_graph.get(key).child_keys
+            if (node := repository.asset_graph.get(child)).partitions_def is not None
+        ),
+        None,
+    )
+    return sorted(
+        dt.date.fromisoformat(day) for day in dates if partitions is None or partitions.has_partition_key(day)
+    )
+
+
+def stretches(dates: list[dt.date]) -> list[tuple[str, str]]:
+    """Sorted dates as (first, last) stretches of consecutive days."""
+    found: list[list[dt.date]] = []
+    for day in dates:
+        if found and day - found[-1][1] == dt.timedelta(days=1):
+            found[-1][1] = day
+        else:
+            found.append([day, day])
+    return [(first.isoformat(), last.isoformat()) for first, last in found]
+
+
+def silver_request(
+    run: dg.DagsterRun,
+    landed: set[dg.AssetKey],
+    repository: dg.RepositoryDefinition,
+    window: tuple[str, str],
+    trigger_suffix: str = "",
+) -> dg.RunRequest | None:
+    """Silver (and its quarantine) fed by the landed bronze tables, over the window."""
+    graph = repository.asset_graph
+    children = {child for key in landed for child in graph.get(key).child_keys}
+    silver = sorted(k for k in children if k.path[0] in ("silver", "quarantine"))
+    if not silver:
+        return None
+    return dg.RunRequest(
+        run_key=f"silver-after-{run.run_id}{trigger_suffix}",
+        job_name=SILVER_JOB,
+        asset_selection=silver,
+        tags=window_tags(window, f"after {run.run_id}"),
+    )
+
+
 def next_run_request(run: dg.DagsterRun, repository: dg.RepositoryDefinition) -> dg.RunRequest | None:
-    """What a successful run asks of the next layer (None: nothing, e.g. gold or no window)."""
+    """What a successful run of the batch lane asks of the next layer (None: nothing)."""
     selected = set(run.asset_selection or ())
     layers = {key.path[0] for key in selected}
     window = run_window(run)
-    if window is None or BUILD_TAG in run.tags:
+    if window is None:
         return None
     if layers & {"silver", "quarantine"}:
         return dg.RunRequest(
@@ -85,17 +175,7 @@ def next_run_request(run: dg.DagsterRun, repository: dg.RepositoryDefinition) ->
             tags={CHANGES_TAG: f"{window[0]}..{window[1]}", TRIGGER_TAG: f"after {run.run_id}"},
         )
     if "bronze" in layers:
-        landed = {key for key in selected if key.path[0] == "bronze"}
-        children = {child for key in landed for child in repository.asset_graph.get(key).child_keys}
-        silver = sorted(k for k in children if k.path[0] in ("silver", "quarantine"))
-        if not silver:
-            return None
-        return dg.RunRequest(
-            run_key=f"silver-after-{run.run_id}",
-            job_name=SILVER_JOB,
-            asset_selection=silver,
-            tags=window_tags(window, f"after {run.run_id}"),
-        )
+        return silver_request(run, {key for key in selected if key.path[0] == "bronze"}, repository, window)
     return None
 
 
@@ -174,7 +254,11 @@ def propagation_sensor(
             limit=100,
         )
         repository = context.repository_def
-        requests = [r for record in records if (r := next_run_request(record.dagster_run, repository))]
+        requests = [
+            request
+            for record in records
+            for request in next_run_requests(record.dagster_run, repository, context.instance)
+        ]
         cursor = records[-1].update_timestamp.timestamp() if records else after
         return dg.SensorResult(run_requests=requests, cursor=str(cursor))
 

@@ -1,6 +1,7 @@
 """Silver: one asset per source table, each day's bronze changes applied to the current state.
 
-For every partition (or range, in one run) of bronze/<table>:
+For every partition (or range, in one run) of bronze/<table>, with the events of that window that
+carry the table's rows (review events: silver/events.py) joined to its change feed:
 1. conform: precise types, normalised text, and per row the first broken contract rule;
 2. rows that break a rule go to quarantine/<table> with the rule, a readable reason, the raw
    bronze row and the run id; they never reach silver and never fail the run;
@@ -11,7 +12,8 @@ For every partition (or range, in one run) of bronze/<table>:
 5. the contract (quality/contracts.py) validates what is about to be written; the IO manager merges it
    latest-wins, so an old or repeated day never regresses the state.
 Accounting in the metadata: rows read = accepted + quarantined + superseded, and accepted =
-inserted + updated + unchanged (for geolocation, accepted rows are collapsed per zip prefix first).
+inserted + updated + unchanged (for geolocation, accepted rows are collapsed per zip prefix first);
+rows read per lane (database, events).
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
@@ -26,6 +28,7 @@ from medallion_assets.quality.contracts import enforce
 from medallion_assets.resources.delta_lake import OUTPUT_ROWS, Lake, LakeResource, lake_table_args
 from medallion_assets.resources.delta_lake import Window as LakeWindow
 from medallion_assets.resources.spark import SparkResource
+from medallion_assets.silver.events import event_changes
 from medallion_assets.silver.transform import (
     FATE,
     KEY,
@@ -45,9 +48,11 @@ from medallion_assets.specs import (
     QUARANTINE_TABLES,
     RUN_ID,
     SILVER_TABLES,
+    SOURCE,
     LakeTable,
     SourceTable,
 )
+from medallion_assets.specs.events import event_bronze_table, streams_carrying
 
 
 def apply_changes(
@@ -82,15 +87,24 @@ def apply_changes(
         .select(key_text(source.primary_key).alias(KEY), RULE, REASON, RAW, CHANGE_TS, CHANGE_DATE)
         .withColumn(RUN_ID, F.lit(run_id))
     )
-    counts = fates.groupBy(FATE, RULE).count().collect()  # one pass for the whole accounting
+    # Which lane brought a row: the database's change feed, or events (their `_source` is kafka:...).
+    lane = (
+        F.when(F.col(SOURCE).startswith("kafka:"), "events").otherwise("database")
+        if SOURCE in fates.columns
+        else F.lit("database")
+    )
+    counts = fates.groupBy(FATE, RULE, lane.alias("lane")).count().collect()  # one pass for it all
     by_fate: dict[str, int] = {}
     by_rule: dict[str, int] = {}
+    by_lane: dict[str, int] = {}
     for row in counts:
         by_fate[row[FATE]] = by_fate.get(row[FATE], 0) + row["count"]
+        by_lane[row["lane"]] = by_lane.get(row["lane"], 0) + row["count"]
         if row[RULE] is not None:
             by_rule[row[RULE]] = by_rule.get(row[RULE], 0) + row["count"]
     accounting = {
         "rows_read": sum(by_fate.values()),
+        "rows_read_by_lane": dg.MetadataValue.json(dict(sorted(by_lane.items()))),
         "rows_accepted": by_fate.get("winner", 0),
         "rows_quarantined": sum(by_rule.values()),
         "rows_superseded": by_fate.get("superseded", 0),
@@ -218,6 +232,9 @@ def build_silver_asset(
     looked_up = {parent for _, parent in source.parents}
     if source.name == "products":
         looked_up.add("product_category_name_translation")
+    # Event streams carrying this table's rows: their events of the window join the change feed's.
+    streams = streams_carrying(source.name)
+    events = [dg.AssetKey(event_bronze_table(stream).asset_path) for stream in streams]
 
     @dg.multi_asset(
         name=f"silver_{source.name}",
@@ -226,7 +243,7 @@ def build_silver_asset(
             "quarantine": dg.AssetOut(**lake_table_args(quarantine, "quarantine", {"delta"})),
         },
         ins={"bronze": dg.AssetIn(key=["bronze", source.name])},
-        deps=[dg.AssetKey(["bronze", name]) for name in sorted(looked_up)],
+        deps=[*(dg.AssetKey(["bronze", name]) for name in sorted(looked_up)), *events],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=table.pool,
@@ -236,10 +253,13 @@ def build_silver_asset(
     ):
         span = context.partition_time_window
         window = LakeWindow(CHANGE_DATE, span.start.date(), span.end.date())
-        silver, quarantined, accounting = apply_changes(
-            bronze, table, context.run_id, window, spark.session(), lakehouse.lake()
-        )
-        counts = {k: v for k, v in accounting.items() if k != "quarantined_by_rule"}
+        session, lake = spark.session(), lakehouse.lake()
+        changes = bronze
+        for stream in streams:
+            if (carried := event_changes(session, lake, stream, window, like=bronze)) is not None:
+                changes = changes.unionByName(carried)
+        silver, quarantined, accounting = apply_changes(changes, table, context.run_id, window, session, lake)
+        counts = {k: v for k, v in accounting.items() if not isinstance(v, dg.MetadataValue)}
         context.log.info(f"silver/{source.name}: {json.dumps(counts)}")
         # The rows each output holds, where the accounting counted them: an empty one into a window
         # that holds nothing commits nothing (geolocation's rows are collapsed per zip prefix first).

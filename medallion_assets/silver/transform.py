@@ -21,6 +21,7 @@ from medallion_assets.specs import (
     CHANGE_DATE,
     CHANGE_TS,
     INGESTED_AT,
+    SOURCE,
     Column,
     SourceTable,
 )
@@ -30,7 +31,8 @@ RAW, RULE, REASON, KEY = "_raw", "rule", "reason", "key"
 
 
 def conform(bronze: DataFrame, spec: SourceTable) -> DataFrame:
-    """Typed, normalised columns plus `_raw` (the bronze row as JSON) and the first broken rule."""
+    """Typed, normalised columns plus `_raw` (the bronze row as JSON) and the first broken rule; the
+    lineage silver uses is kept (`_source`, where bronze has it: which lane brought the change)."""
     columns = [
         *spec.all_columns,
         Column("created_at", "timestamp", required=True),
@@ -55,6 +57,7 @@ def conform(bronze: DataFrame, spec: SourceTable) -> DataFrame:
             F.col(CHANGE_TS),
             F.col(CHANGE_DATE),
             F.col(INGESTED_AT),
+            *([F.col(SOURCE)] if SOURCE in bronze.columns else []),
             F.to_json(F.struct(*[F.col(c) for c in bronze.columns])).alias(RAW),
             first.alias("_broken"),
         )
@@ -71,9 +74,13 @@ def latest_per_key(rows: DataFrame, key: Sequence[str]) -> DataFrame:
     content hash); a loser with the winner's change time but other content is a `conflict` (which one
     is right cannot be known: it is quarantined), any other loser is `superseded`. A row that breaks
     a rule already (`rule` set, as `conform` gives it) is `broken` and takes no part in the ranking:
-    one pass over the batch gives every row its fate (a union of the two kinds computed it twice)."""
+    one pass over the batch gives every row its fate (a union of the two kinds computed it twice).
+
+    Content is the row's values, not its lineage: the same version brought by the database's change
+    feed and by an event (or landed twice) is one version, never a conflict."""
     judged = F.col(RULE).isNull() if RULE in rows.columns else F.lit(True)
-    content = F.sha2(F.col(RAW), 256)
+    values = [c for c in rows.columns if not c.startswith("_") and c not in (RULE, REASON, KEY)]
+    content = F.sha2(F.to_json(F.struct(*[F.col(c) for c in values])), 256)
     by_key = Window.partitionBy(*key, "_judged")
     ranked = (
         rows.withColumn("_judged", judged)

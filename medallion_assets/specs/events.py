@@ -31,6 +31,9 @@ class EventStream:
     event_types: tuple[str, ...]
     payload: tuple[Column, ...]
     partitions: int = 3
+    # The source table whose rows the events carry, version by version (None: events of their own).
+    # Silver merges them with that table's change feed, latest wins: the lanes cannot double count.
+    changes_of: str | None = None
     id_field: str = "event_id"
     type_field: str = "event_type"
     time_field: str = "event_time"
@@ -64,6 +67,7 @@ REVIEW_EVENTS = EventStream(
     ),
     key="order_id",
     event_types=("review_created", "review_answered"),
+    changes_of="order_reviews",
     # The row as the database holds it, its times included: the two lanes carry the same versions.
     payload=(*TABLES_BY_NAME["order_reviews"].columns, *ROW_TIMES),
 )
@@ -87,6 +91,11 @@ CLICKSTREAM = EventStream(
 )
 
 EVENT_STREAMS: dict[str, EventStream] = {stream.name: stream for stream in (REVIEW_EVENTS, CLICKSTREAM)}
+
+
+def streams_carrying(table_name: str) -> tuple[EventStream, ...]:
+    """The streams whose events are versions of the source table's rows."""
+    return tuple(s for s in EVENT_STREAMS.values() if s.changes_of == table_name)
 
 
 # Lineage of every landed event (and quarantined record): where in Kafka it was, when Kafka and the

@@ -1,0 +1,122 @@
+"""The stream lane into silver, against the real broker, database and Spark: review events and the
+database's change feed make the same silver/order_reviews, alone or together, and a stream run asks
+for silver over exactly the event dates it landed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from deltalake import DeltaTable
+
+from medallion_assets.automation.propagation import next_run_requests
+from medallion_assets.bronze.streams import stream_assets
+from medallion_assets.build import build, format_summary
+from medallion_assets.definitions import code_location
+from medallion_assets.resources.delta_lake import LakeResource
+from medallion_assets.resources.kafka import KafkaResource
+from medallion_assets.resources.kafka_server import KafkaServer
+from medallion_assets.resources.spark import SparkResource
+from medallion_assets.sources.olist_db import read_source_table
+from medallion_assets.specs.events import REVIEW_EVENTS
+from olist_source.events import publish, review_events
+from olist_source.system import advance_source, load_source
+
+AS_OF = dt.datetime(2017, 8, 1)
+TO = AS_OF + dt.timedelta(days=14)
+LAND_REVIEWS = next(a for a in stream_assets() if a.node_def.name == f"bronze_{REVIEW_EVENTS.name}")
+SILVER_REVIEWS = "key:silver/order_reviews or key:quarantine/order_reviews"
+REDELIVERED = 10  # events a producer's retry sends twice
+
+
+def silver_reviews(lake: Path) -> list[dict]:
+    rows = DeltaTable(str(lake / "silver" / "order_reviews")).to_pyarrow_table().drop_columns(["_run_id"])
+    return sorted(rows.to_pylist(), key=lambda r: json.dumps(r, default=str, sort_keys=True))
+
+
+@pytest.mark.slow
+def test_review_events_and_the_change_feed_make_one_silver(
+    kafka_home: KafkaServer,
+    pg_url: str,
+    small_generated_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    booked: dg.DagsterInstance,
+    spark_resource: SparkResource,
+) -> None:
+    monkeypatch.setenv("MEDALLION_SOURCE_URL", pg_url)
+    silent = {"echo": lambda _: None, "instance": booked}
+    base = tmp_path / "base"
+    monkeypatch.setenv("MEDALLION_LAKE_URI", str(base))
+    # Shared history: the reviews the change feed landed up to AS_OF, and every order up to TO.
+    load_source(pg_url, small_generated_dir, as_of=AS_OF, replace=True)
+    assert build(code_location(), "key:bronze/order_reviews", **silent).success
+    advance_source(pg_url, to=TO)
+    assert build(code_location(), "key:bronze/orders", **silent).success
+    events = list(review_events(pg_url, AS_OF, TO))
+    assert len(events) > 2 * REDELIVERED
+    kafka = KafkaResource()
+    kafka.ensure_topic(REVIEW_EVENTS.topic, REVIEW_EVENTS.partitions)
+    publish(kafka.producer(), REVIEW_EVENTS, events + events[:REDELIVERED])
+
+    # The stretch after AS_OF comes by one lane, the other, or both.
+    lanes = {"database": tmp_path / "database", "events": tmp_path / "events", "both": tmp_path / "both"}
+    repository = code_location().get_repository_def()
+    for name, lake in lanes.items():
+        shutil.copytree(base, lake)
+        monkeypatch.setenv("MEDALLION_LAKE_URI", str(lake))
+        if name != "events":
+            stretch = (AS_OF.date(), TO.date())
+            assert build(code_location(), "key:bronze/order_reviews", *stretch, **silent).success
+        if name != "database":
+            landed = dg.materialize(
+                [LAND_REVIEWS],
+                instance=booked,
+                resources={"spark": spark_resource, "lakehouse": LakeResource(), "kafka": kafka},
+            )
+            # Propagation asks for silver over exactly the days the events fell on.
+            requests = next_run_requests(booked.get_run_by_id(landed.run_id), repository, booked)
+            days = sorted({e["event_time"].date() for e in events})
+            asked = [
+                (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+                for r in requests
+            ]
+            covered = {
+                start + dt.timedelta(days=n)
+                for first, last in asked
+                for start, end in [(dt.date.fromisoformat(first), dt.date.fromisoformat(last))]
+                for n in range((end - start).days + 1)
+            }
+            assert covered == set(days), asked
+            assert all(
+                set(r.asset_selection or [])
+                == {dg.AssetKey(["silver", "order_reviews"]), dg.AssetKey(["quarantine", "order_reviews"])}
+                for r in requests
+            )
+        summary = build(code_location(), SILVER_REVIEWS, end=TO.date(), **silent)
+        assert summary.success, format_summary(summary)
+
+    silver = {name: silver_reviews(lake) for name, lake in lanes.items()}
+    assert silver["database"] == silver["events"] == silver["both"]
+    # One row per review, each the version the database holds now.
+    source = read_source_table(pg_url, "order_reviews").to_pylist()
+    assert len(silver["both"]) == len({(r["review_id"], r["order_id"]) for r in source}) == len(source)
+    now = {(r["review_id"], r["order_id"]): r["updated_at"] for r in source}
+    assert {(r["review_id"], r["order_id"]): r["updated_at"] for r in silver["both"]} == now
+    for name in lanes:  # nothing quarantined: the same version from two lanes is no conflict
+        quarantine = DeltaTable(str(lanes[name] / "quarantine" / "order_reviews")).to_pyarrow_table()
+        assert quarantine.num_rows == 0, (name, quarantine.to_pylist()[:3])
+
+    # The last build read both lanes: every event of the stretch, redelivered ones included.
+    record = booked.get_latest_materialization_event(dg.AssetKey(["silver", "order_reviews"]))
+    assert record is not None and record.asset_materialization is not None
+    metadata = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+    by_lane = metadata["rows_read_by_lane"]
+    assert by_lane["events"] == len(events) + REDELIVERED and by_lane["database"] > 0
+    assert metadata["rows_read"] == (
+        metadata["rows_accepted"] + metadata["rows_superseded"] + metadata["rows_quarantined"]
+    )
