@@ -8,16 +8,17 @@ Each record goes one of two ways:
 - bronze/<stream>: the records that parse as the stream's events (specs/events.py), typed, with
   their Kafka place (topic, partition, offset: the key), the message key, Kafka's timestamp, the
   event's date (a late event lands in its own day), the ingestion time, the run, and the raw text;
-- quarantine/<stream>: the records that do not (no value, malformed JSON, a missing envelope or key
-  field, a value of the wrong type), with the rule, a readable reason and the raw bytes. A bad
-  record never stops the stream.
+- quarantine/<stream>: the records that do not (no value, malformed JSON, a missing envelope, key
+  or required field, a value of the wrong type or breaking its column's rules: pattern, allowed
+  values, range, length), with the rule, a readable reason and the raw bytes. A bad record never
+  stops the stream, and what lands keeps the stream's contract.
 Two streaming queries over the same offsets, one per table, each with its checkpoint next to its
 table (`<table>/_checkpoint`: Delta and VACUUM leave `_` folders alone).
 
 In Dagster the two tables are unpartitioned: a run takes what is new, which may touch any event
 dates. The dates it touched (and the rows per date) are in the bronze materialization's metadata
 (`event_dates`), with the offsets it read, so downstream can ask for exactly those days.
-Payload values (patterns, allowed values, ranges) are judged in silver, as for the source tables.
+Events that carry a source table's rows (reviews) are judged again in that table's silver.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
@@ -32,6 +33,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.types import StringType, StructField, StructType
 
+from medallion_assets.quality.contracts import value_rules
 from medallion_assets.resources.delta_lake import Lake, LakeError, LakeResource, first_line, lake_metadata
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.spark import SparkResource
@@ -93,14 +95,22 @@ def parsed_records(records: DataFrame, stream: EventStream) -> DataFrame:
             F.lit("the value is not a JSON object"),
         ),
     ]
-    for name in stream.envelope_and_key:
+    required = [*stream.envelope_and_key, *(c.name for c in stream.columns if c.required)]
+    for name in dict.fromkeys(required):
         broken.append((F.col(f"_fields.{name}").isNull(), f"missing:{name}", F.lit(f"no {name}")))
     for column in stream.columns:
+        value = F.col(f"_fields.{column.name}")
         if column.type != "string":
-            value = F.col(f"_fields.{column.name}")
             wrong = value.isNotNull() & value.try_cast(column.type_names.spark).isNull()
             reason = F.concat(F.lit(f"{column.name} is not a {column.type}: "), F.substring(value, 1, 60))
             broken.append((wrong, f"type:{column.name}", reason))
+    for column in stream.columns:  # the contract's value rules, as silver judges a source row's
+        value = F.col(f"_fields.{column.name}")
+        typed = F.trim(value) if column.type == "string" else value.try_cast(column.type_names.spark)
+        shown = F.coalesce(F.substring(value, 1, 60), F.lit("null"))
+        broken += [
+            (rule.broken_by(typed), rule.name, rule.reason(shown, typed)) for rule in value_rules(column)
+        ]
     rule, reason = F.lit(None).cast("string"), F.lit(None).cast("string")
     for condition, name, why in reversed(broken):  # the first rule broken wins
         rule = F.when(condition, F.lit(name)).otherwise(rule)

@@ -3,6 +3,7 @@
 - Dimensions and customer_rfm are unpartitioned and rebuilt whole on each materialization (the
   SCD2 history is recomputed, so a late or out-of-order change lands in the right version; keys are
   hashes of (member, valid_from), so unchanged versions keep their keys).
+- fact_clickstream and daily_funnel_report are partitioned by event date, like silver/clickstream.
 - Facts and the daily reports are partitioned by order date (the same daily calendar as the other
   layers, but the key is the purchase date). A partition is computed from silver's current state;
   which old order dates a day of changes touched is found by `stale_order_dates` (facts.py).
@@ -25,8 +26,13 @@ from medallion_assets.gold.dimensions import (
     date_range_of_orders,
     version_changes,
 )
-from medallion_assets.gold.facts import compute_facts, items_without_order
-from medallion_assets.gold.reports import customer_rfm, daily_category_report, daily_order_report
+from medallion_assets.gold.facts import clickstream_facts, compute_facts, items_without_order
+from medallion_assets.gold.reports import (
+    customer_rfm,
+    daily_category_report,
+    daily_funnel_report,
+    daily_order_report,
+)
 from medallion_assets.resources.delta_lake import LakeResource, lake_table_args
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.specs import (
@@ -34,7 +40,6 @@ from medallion_assets.specs import (
     GOLD_DIMENSIONS,
     GOLD_FACTS,
     GOLD_REPORTS,
-    ORDER_DATE,
     LakeTable,
 )
 
@@ -118,6 +123,9 @@ def build_dim_date_asset(partitions: dg.TimeWindowPartitionsDefinition) -> dg.As
     return dim_date
 
 
+ORDER_FACTS = ("fact_orders", "fact_order_items")  # one step computes both, from what they share
+
+
 def build_fact_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     silver_inputs = ("orders", "order_items", "order_payments", "order_reviews", "customers")
 
@@ -126,6 +134,7 @@ def build_fact_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         outs={
             name: dg.AssetOut(**lake_table_args(t, GROUP, {"spark", "delta"}))
             for name, t in GOLD_FACTS.items()
+            if name in ORDER_FACTS
         },
         deps=[
             *_all_of(*[_key("silver", name) for name in silver_inputs]),
@@ -157,6 +166,26 @@ def build_fact_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
     return gold_facts
 
 
+def build_clickstream_fact_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """fact_clickstream: partitioned by event date like silver/clickstream, so a day of events is
+    one partition each (the dimensions are read whole: a version may start any time before)."""
+
+    @_gold_asset(
+        GOLD_FACTS["fact_clickstream"],
+        deps=[_key("silver", "clickstream"), *(_key("gold", n) for n in ("dim_customer", "dim_product"))],
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def fact_clickstream(
+        context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakeResource
+    ) -> DataFrame:
+        window = context.partition_time_window
+        facts = clickstream_facts(spark.session(), lakehouse.lake(), (window.start.date(), window.end.date()))
+        return facts.withColumn("_run_id", F.lit(context.run_id))
+
+    return fact_clickstream
+
+
 def build_report_asset(
     table: LakeTable,
     upstream: LakeTable,
@@ -171,7 +200,7 @@ def build_report_asset(
     )
     def report(context: dg.AssetExecutionContext, facts: DataFrame):
         rows = compute(facts).cache()  # the preview and the write share it
-        order = [F.desc(c) if c == ORDER_DATE else F.asc(c) for c in table.primary_key]
+        order = [F.desc(c) if c == table.partition_column else F.asc(c) for c in table.primary_key]
         yield dg.Output(rows, metadata={"preview": preview(rows, order)})
         rows.unpersist()
 
@@ -190,4 +219,11 @@ def gold_assets(partitions: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
             GOLD_REPORTS["daily_category_report"], fact_items, daily_category_report, partitions
         ),
         build_report_asset(GOLD_REPORTS["customer_rfm"], fact_orders, customer_rfm, None),
+        build_clickstream_fact_asset(partitions),
+        build_report_asset(
+            GOLD_REPORTS["daily_funnel_report"],
+            GOLD_FACTS["fact_clickstream"],
+            daily_funnel_report,
+            partitions,
+        ),
     ]

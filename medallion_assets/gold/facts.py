@@ -1,4 +1,5 @@
-"""Gold facts: orders and order items with the dimension versions valid at purchase time.
+"""Gold facts: orders and order items with the dimension versions valid at purchase time, and the
+web shop's events with those valid at event time.
 
 Facts and the daily reports are partitioned by order date and computed from silver's current
 state, so recomputing a partition always gives what a build from scratch would. Silver is
@@ -20,7 +21,11 @@ from pyspark.sql import functions as F
 from medallion_assets.gold.dimensions import UNKNOWN_CATEGORY, silver
 from medallion_assets.gold.history import version_at
 from medallion_assets.resources.delta_lake import Lake
+from medallion_assets.resources.delta_lake import Window as LakeWindow
+from medallion_assets.silver.events import silver_schema
 from medallion_assets.specs import GOLD_FACTS, ORDER_DATE
+from medallion_assets.specs.events import EVENT_DATE, EVENT_SILVER_TABLES
+from medallion_assets.specs.gold import EVENT_DATE as GOLD_EVENT_DATE
 
 NOT_REVENUE_STATUSES = ("canceled", "unavailable")
 ROW_HASH = "_row_hash"
@@ -193,3 +198,25 @@ def stale_order_dates(spark: SparkSession, lake: Lake) -> list[dt.date]:
         stale.update(r[0] for r in dates.distinct().collect())
     spark.catalog.clearCache()
     return sorted(stale)
+
+
+def clickstream_facts(spark: SparkSession, lake: Lake, window: tuple[dt.date, dt.date]) -> DataFrame:
+    """fact_clickstream for events of the event dates [start, end): each with the customer and
+    product versions valid at the event's time, or their first version when the event came before
+    it (the source records a customer or a product at its first order, the shop showed them
+    earlier); -1 for a member gold does not know, null for none (an anonymous visitor, a page
+    without a product)."""
+    table = EVENT_SILVER_TABLES[0]
+    events = lake.frame(spark, dg.AssetKey(table.asset_path), LakeWindow(EVENT_DATE, *window))
+    if events is None:  # the clickstream has not reached silver here: no events
+        events = spark.createDataFrame([], silver_schema(table))
+    facts = events.withColumnRenamed(EVENT_DATE, GOLD_EVENT_DATE).withColumn(
+        "event_date_key", date_key(GOLD_EVENT_DATE)
+    )
+    for dimension, member, key in (
+        ("dim_customer", "customer_unique_id", "customer_key"),
+        ("dim_product", "product_id", "product_key"),
+    ):
+        facts = version_at(facts, gold(spark, lake, dimension), member, "event_time", key, or_first=True)
+        facts = facts.withColumn(key, F.when(F.col(member).isNotNull(), F.col(key)))  # none: no key
+    return facts.select(*(c.name for c in GOLD_FACTS["fact_clickstream"].columns))

@@ -179,10 +179,19 @@ def scd2(
 
 
 def version_at(
-    facts: DataFrame, dimension: DataFrame, member: str, at: str, surrogate_key: str, prefix: str = ""
+    facts: DataFrame,
+    dimension: DataFrame,
+    member: str,
+    at: str,
+    surrogate_key: str,
+    prefix: str = "",
+    or_first: bool = False,
 ) -> DataFrame:
     """`facts` with the surrogate key of the member's version valid at `at` (-1 when there is none):
-    a range join on valid_from <= at < valid_to, never the current version by default."""
+    a range join on valid_from <= at < valid_to, never the current version by default.
+
+    `or_first`: a known member seen before its first version gets that first version, not -1 (the
+    source records a customer or product at its first order; the shop showed it before that)."""
     versions = dimension.filter(F.col(surrogate_key) != UNKNOWN_KEY).select(
         F.col(member).alias("_member"),
         F.col(surrogate_key).alias("_version_key"),
@@ -194,8 +203,19 @@ def version_at(
         & (F.col("_from") <= F.col(at))
         & (F.col("_to").isNull() | (F.col(at) < F.col("_to")))
     )
-    return (
-        facts.join(versions, on=valid, how="left")
-        .withColumn(prefix + surrogate_key, F.coalesce("_version_key", F.lit(UNKNOWN_KEY)))
-        .drop("_member", "_version_key", "_from", "_to")
+    keyed = facts.join(versions, on=valid, how="left")
+    if or_first:
+        first = versions.groupBy(F.col("_member").alias(member)).agg(
+            F.min_by("_version_key", "_from").alias("_first_key"), F.min("_from").alias("_first_from")
+        )
+        before_first = F.col("_version_key").isNull() & (F.col(at) < F.col("_first_from"))
+        keyed = (
+            keyed.join(first, on=member, how="left")
+            .withColumn(
+                "_version_key", F.when(before_first, F.col("_first_key")).otherwise(F.col("_version_key"))
+            )
+            .drop("_first_key", "_first_from")
+        )
+    return keyed.withColumn(prefix + surrogate_key, F.coalesce("_version_key", F.lit(UNKNOWN_KEY))).drop(
+        "_member", "_version_key", "_from", "_to"
     )

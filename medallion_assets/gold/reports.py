@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from medallion_assets.gold.facts import money
 from medallion_assets.specs import ORDER_DATE
+from medallion_assets.specs.gold import EVENT_DATE
 
 
 def cents(column: str | Column) -> Column:
@@ -141,3 +142,27 @@ def customer_rfm(fact_orders: DataFrame) -> DataFrame:
             segment.alias("segment"),
         )
     )
+
+
+def daily_funnel_report(fact_clickstream: DataFrame) -> DataFrame:
+    """The shopping funnel per event date: sessions reaching each step, the steps' events, and the
+    share of sessions that checked out (rounded to 4 places)."""
+    kind, session = F.col("event_type"), F.col("session_id")
+
+    def sessions_with(event_type: str) -> Column:
+        return F.count_distinct(F.when(kind == event_type, session)).alias(f"{_STEP[event_type]}_sessions")
+
+    return (
+        fact_clickstream.groupBy(EVENT_DATE)
+        .agg(
+            F.count_distinct(session).alias("sessions"),
+            *(sessions_with(step) for step in _STEP),
+            F.count_if(kind == "product_view").alias("product_views"),
+            F.count_if(kind == "add_to_cart").alias("cart_additions"),
+            F.count_if(kind == "checkout").alias("checkouts"),
+        )
+        .withColumn("conversion_rate", F.round(F.col("checkout_sessions") / F.col("sessions"), 4))
+    )
+
+
+_STEP = {"product_view": "product_view", "add_to_cart": "cart", "checkout": "checkout"}

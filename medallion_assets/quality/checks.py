@@ -531,6 +531,9 @@ def table_checks(table: LakeTable) -> list[TableCheck]:
 def build_table_checks(table: LakeTable, partitions: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
     key = dg.AssetKey(table.asset_path)
     planned = table_checks(table)
+    # The tables the checks read besides their own: in a run that builds them too, the checks wait.
+    read = {ref.table for ref in table.references} | {path for rule in table.rules for path in rule.reads}
+    others = [dg.AssetKey(path.split("/")) for path in sorted(read - {"/".join(table.asset_path)})]
     specs = [
         dg.AssetCheckSpec(
             check.name,
@@ -538,6 +541,7 @@ def build_table_checks(table: LakeTable, partitions: dg.PartitionsDefinition) ->
             description=check.description,
             blocking=check.blocking,
             partitions_def=partitions if table.partition_column else None,
+            additional_deps=others,
         )
         for check in planned
     ]

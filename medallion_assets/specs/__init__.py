@@ -27,7 +27,7 @@ from medallion_assets.specs.columns import (
     Normalize,
     Quoting,
 )
-from medallion_assets.specs.events import EVENT_BRONZE_TABLES, EVENT_QUARANTINE_TABLES
+from medallion_assets.specs.events import EVENT_BRONZE_TABLES, EVENT_QUARANTINE_TABLES, EVENT_SILVER_TABLES
 from medallion_assets.specs.gold import (
     GOLD_DIMENSIONS,
     GOLD_FACTS,
@@ -83,6 +83,7 @@ LAKE_TABLES: tuple[LakeTable, ...] = (
     ATTRIBUTE_CHANGES,
     *EVENT_BRONZE_TABLES,
     *SILVER_TABLES,
+    *EVENT_SILVER_TABLES,
     *QUARANTINE_TABLES,
     *EVENT_QUARANTINE_TABLES,
     *GOLD_DIMENSIONS.values(),

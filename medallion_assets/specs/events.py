@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from medallion_assets.specs.columns import ID_PATTERN, Column
 from medallion_assets.specs.lake import INGESTED_AT, RUN_ID, LakeTable
+from medallion_assets.specs.quality import Drift, Reference, Rule
 from medallion_assets.specs.sources import TABLES_BY_NAME
 
 # A source row's own times: when it was created, and when this version of it was written.
@@ -34,6 +35,9 @@ class EventStream:
     # The source table whose rows the events carry, version by version (None: events of their own).
     # Silver merges them with that table's change feed, latest wins: the lanes cannot double count.
     changes_of: str | None = None
+    # What silver/<stream> (events of their own) proves beyond its key and contract.
+    references: tuple[Reference, ...] = ()
+    rules: tuple[Rule, ...] = ()
     id_field: str = "event_id"
     type_field: str = "event_type"
     time_field: str = "event_time"
@@ -88,6 +92,25 @@ CLICKSTREAM = EventStream(
         Column("product_id", pattern=ID_PATTERN),
         Column("order_id", pattern=ID_PATTERN),
     ),
+    # A checkout places an order the source database holds; the batch lane may bring it to silver
+    # after the click (the stream is the faster lane): a share of orders not seen yet only warns.
+    references=(
+        Reference(
+            "order_id",
+            "silver/orders",
+            "order_id",
+            unknown=None,
+            max_unknown_share=0.01,
+            orphans_allowed=True,
+        ),
+    ),
+    rules=(
+        Rule(
+            "checkout_places_an_order",
+            "A checkout event carries the order it placed, and no other event carries one.",
+            "SELECT * FROM rows WHERE (event_type = 'checkout') <> (order_id IS NOT NULL)",
+        ),
+    ),
 )
 
 EVENT_STREAMS: dict[str, EventStream] = {stream.name: stream for stream in (REVIEW_EVENTS, CLICKSTREAM)}
@@ -140,5 +163,28 @@ def event_quarantine_table(stream: EventStream) -> LakeTable:
     )
 
 
+def event_silver_table(stream: EventStream) -> LakeTable:
+    """The stream's events, one row per event id (its first delivery), by event date."""
+    return LakeTable(
+        layer="silver",
+        name=stream.name,
+        primary_key=(stream.id_field,),
+        partition_column=EVENT_DATE,
+        write_mode="insert_new",  # an event id already in its day is never written again
+        description=(
+            f"Every {stream.topic} event once: one row per event id (the first delivery of a "
+            f"redelivered one), contract-checked, partitioned by the event's date. {stream.description}"
+        ),
+        columns=stream.columns,
+        required=(EVENT_DATE, TOPIC, PARTITION, OFFSET, KAFKA_TIMESTAMP, RUN_ID),
+        # A day is complete once the source's clock (the batch lane's) is past it.
+        drift=Drift(clock="bronze/orders"),
+        references=stream.references,
+        rules=stream.rules,
+    )
+
+
 EVENT_BRONZE_TABLES = tuple(event_bronze_table(s) for s in EVENT_STREAMS.values())
+# Streams that carry a source table's rows end in that table's silver; the others in their own.
+EVENT_SILVER_TABLES = tuple(event_silver_table(s) for s in EVENT_STREAMS.values() if s.changes_of is None)
 EVENT_QUARANTINE_TABLES = tuple(event_quarantine_table(s) for s in EVENT_STREAMS.values())

@@ -20,10 +20,12 @@ from medallion_assets.specs.columns import (
     _id,
     _place,
 )
+from medallion_assets.specs.events import CLICKSTREAM, EVENT_ID_PATTERN
 from medallion_assets.specs.lake import LakeTable
 from medallion_assets.specs.quality import Drift, Reference, Rule
 
 ORDER_DATE = "order_date"
+EVENT_DATE = "event_date"  # the partition column of the clickstream's gold tables
 
 
 def gold_table(
@@ -32,14 +34,16 @@ def gold_table(
     description: str,
     columns: tuple[Column, ...],
     by_order_date: bool = False,
+    by_event_date: bool = False,
     **quality,
 ) -> LakeTable:
-    """Gold tables are rebuilt whole (dimensions, features) or per order-date partition (facts, reports)."""
+    """Gold tables are rebuilt whole (dimensions, features) or per order-date partition (facts, reports),
+    or per event-date partition (the clickstream's)."""
     return LakeTable(
         layer="gold",
         name=name,
         primary_key=primary_key,
-        partition_column=ORDER_DATE if by_order_date else None,
+        partition_column=ORDER_DATE if by_order_date else EVENT_DATE if by_event_date else None,
         description=description,
         columns=columns,
         **quality,
@@ -268,6 +272,36 @@ GOLD_FACTS: dict[str, LakeTable] = {
             cluster_by=("product_category", "seller_key", "product_key"),
             zorder_by=("product_key", "seller_key"),
         ),
+        gold_table(
+            "fact_clickstream",
+            ("event_id",),
+            "One row per web shop event (silver/clickstream) with the customer and product versions "
+            "valid at the event's time, or their first version for an event before it (the source "
+            "records them at their first order); null where the event has none.",
+            (
+                Column("event_id", required=True, pattern=EVENT_ID_PATTERN),
+                Column(EVENT_DATE, "date", required=True),
+                Column("event_date_key", "int", required=True),
+                Column("event_time", "timestamp", required=True),
+                Column("event_type", required=True, allowed=CLICKSTREAM.event_types),
+                Column("session_id", required=True, pattern=EVENT_ID_PATTERN),
+                Column("page", required=True),
+                # Null where the event has none (an anonymous visitor, a page without a product).
+                Column("customer_key", "long"),
+                Column("customer_unique_id", pattern=ID_PATTERN),
+                Column("product_key", "long"),
+                Column("product_id", pattern=ID_PATTERN),
+                Column("order_id", pattern=ID_PATTERN),
+            ),
+            by_event_date=True,
+            drift=Drift(clock="bronze/orders"),
+            references=(
+                _to_dimension("customer_key", "dim_customer", "customer_key"),
+                _to_dimension("product_key", "dim_product", "product_key"),
+                Reference("event_date_key", "gold/dim_date", "date_key", unknown=None),
+            ),
+            cluster_by=("event_type", "session_id"),
+        ),
     )
 }
 
@@ -328,6 +362,47 @@ GOLD_REPORTS: dict[str, LakeTable] = {
             by_order_date=True,
             rules=(_average_below("avg_item_revenue"),),
             cluster_by=("product_category",),
+        ),
+        gold_table(
+            "daily_funnel_report",
+            (EVENT_DATE,),
+            "Per event date, the shopping funnel: sessions, and the sessions that viewed a product, "
+            "filled a cart and checked out; product views, cart additions and checkouts; the share of "
+            "sessions that checked out. A session crossing midnight counts on both days.",
+            (
+                Column(EVENT_DATE, "date", required=True),
+                *(
+                    Column(name, "long", required=True, min_value=0)
+                    for name in (
+                        "sessions",
+                        "product_view_sessions",
+                        "cart_sessions",
+                        "checkout_sessions",
+                        "product_views",
+                        "cart_additions",
+                        "checkouts",
+                    )
+                ),
+                Column("conversion_rate", "float", required=True, min_value=0, max_value=1),
+            ),
+            by_event_date=True,
+            rules=(
+                Rule(
+                    "equals_fact_clickstream",
+                    "Each day's sessions and checkouts equal those of fact_clickstream.",
+                    f"""SELECT COALESCE(r.{EVENT_DATE}, f.{EVENT_DATE}) AS {EVENT_DATE},
+                               r.sessions, f.sessions AS fact_sessions,
+                               r.checkouts, f.checkouts AS fact_checkouts
+                        FROM rows r FULL JOIN (
+                            SELECT {EVENT_DATE}, COUNT(DISTINCT session_id) AS sessions,
+                                   COUNT_IF(event_type = 'checkout') AS checkouts
+                            FROM fact_clickstream GROUP BY {EVENT_DATE}) f
+                          ON r.{EVENT_DATE} = f.{EVENT_DATE}
+                        WHERE r.sessions IS DISTINCT FROM f.sessions
+                           OR r.checkouts IS DISTINCT FROM f.checkouts""",
+                    reads=("gold/fact_clickstream",),
+                ),
+            ),
         ),
         gold_table(
             "customer_rfm",

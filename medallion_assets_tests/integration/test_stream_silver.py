@@ -1,6 +1,6 @@
 """The stream lane into silver, against the real broker, database and Spark: review events and the
-database's change feed make the same silver/order_reviews, alone or together, and a stream run asks
-for silver over exactly the event dates it landed."""
+database's change feed make the same silver/order_reviews, alone or together; a stream run asks
+for silver over exactly the event dates it landed; the clickstream keeps one row per event id."""
 
 from __future__ import annotations
 
@@ -22,13 +22,14 @@ from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.kafka_server import KafkaServer
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.sources.olist_db import read_source_table
-from medallion_assets.specs.events import REVIEW_EVENTS
-from olist_source.events import publish, review_events
+from medallion_assets.specs.events import CLICKSTREAM, REVIEW_EVENTS
+from olist_source.events import clickstream_events, encode, publish, review_events
 from olist_source.system import advance_source, load_source
 
 AS_OF = dt.datetime(2017, 8, 1)
 TO = AS_OF + dt.timedelta(days=14)
-LAND_REVIEWS = next(a for a in stream_assets() if a.node_def.name == f"bronze_{REVIEW_EVENTS.name}")
+LAND = {a.node_def.name: a for a in stream_assets()}
+LAND_REVIEWS = LAND[f"bronze_{REVIEW_EVENTS.name}"]
 SILVER_REVIEWS = "key:silver/order_reviews or key:quarantine/order_reviews"
 REDELIVERED = 10  # events a producer's retry sends twice
 
@@ -120,3 +121,87 @@ def test_review_events_and_the_change_feed_make_one_silver(
     assert metadata["rows_read"] == (
         metadata["rows_accepted"] + metadata["rows_superseded"] + metadata["rows_quarantined"]
     )
+
+
+@pytest.mark.slow
+def test_clickstream_keeps_each_event_once_and_checkouts_find_their_orders(
+    kafka_home: KafkaServer,
+    pg_url: str,
+    small_generated_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    booked: dg.DagsterInstance,
+    spark_resource: SparkResource,
+) -> None:
+    monkeypatch.setenv("MEDALLION_SOURCE_URL", pg_url)
+    monkeypatch.setenv("MEDALLION_LAKE_URI", str(tmp_path / "lake"))
+    silent = {"echo": lambda _: None, "instance": booked}
+    load_source(pg_url, small_generated_dir, as_of=AS_OF, replace=True)
+    advance_source(pg_url, to=TO)
+    events = list(clickstream_events(pg_url, AS_OF, TO))
+    checkouts = {e["order_id"] for e in events if e["event_type"] == "checkout"}
+    assert len(checkouts) > 20
+    kafka = KafkaResource()
+    kafka.ensure_topic(CLICKSTREAM.topic, CLICKSTREAM.partitions)
+    # A producer's retries deliver some events twice; one event breaks the contract (no such page).
+    publish(kafka.producer(), CLICKSTREAM, events + events[::25])
+    bad = {**events[0], "event_id": "0" * 8 + "-0000-4000-8000-" + "0" * 12, "page": "basket"}
+    producer = kafka.producer()
+    producer.produce(CLICKSTREAM.topic, value=encode(bad), key=bad["session_id"].encode())
+    assert producer.flush(30) == 0
+
+    resources = {"spark": spark_resource, "lakehouse": LakeResource(), "kafka": kafka}
+    landed = dg.materialize([LAND[f"bronze_{CLICKSTREAM.name}"]], instance=booked, resources=resources)
+    quarantined = DeltaTable(str(tmp_path / "lake" / "quarantine" / "clickstream")).to_pyarrow_table()
+    assert quarantined.select(["rule", "reason"]).to_pylist() == [
+        {
+            "rule": "page:allowed",
+            "reason": "page 'basket' is not one of home, search, category, product, cart, checkout",
+        }
+    ]
+    # Silver over the days the run landed, as propagation asks for them, with silver/orders beside.
+    requests = next_run_requests(
+        booked.get_run_by_id(landed.run_id), code_location().get_repository_def(), booked
+    )
+    assert {k for r in requests for k in r.asset_selection or []} == {dg.AssetKey(["silver", "clickstream"])}
+    first = min(r.tags["dagster/asset_partition_range_start"] for r in requests)
+    last = max(r.tags["dagster/asset_partition_range_end"] for r in requests)
+    # Every batch layer as `medallion build` runs it (silver/clickstream and gold with it), then the
+    # clickstream's silver again over the days propagation asks for: nothing new, nothing added.
+    summary = build(code_location(), "not key:warehouse/*", **silent)
+    assert summary.success and not summary.failed_checks, summary.failed_checks
+    window = (dt.date.fromisoformat(first), dt.date.fromisoformat(last))
+    summary = build(code_location(), "key:silver/clickstream", *window, **silent)
+    assert summary.success and not summary.failed_checks, format_summary(summary)
+    rows = DeltaTable(str(tmp_path / "lake" / "silver" / "clickstream")).to_pyarrow_table().to_pylist()
+    assert len(rows) == len({r["event_id"] for r in rows}) == len(events)
+    kept = {r["event_id"]: r for r in rows}
+    for event in events:
+        row = kept[event["event_id"]]
+        assert {k: row[k] for k in event} == event
+        assert row["_event_date"] == event["event_time"].date()
+    assert {r["order_id"] for r in rows if r["event_type"] == "checkout"} == checkouts
+    record = booked.get_latest_materialization_event(dg.AssetKey(["silver", "clickstream"]))
+    assert record is not None and record.asset_materialization is not None
+    assert record.asset_materialization.metadata["redeliveries"].value == len(events[::25])
+
+    # Gold: each event once, a checkout with the customer version valid when it was placed; the
+    # funnel of each day from the events themselves.
+    facts = DeltaTable(str(tmp_path / "lake" / "gold" / "fact_clickstream")).to_pyarrow_table().to_pylist()
+    assert sorted(f["event_id"] for f in facts) == sorted(kept)
+    assert all(f["customer_key"] != -1 for f in facts if f["event_type"] == "checkout")
+    funnel = (
+        DeltaTable(str(tmp_path / "lake" / "gold" / "daily_funnel_report")).to_pyarrow_table().to_pylist()
+    )
+    days: dict[dt.date, list[dict]] = {}
+    for event in events:
+        days.setdefault(event["event_time"].date(), []).append(event)
+    assert {r["event_date"] for r in funnel} == set(days)
+    for report in funnel:
+        day = days[report["event_date"]]
+        sessions = {e["session_id"] for e in day}
+        bought = {e["session_id"] for e in day if e["event_type"] == "checkout"}
+        assert (report["sessions"], report["checkout_sessions"]) == (len(sessions), len(bought))
+        assert report["checkouts"] == sum(e["event_type"] == "checkout" for e in day)
+        assert report["cart_additions"] == sum(e["event_type"] == "add_to_cart" for e in day)
+        assert report["conversion_rate"] == round(len(bought) / len(sessions), 4)
