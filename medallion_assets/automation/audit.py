@@ -28,6 +28,10 @@ partition's materialization carries the same range-wide values, so they are take
 | `rows_quarantined` | `rows_quarantined`   | silver/<table> and quarantine/<table>: the batch's rows that |
 |                    |                      | broke a rule; NULL elsewhere                                 |
 
+The stream lane's runs (bronze/<stream>, quarantine/<stream>) have no partitions: their rows say
+what they read from Kafka instead, `rows_in` the records read (`records_read`) and `offsets_start`,
+`offsets_end` the offsets ({topic: {partition: offset}}, JSON) before and after the run.
+
 Where it goes: MEDALLION_AUDIT_URL, else the embedded server under $MEDALLION_HOME (schema `audit`),
 never the source system (MEDALLION_SOURCE_URL), which is someone's production database we only read.
 `medallion build` records each of its runs as it finishes; the `audit_finished_runs` sensor records
@@ -89,6 +93,9 @@ class AuditRow:
     error: str | None = field(metadata=_column("text", pa.string()))
     # Source columns bronze landed that its spec does not declare (schema evolution), comma-separated.
     undeclared_columns: str | None = field(metadata=_column("text", pa.string()))
+    # The stream lane's runs: the Kafka offsets read from and up to, {topic: {partition: offset}}.
+    offsets_start: str | None = field(metadata=_column("text", pa.string()))
+    offsets_end: str | None = field(metadata=_column("text", pa.string()))
 
 
 _ARROW_SCHEMA = pa.schema([(f.name, f.metadata["arrow"]) for f in fields(AuditRow)])
@@ -103,6 +110,8 @@ DDL = [
     f"CREATE INDEX IF NOT EXISTS run_logs_asset_started ON {TABLE} (asset, started_at)",
     # Columns added since the table was first created by an earlier version.
     f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS undeclared_columns text",
+    f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS offsets_start text",
+    f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS offsets_end text",
 ]
 # Two recorders (a build and the sensor) may create the table at once; concurrent CREATE ... IF NOT
 # EXISTS can still collide in the catalog, so creation is serialised on this advisory lock.
@@ -251,15 +260,22 @@ def audit_rows(instance: dg.DagsterInstance, run_id: str) -> list[AuditRow]:
                 duration_seconds=round(ended - started, 3)
                 if started is not None and ended is not None
                 else None,
-                rows_in=_int(values, "rows_read"),
+                rows_in=_int(values, "rows_read") if "rows_read" in values else _int(values, "records_read"),
                 rows_out=_int(values, "dagster/row_count"),
                 rows_quarantined=_int(values, "rows_quarantined"),
                 status=status,
                 error=error,
                 undeclared_columns=_text(values, UNDECLARED_COLUMNS),
+                offsets_start=_json(values, "offsets_start"),
+                offsets_end=_json(values, "offsets_end"),
             )
         )
     return rows
+
+
+def _json(metadata: dict, key: str) -> str | None:
+    value = metadata.get(key)
+    return json.dumps(value.value, sort_keys=True) if isinstance(value, dg.JsonMetadataValue) else None
 
 
 def _partition_bounds(partitions: set[str], tags: dict[str, str]) -> tuple[str | None, str | None]:

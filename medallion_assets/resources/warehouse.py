@@ -217,6 +217,14 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         """One read-only SQL statement's result as a stream of bounded batches."""
         raise NotImplementedError
 
+    def replace_view(self, name: str, description: str, sql: str) -> dict[str, Any]:
+        """Create or replace the view `name` as `sql` (tables named by `table_ref`); its metadata."""
+        raise NotImplementedError
+
+    def view_ref(self, name: str) -> str:
+        """How SQL names a view of ours in this warehouse."""
+        raise NotImplementedError
+
     def query(self, sql: str) -> pa.Table:
         """One read-only SQL statement's result (`medallion warehouse sql`, tests)."""
         return self.query_batches(sql).read_all()

@@ -481,3 +481,46 @@ SCD2_DIMENSIONS: tuple[Scd2Dimension, ...] = (
     ),
 )
 SCD2_BY_NAME = {d.table.name: d for d in SCD2_DIMENSIONS}
+
+
+# --------------------------------------------------------------------------------- warehouse views
+
+
+@dataclass(frozen=True)
+class WarehouseView:
+    """A view the warehouse sync creates or replaces over the warehouse's copies of gold tables, one
+    declaration for DuckDB and BigQuery: `sql` names each table it reads as `{name}` (standard SQL
+    both engines run)."""
+
+    name: str
+    description: str
+    sql: str
+    reads: tuple[str, ...]  # gold table names
+
+
+LIVE_DAILY_ORDERS = WarehouseView(
+    name="live_daily_orders",
+    description=(
+        "Orders per day up to the minute: the batch lane's daily_order_report, plus the checkouts "
+        "the web shop's events reported whose order the batch lane has not brought yet (in no "
+        "fact_orders row). An order is counted by one lane only: once batch has it, its checkout "
+        "drops out. Revenue is the batch lane's (events carry no amounts)."
+    ),
+    sql=f"""
+WITH live AS (
+    SELECT c.{EVENT_DATE} AS {ORDER_DATE}, COUNT(DISTINCT c.order_id) AS live_orders
+    FROM {{fact_clickstream}} c
+    WHERE c.event_type = 'checkout'
+      AND NOT EXISTS (SELECT 1 FROM {{fact_orders}} f WHERE f.order_id = c.order_id)
+    GROUP BY c.{EVENT_DATE}
+)
+SELECT COALESCE(b.{ORDER_DATE}, l.{ORDER_DATE}) AS {ORDER_DATE},
+       COALESCE(b.orders, 0) + COALESCE(l.live_orders, 0) AS orders,
+       COALESCE(b.orders, 0) AS batch_orders,
+       COALESCE(l.live_orders, 0) AS live_orders,
+       b.total_revenue AS batch_revenue
+FROM {{daily_order_report}} b
+FULL OUTER JOIN live l ON b.{ORDER_DATE} = l.{ORDER_DATE}""",
+    reads=("fact_clickstream", "fact_orders", "daily_order_report"),
+)
+WAREHOUSE_VIEWS: dict[str, WarehouseView] = {view.name: view for view in (LIVE_DAILY_ORDERS,)}

@@ -1,6 +1,9 @@
 """Warehouse assets: every gold table copied to the warehouse (DuckDB file or BigQuery), built from
 the gold specs by one factory, each with a check that the copy equals gold.
 
+Views declared in specs/gold.py (`WAREHOUSE_VIEWS`, e.g. live_daily_orders) are assets too,
+created or replaced after the tables they read.
+
 `warehouse/<name>` is downstream of `gold/<name>` and partitioned like it: a run over order dates
 D1..D2 replaces exactly those dates' rows in the warehouse (the IO manager of MEDALLION_WAREHOUSE,
 see resources/warehouse.py); an unpartitioned gold table is replaced whole. Gold's window is
@@ -35,7 +38,8 @@ from medallion_assets.resources.warehouse import (
     row_digest,
 )
 from medallion_assets.settings import Settings
-from medallion_assets.specs import GOLD_DIMENSIONS, GOLD_FACTS, GOLD_REPORTS, LakeTable
+from medallion_assets.specs import GOLD_DIMENSIONS, GOLD_FACTS, GOLD_REPORTS, TABLES_BY_PATH, LakeTable
+from medallion_assets.specs.gold import WAREHOUSE_VIEWS, WarehouseView
 
 GROUP = "warehouse"
 # Every gold table is synced: dimensions, facts, reports and features.
@@ -212,8 +216,34 @@ def build_equality_check(table: LakeTable, partitions: dg.PartitionsDefinition) 
     return equals_gold
 
 
+def build_view_asset(view: WarehouseView, kind: str) -> dg.AssetsDefinition:
+    """warehouse/<view>: created or replaced after the tables it reads are synced (cheap: a view
+    holds no rows; replacing it keeps it equal to its declaration in the project)."""
+    read = [TABLES_BY_PATH[f"gold/{name}"] for name in view.reads]
+
+    @dg.asset(
+        key=[LAYER, view.name],
+        deps=[warehouse_key(table) for table in read],
+        description=view.description,
+        group_name=GROUP,
+        kinds={kind},
+        required_resource_keys={"warehouse"},
+        pool=f"{LAYER}/{view.name}",
+    )
+    def replace_view(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        warehouse: WarehouseIOManager = context.resources.warehouse
+        sql = view.sql.format(**{table.name: warehouse.table_ref(table) for table in read})
+        metadata = warehouse.replace_view(view.name, view.description, sql)
+        return dg.MaterializeResult(metadata={**metadata, "sql": dg.MetadataValue.md(f"```sql{sql}\n```")})
+
+    return replace_view
+
+
 def warehouse_assets(partitions: dg.PartitionsDefinition, kind: str) -> list[dg.AssetsDefinition]:
-    return [build_warehouse_asset(table, partitions, kind) for table in SYNCED_TABLES]
+    return [
+        *(build_warehouse_asset(table, partitions, kind) for table in SYNCED_TABLES),
+        *(build_view_asset(view, kind) for view in WAREHOUSE_VIEWS.values()),
+    ]
 
 
 def warehouse_checks(partitions: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:

@@ -13,15 +13,18 @@ import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
+from medallion_assets.automation.audit import audit_rows
 from medallion_assets.automation.propagation import next_run_requests
 from medallion_assets.bronze.streams import stream_assets
 from medallion_assets.build import build, format_summary
 from medallion_assets.definitions import code_location
 from medallion_assets.resources.delta_lake import LakeResource
+from medallion_assets.resources.duckdb_warehouse import DuckDBWarehouse
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.kafka_server import KafkaServer
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.sources.olist_db import read_source_table
+from medallion_assets.specs import GOLD_FACTS
 from medallion_assets.specs.events import CLICKSTREAM, REVIEW_EVENTS
 from olist_source.events import clickstream_events, encode, publish, review_events
 from olist_source.system import advance_source, load_source
@@ -152,6 +155,14 @@ def test_clickstream_keeps_each_event_once_and_checkouts_find_their_orders(
 
     resources = {"spark": spark_resource, "lakehouse": LakeResource(), "kafka": kafka}
     landed = dg.materialize([LAND[f"bronze_{CLICKSTREAM.name}"]], instance=booked, resources=resources)
+    # The audit log's row of the run: the records it read and the offsets, from where to where.
+    audited = {row.asset: row for row in audit_rows(booked, landed.run_id)}
+    row = audited["bronze/clickstream"]
+    assert row.status == "materialized" and row.rows_in == len(events) + len(events[::25]) + 1
+    assert (
+        row.offsets_end is not None
+        and sum(json.loads(row.offsets_end)[CLICKSTREAM.topic].values()) == row.rows_in
+    )
     quarantined = DeltaTable(str(tmp_path / "lake" / "quarantine" / "clickstream")).to_pyarrow_table()
     assert quarantined.select(["rule", "reason"]).to_pylist() == [
         {
@@ -205,3 +216,41 @@ def test_clickstream_keeps_each_event_once_and_checkouts_find_their_orders(
         assert report["checkouts"] == sum(e["event_type"] == "checkout" for e in day)
         assert report["cart_additions"] == sum(e["event_type"] == "add_to_cart" for e in day)
         assert report["conversion_rate"] == round(len(bought) / len(sessions), 4)
+
+    # Up to the minute: the warehouse's live view counts an order by one lane only.
+    def live_view() -> dict[dt.date, dict]:
+        rows = warehouse.query(f"SELECT * FROM {warehouse.view_ref('live_daily_orders')}").to_pylist()
+        return {r["order_date"]: r for r in rows}
+
+    warehouse = DuckDBWarehouse()
+    assert build(code_location(), "key:warehouse/*", **silent).success
+    synced = live_view()
+    assert sum(r["live_orders"] for r in synced.values()) == 0  # batch has every order already
+    # Two more days of the shop reach the lake by the events only.
+    later = TO + dt.timedelta(days=2)
+    advance_source(pg_url, to=later)
+    fresh = list(clickstream_events(pg_url, TO, later))
+    placed = {e["order_id"]: e["event_time"].date() for e in fresh if e["event_type"] == "checkout"}
+    assert placed
+    publish(kafka.producer(), CLICKSTREAM, fresh)
+    dg.materialize([LAND[f"bronze_{CLICKSTREAM.name}"]], instance=booked, resources=resources)
+    stream_lane = "key:silver/clickstream or key:gold/fact_clickstream or key:warehouse/*"
+    assert build(code_location(), stream_lane, TO.date(), later.date(), **silent).success
+    live = live_view()
+    for day in {*placed.values()}:
+        assert live[day]["live_orders"] == sum(d == day for d in placed.values()), day
+    assert all(r["orders"] == r["batch_orders"] + r["live_orders"] for r in live.values())
+    assert {d: r for d, r in live.items() if d < TO.date()} == {
+        d: r for d, r in synced.items() if d < TO.date()
+    }
+    # The batch lane catches up: each order now counted by batch, none by its checkout.
+    assert build(code_location(), None, TO.date(), later.date(), **silent).success
+    caught_up = live_view()
+    assert sum(r["live_orders"] for r in caught_up.values()) == 0
+    revenue_orders = warehouse.query(
+        f"SELECT order_date, COUNT(*) AS n FROM {warehouse.table_ref(GOLD_FACTS['fact_orders'])}"
+        " WHERE is_revenue_order GROUP BY order_date"
+    ).to_pylist()
+    assert {r["order_date"]: r["n"] for r in revenue_orders} == {
+        d: r["orders"] for d, r in caught_up.items() if r["orders"]
+    }

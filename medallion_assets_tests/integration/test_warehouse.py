@@ -36,6 +36,7 @@ from medallion_assets.resources.warehouse import (
 )
 from medallion_assets.settings import get_settings
 from medallion_assets.specs import GOLD_REPORTS
+from medallion_assets.specs.gold import EVENT_DATE
 from medallion_assets.warehouse.assets import SYNCED_TABLES, compare
 from medallion_assets_tests.bigquery_emulator import PROJECT, bigquery_emulator
 from medallion_assets_tests.helpers import CATEGORIES, HandmadeBuild, category_rows, day
@@ -291,7 +292,9 @@ def test_the_build_synced_every_gold_table_to_duckdb_equal_to_gold(handmade_buil
     warehouse = DuckDBWarehouse(path=str(handmade_build.home / "warehouse.duckdb"))
     for table in SYNCED_TABLES:
         gold = _gold(handmade_build.lake, table)
-        assert gold.num_rows > 0, table.name
+        # The hand-made shop has no web shop events: the clickstream's tables are empty (their sync
+        # with rows: test_stream_silver.py).
+        assert gold.num_rows > 0 or table.partition_column == EVENT_DATE, table.name
         assert compare(gold, warehouse.read(table, None), list(table.primary_key)).equal, table.name
     for table in SYNCED_TABLES:  # each table's equals_gold check ran and passed
         outcome = handmade_build.summary.assets[f"warehouse/{table.name}"]
