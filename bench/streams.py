@@ -31,7 +31,7 @@ import dagster as dg
 import psutil
 
 from medallion_assets.bronze.streams import stream_assets
-from medallion_assets.resources.delta_lake import LakeResource
+from medallion_assets.resources.delta_lake import DeltaLakeIOManager, LakeResource
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.kafka_server import KafkaServer
 from medallion_assets.resources.spark import SparkResource
@@ -116,12 +116,14 @@ def main() -> None:
     for name in ("MEDALLION_KAFKA_BOOTSTRAP", "SPARK_REMOTE"):
         os.environ.pop(name, None)
     (work / "dagster").mkdir()
+    (work / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     settings = get_settings()
     print(f"stream lane: {args.events} events, work folder {work}, Spark {settings.spark_mode}")
     land = next(a for a in stream_assets() if a.node_def.name == f"bronze_{CLICKSTREAM.name}")
     (silver,) = event_silver_assets(PARTITIONS)
-    kafka, spark = KafkaResource(), SparkResource()
-    resources = {"kafka": kafka, "spark": spark, "lakehouse": LakeResource()}
+    kafka, spark, lakehouse = KafkaResource(), SparkResource(), LakeResource()
+    lake = DeltaLakeIOManager(spark=spark, lakehouse=lakehouse)
+    resources = {"kafka": kafka, "spark": spark, "lakehouse": lakehouse, "lake": lake}
     started = time.perf_counter()
     try:
         with stage("start the broker and Spark, create the topic"):
