@@ -129,7 +129,14 @@ class KafkaServer:
         raise KafkaServerError(f"the Kafka broker (pid {process.pid}) did not stop")
 
     def _format(self, classpath: str, cluster_id: str, properties: Path) -> None:
-        command = [*self._java(classpath), STORAGE_TOOL, "format", "--standalone", "-t", cluster_id]
+        # `--cluster-id=`: an id may begin with "-", which argparse would take for an option.
+        command = [
+            *self._java(classpath),
+            STORAGE_TOOL,
+            "format",
+            "--standalone",
+            f"--cluster-id={cluster_id}",
+        ]
         done = subprocess.run(
             [*command, "-c", str(properties)],
             capture_output=True,

@@ -36,7 +36,7 @@ from medallion_assets.resources.warehouse import (
 )
 from medallion_assets.settings import get_settings
 from medallion_assets.specs import GOLD_REPORTS
-from medallion_assets.specs.gold import EVENT_DATE
+from medallion_assets.specs.gold import EVENT_DATE, WAREHOUSE_VIEWS
 from medallion_assets.warehouse.assets import SYNCED_TABLES, compare
 from medallion_assets_tests.bigquery_emulator import PROJECT, bigquery_emulator
 from medallion_assets_tests.helpers import CATEGORIES, HandmadeBuild, category_rows, day
@@ -288,8 +288,18 @@ def _gold(lake: Path, table) -> pa.Table:
     return conform(rows.read_all(), table)
 
 
+def _assert_live_view_is_the_batch_report(lake: Path, warehouse: WarehouseIOManager) -> None:
+    """The hand-made shop has no events: the live view is daily_order_report, no order counted live."""
+    batch = _gold(lake, GOLD_REPORTS["daily_order_report"]).to_pylist()
+    live = warehouse.query(f"SELECT * FROM {warehouse.view_ref('live_daily_orders')}").to_pylist()
+    expected = {r["order_date"]: (r["orders"], r["orders"], 0, r["total_revenue"]) for r in batch}
+    columns = ("orders", "batch_orders", "live_orders", "batch_revenue")
+    assert batch and {r["order_date"]: tuple(r[c] for c in columns) for r in live} == expected
+
+
 def test_the_build_synced_every_gold_table_to_duckdb_equal_to_gold(handmade_build: HandmadeBuild) -> None:
     warehouse = DuckDBWarehouse(path=str(handmade_build.home / "warehouse.duckdb"))
+    _assert_live_view_is_the_batch_report(handmade_build.lake, warehouse)
     for table in SYNCED_TABLES:
         gold = _gold(handmade_build.lake, table)
         # The hand-made shop has no web shop events: the clickstream's tables are empty (their sync
@@ -330,10 +340,10 @@ def test_bigquery_sync_through_dagster_reads_back_equal_to_gold(
     for table in SYNCED_TABLES:
         gold = _gold(lake, table)
         assert compare(gold, warehouse.read(table, None), list(table.primary_key)).equal, table.name
-    # No staging table is left behind.
-    assert sorted(t.table_id for t in warehouse.client().list_tables("handmade")) == sorted(
-        t.name for t in SYNCED_TABLES
-    )
+    _assert_live_view_is_the_batch_report(lake, warehouse)
+    # No staging table is left behind; the views are views.
+    listed = {t.table_id: t.table_type for t in warehouse.client().list_tables("handmade")}
+    assert listed == {t.name: "TABLE" for t in SYNCED_TABLES} | {name: "VIEW" for name in WAREHOUSE_VIEWS}
 
 
 # ------------------------------------------------------- the sync holds no whole table in memory
