@@ -41,6 +41,7 @@ import psutil
 from medallion_assets.automation.source_changes import read_cursor, write_cursor
 from medallion_assets.build import BuildSummary, build, format_summary
 from medallion_assets.definitions import build_definitions, code_location
+from medallion_assets.resources.kafka_server import KafkaServer
 from medallion_assets.resources.postgres import source_database_url, stop_embedded_server
 from medallion_assets.resources.spark_server import SparkServer
 from medallion_assets.settings import Settings, get_settings
@@ -120,12 +121,13 @@ def layer_breakdown(summary: BuildSummary) -> None:
 
 class PeakMemory:
     """The peak resident memory of this process (the one that runs Dagster's runs and steps), of
-    the Spark JVM (the embedded server, or this process's own JVM with MEDALLION_SPARK=local) and
-    of the embedded PostgreSQL, sampled every 0.2 s from a thread while the block runs."""
+    the Spark JVM (the embedded server, or this process's own JVM with MEDALLION_SPARK=local), of
+    the embedded PostgreSQL and of the embedded Kafka broker, sampled every 0.2 s from a thread
+    while the block runs (a service that did not run is left out of the figures)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.peaks = {"run process": 0.0, "Spark JVM": 0.0, "PostgreSQL": 0.0}
+        self.peaks = {"run process": 0.0, "Spark JVM": 0.0, "PostgreSQL": 0.0, "Kafka broker": 0.0}
         self.when: dict[str, dt.datetime] = {}
         self._stop = threading.Event()
 
@@ -134,10 +136,12 @@ class PeakMemory:
         server = SparkServer.of(self.settings).status().pid
         jvms = [psutil.Process(server)] if server else []
         jvms += [child for child in me.children(recursive=True) if "java" in child.name()]
+        broker = KafkaServer.of(self.settings).status().pid
         now = {
             "run process": me.memory_info().rss / 2**20,
             "Spark JVM": sum(_rss(jvm) for jvm in jvms) / 2**20,
             "PostgreSQL": embedded_server_mib(self.settings.embedded_postgres_dir),
+            "Kafka broker": _rss(psutil.Process(broker)) / 2**20 if broker else 0.0,
         }
         for name, mib in now.items():
             if mib > self.peaks[name]:
@@ -180,7 +184,7 @@ class PeakMemory:
         self._stop.set()
 
     def __str__(self) -> str:
-        return "; ".join(f"{name} {mib:,.0f} MiB" for name, mib in self.peaks.items())
+        return "; ".join(f"{name} {mib:,.0f} MiB" for name, mib in self.peaks.items() if mib)
 
 
 STEP_EVENTS = (

@@ -6,10 +6,13 @@ For each size, N clickstream events (shopping sessions of one day, as the load g
 them) are produced to the embedded Kafka broker, landed in bronze by the stream asset (Spark
 Structured Streaming, availableNow), then kept once per event id in silver/clickstream for that
 day: wall time and events/s of each stage. Then, with the services warm, the latency of one
-session from its produce to bronze and to silver, as the sensor and propagation would run them
-(less their polling intervals, 30 s and 15 s). At the end the peak resident memory of this process
-(it runs the Dagster steps), of the Spark JVM and of the broker. Spark is the embedded Spark
-Connect server unless MEDALLION_SPARK=local.
+session from its produce to bronze, to silver and to gold (fact_clickstream and
+daily_funnel_report of its day), one run each as the sensor and propagation would launch them
+(less their polling intervals, 30 s and 15 s; the checks, which run after the write, left out).
+The lake holds no batch lane: the dimensions are empty tables, so the events' members are
+unknown to gold (key -1), which costs gold the same join. At the end the peak resident memory of
+this process (it runs the Dagster steps), of the Spark JVM and of the broker. Spark is the
+embedded Spark Connect server unless MEDALLION_SPARK=local.
 """
 
 from __future__ import annotations
@@ -22,15 +25,14 @@ import random
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import psutil
 
 from medallion_assets.bronze.streams import stream_assets
+from medallion_assets.gold.assets import gold_assets
 from medallion_assets.resources.delta_lake import DeltaLakeIOManager, LakeResource
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.kafka_server import KafkaServer
@@ -38,11 +40,12 @@ from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.spark_server import SparkServer
 from medallion_assets.settings import get_settings
 from medallion_assets.silver.events import event_silver_assets
+from medallion_assets.specs import GOLD_DIMENSIONS
 from medallion_assets.specs.events import CLICKSTREAM
 from olist_source.events import publish, shopping_session
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchmark import stage
+from benchmark import PeakMemory, stage
 
 FIRST_DAY = dt.date(2018, 1, 1)
 PARTITIONS = dg.DailyPartitionsDefinition(FIRST_DAY.isoformat())
@@ -59,43 +62,6 @@ def sessions_of_day(day: dt.date, events: int, seed: int) -> Iterator[dict]:
         session = shopping_session(rng, ends, None, rng.sample(products, rng.randint(1, 4)), order)
         made += len(session)
         yield from session
-
-
-class Peaks:
-    """Peak RSS of this process, the Spark JVM and the broker, sampled every 0.2 s from a thread."""
-
-    def __init__(self) -> None:
-        self.peaks = {"run process": 0.0, "Spark JVM": 0.0, "Kafka broker": 0.0}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _rss(self, pid: int | None) -> float:
-        with contextlib.suppress(psutil.Error, TypeError, ValueError):
-            return psutil.Process(pid).memory_info().rss / 2**20 if pid else 0.0
-        return 0.0
-
-    def _run(self) -> None:
-        settings, me = get_settings(), psutil.Process()
-        while not self._stop.wait(0.2):
-            local = sum(self._rss(c.pid) for c in me.children(recursive=True) if "java" in c.name())
-            now = {
-                "run process": me.memory_info().rss / 2**20,
-                "Spark JVM": self._rss(SparkServer.of(settings).status().pid) + local,
-                "Kafka broker": self._rss(KafkaServer.of(settings).status().pid),
-            }
-            for name, mib in now.items():
-                self.peaks[name] = max(self.peaks[name], mib)
-
-    def __enter__(self) -> Peaks:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def __str__(self) -> str:
-        return ", ".join(f"{name} {mib:,.0f} MiB" for name, mib in self.peaks.items())
 
 
 def main() -> None:
@@ -121,6 +87,8 @@ def main() -> None:
     print(f"stream lane: {args.events} events, work folder {work}, Spark {settings.spark_mode}")
     land = next(a for a in stream_assets() if a.node_def.name == f"bronze_{CLICKSTREAM.name}")
     (silver,) = event_silver_assets(PARTITIONS)
+    wanted = {dg.AssetKey(["gold", n]) for n in ("fact_clickstream", "daily_funnel_report")}
+    gold = [a for a in gold_assets(PARTITIONS) if set(a.keys) <= wanted]
     kafka, spark, lakehouse = KafkaResource(), SparkResource(), LakeResource()
     lake = DeltaLakeIOManager(spark=spark, lakehouse=lakehouse)
     resources = {"kafka": kafka, "spark": spark, "lakehouse": lakehouse, "lake": lake}
@@ -128,8 +96,11 @@ def main() -> None:
     try:
         with stage("start the broker and Spark, create the topic"):
             kafka.ensure_topic(CLICKSTREAM.topic, CLICKSTREAM.partitions)
-            spark.session()
-        with dg.DagsterInstance.get() as instance, Peaks() as peaks:
+            for name in ("dim_customer", "dim_product"):  # no batch lane here: empty dimensions
+                columns = ", ".join(f"`{c.name}` {c.type_names.spark}" for c in GOLD_DIMENSIONS[name].columns)
+                empty = spark.session().createDataFrame([], columns)
+                empty.write.format("delta").save(lakehouse.lake().uri(dg.AssetKey(["gold", name])))
+        with dg.DagsterInstance.get() as instance, PeakMemory(settings) as peaks:
             for n, size in enumerate(args.events):
                 day = FIRST_DAY + dt.timedelta(days=n)
                 with stage(f"produce {size:,} events ({day})") as s:
@@ -148,9 +119,14 @@ def main() -> None:
             in_bronze = time.perf_counter() - produced
             dg.materialize([silver], instance=instance, resources=resources, partition_key=str(day))
             in_silver = time.perf_counter() - produced
+            dg.materialize(gold, instance=instance, resources=resources, partition_key=str(day))
+            in_gold = time.perf_counter() - produced
+            funnel = _metadata(instance, "gold", "daily_funnel_report")["dagster/row_count"]
+            assert funnel == 1, funnel  # the session's day reached the report
             print(
                 f"latency of one session ({len(session)} events), services warm: produce -> bronze "
-                f"{in_bronze:.1f} s, -> silver {in_silver:.1f} s (plus the sensors' polling: 30 s, 15 s)"
+                f"{in_bronze:.1f} s, -> silver {in_silver:.1f} s, -> gold {in_gold:.1f} s "
+                "(plus the sensors' polling: 30 s, 15 s)"
             )
     finally:
         with contextlib.suppress(Exception):
@@ -162,8 +138,10 @@ def main() -> None:
     print(f"total {time.perf_counter() - started:.1f} s; peak memory: {peaks}")
 
 
-def _metadata(source: dg.ExecuteInProcessResult | dg.DagsterInstance, layer: str) -> dict:
-    key = dg.AssetKey([layer, CLICKSTREAM.name])
+def _metadata(
+    source: dg.ExecuteInProcessResult | dg.DagsterInstance, layer: str, name: str = CLICKSTREAM.name
+) -> dict:
+    key = dg.AssetKey([layer, name])
     if isinstance(source, dg.DagsterInstance):
         event = source.get_latest_materialization_event(key)
         assert event is not None and event.asset_materialization is not None

@@ -209,8 +209,25 @@ def test_a_run_killed_mid_batch_then_run_again_lands_each_record_once(
     partial = len(lake_rows(lake, "bronze"))
     assert 0 < partial < 150_000, partial  # killed between its first batch and its last
 
+    assert len(tick()) == 1  # what the killed run left is asked for again
     assert land(spark_resource).success
     landed = lake_rows(lake, "bronze")
     assert len(landed) == 150_000
     assert len({(r["_partition"], r["_offset"]) for r in landed}) == 150_000
     assert len({r["event_id"] for r in landed}) == 150_000
+    assert tick() == []
+
+    # A kill between the two queries' commits: bronze's checkpoint at the end, quarantine's one
+    # batch behind. The sensor goes by the one further behind; the run replays that batch into
+    # quarantine, which Delta's sink writes once (its log knows the batch), and bronze stays as it is.
+    produce(kafka, [b"not json"] * 10)
+    land(spark_resource)
+    quarantine_commits = lake / "quarantine" / REVIEW_EVENTS.name / "_checkpoint" / "commits"
+    last = max(int(f.name) for f in quarantine_commits.iterdir() if f.name.isdigit())
+    for name in (str(last), f".{last}.crc"):  # the commit and its checksum (a local file system's)
+        (quarantine_commits / name).unlink(missing_ok=True)
+    assert len(tick()) == 1
+    assert land(spark_resource).success
+    assert len(lake_rows(lake, "bronze")) == 150_000
+    assert len(lake_rows(lake, "quarantine")) == 10
+    assert tick() == []
