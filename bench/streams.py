@@ -101,25 +101,32 @@ def main() -> None:
                 empty = spark.session().createDataFrame([], columns)
                 empty.write.format("delta").save(lakehouse.lake().uri(dg.AssetKey(["gold", name])))
         with dg.DagsterInstance.get() as instance, PeakMemory(settings) as peaks:
+
+            def run(assets: list[dg.AssetsDefinition], day: str | None = None) -> dg.ExecuteInProcessResult:
+                quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+                return dg.materialize(
+                    assets, instance=instance, resources=resources, partition_key=day, run_config=quiet
+                )
+
             for n, size in enumerate(args.events):
                 day = FIRST_DAY + dt.timedelta(days=n)
                 with stage(f"produce {size:,} events ({day})") as s:
                     s.rows = publish(kafka.producer(), CLICKSTREAM, sessions_of_day(day, size, args.seed))
                 with stage("  Kafka -> bronze/clickstream (Structured Streaming)") as s:
-                    result = dg.materialize([land], instance=instance, resources=resources)
+                    result = run([land])
                     s.rows = _metadata(result, "bronze")["rows_landed"]
                 with stage(f"  bronze -> silver/clickstream ({day})") as s:
-                    dg.materialize([silver], instance=instance, resources=resources, partition_key=str(day))
+                    run([silver], str(day))
                     s.rows = _metadata(instance, "silver")["rows_read"]
             day = FIRST_DAY + dt.timedelta(days=len(args.events))
             session = list(sessions_of_day(day, 1, args.seed))
             produced = time.perf_counter()
             publish(kafka.producer(), CLICKSTREAM, session)
-            dg.materialize([land], instance=instance, resources=resources)
+            run([land])
             in_bronze = time.perf_counter() - produced
-            dg.materialize([silver], instance=instance, resources=resources, partition_key=str(day))
+            run([silver], str(day))
             in_silver = time.perf_counter() - produced
-            dg.materialize(gold, instance=instance, resources=resources, partition_key=str(day))
+            run(gold, str(day))
             in_gold = time.perf_counter() - produced
             funnel = _metadata(instance, "gold", "daily_funnel_report")["dagster/row_count"]
             assert funnel == 1, funnel  # the session's day reached the report

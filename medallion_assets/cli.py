@@ -471,8 +471,9 @@ def quickstart(scale: float, seed: int, csv_dir: Path | None) -> None:
     reports = "(daily_order_report|daily_category_report|customer_rfm)"
     click.echo(f"  gold reports        {settings.lake_uri}/gold/{reports}  (README: query the gold tables)")
     click.echo(f"  Dagster UI          .venv/bin/medallion dev  (runs in {os.environ['DAGSTER_HOME']})")
-    click.echo("  automation          switch on source_changes, propagate_downstream, daily_catch_up")
-    click.echo("                      in the UI, then: medallion source advance --days 1")
+    click.echo("  automation          switch on source_changes, event_streams, propagate_downstream,")
+    click.echo("                      daily_catch_up in the UI (or MEDALLION_AUTOMATION=true medallion dev),")
+    click.echo("                      then: medallion source advance --days 1 (rows and the shop's events)")
     click.echo("  audit log           medallion source sql 'select * from audit.run_logs'")
     report = warehouse_for(settings).table_ref(GOLD_REPORTS["daily_order_report"])
     where = settings.duckdb_path if settings.warehouse == "duckdb" else "BigQuery"

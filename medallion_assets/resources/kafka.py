@@ -22,6 +22,19 @@ from medallion_assets.settings import Settings, get_settings
 LOG = logging.getLogger("medallion.kafka")
 
 
+class _RetriedByTheClient(logging.Filter):
+    """A broker just started still loads its coordinators; librdkafka retries by itself, so its
+    "... in progress: retrying" is shown as DEBUG, not as a warning on every first produce."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "in progress: retrying" in record.getMessage():
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+LOG.addFilter(_RetriedByTheClient())
+
+
 class KafkaError(RuntimeError):
     """Kafka cannot be reached or refused an operation; the message names no secret."""
 
