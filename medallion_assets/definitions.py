@@ -17,17 +17,20 @@ import logging
 import dagster as dg
 
 from medallion_assets.automation.definitions import automation_definitions
+from medallion_assets.automation.freshness import with_freshness
 from medallion_assets.bronze.definitions import bronze_definitions
 from medallion_assets.gold.definitions import gold_definitions
 from medallion_assets.maintenance.jobs import maintenance_definitions, writer_pools
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.progress import medallion_progress
+from medallion_assets.quality.checks import column_schema_change_checks
 from medallion_assets.resources.definitions import resource_definitions
 from medallion_assets.resources.postgres import redact, source_database_url
 from medallion_assets.settings import Settings, get_settings
 from medallion_assets.silver.definitions import silver_definitions
 from medallion_assets.sources.olist_db import history_end
 from medallion_assets.specs import LAKE_TABLES
+from medallion_assets.specs.gold import WAREHOUSE_VIEWS
 from medallion_assets.warehouse.definitions import warehouse_definitions
 
 
@@ -36,10 +39,14 @@ def build_definitions(settings: Settings | None = None, last_day: dt.date | None
     settings = settings or get_settings()
     daily = daily_partitions(settings, last_day)
     lake_layers = (bronze_definitions(daily), silver_definitions(daily), gold_definitions(daily))
-    return dg.Definitions.merge(
+    warehouse = warehouse_definitions(daily, settings)
+    merged = dg.Definitions.merge(
         resource_definitions(settings),
         *lake_layers,
-        warehouse_definitions(daily, settings),
+        warehouse,
+        # Dagster's column-schema change check on every lake table and warehouse table (a view's
+        # columns are its SQL, in the project).
+        dg.Definitions(asset_checks=column_schema_change_checks(schema_watched(lake_layers, warehouse))),
         # Each table's maintenance runs in the pool of the step that writes the table.
         maintenance_definitions(LAKE_TABLES, writer_pools(lake_layers), settings),
         # The gold refresh builds gold with these same definitions (built again inside its run).
@@ -49,6 +56,19 @@ def build_definitions(settings: Settings | None = None, last_day: dt.date | None
             executor=dg.in_process_executor,
         ),
     )
+    return with_freshness(merged)  # gold and the warehouse: refreshed daily by 02:00
+
+
+def schema_watched(lake_layers: tuple[dg.Definitions, ...], warehouse: dg.Definitions) -> set[dg.AssetKey]:
+    views = {dg.AssetKey(["warehouse", name]) for name in WAREHOUSE_VIEWS}
+    return {
+        key
+        for layer in (*lake_layers, warehouse)
+        for asset in layer.assets or []
+        if isinstance(asset, dg.AssetsDefinition)
+        for key in asset.keys
+        if key not in views
+    }
 
 
 def code_location(settings: Settings | None = None) -> dg.Definitions:

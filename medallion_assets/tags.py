@@ -18,3 +18,7 @@ TRIGGER_TAG = "medallion/trigger"
 # out of `medallion build`'s default selection (select them to build them: tag:medallion/lane=stream).
 LANE_TAG = "medallion/lane"
 STREAM_LANE = "stream"
+
+# How many times a step of a run started by the automation is retried when a source or store is
+# unreachable (resources/retries.py); runs without it (a person's, `medallion build`) fail at once.
+TRANSIENT_RETRIES_TAG = "medallion/transient_retries"

@@ -16,6 +16,7 @@ import dagster as dg
 from medallion_assets.bronze.streams import committed_offsets
 from medallion_assets.resources.delta_lake import LakeError, LakeResource
 from medallion_assets.resources.kafka import KafkaError, KafkaResource
+from medallion_assets.resources.retries import RETRY_TAGS
 from medallion_assets.specs.events import EVENT_BRONZE_TABLES, EVENT_QUARANTINE_TABLES, EVENT_STREAMS
 from medallion_assets.tags import TRIGGER_TAG
 
@@ -66,7 +67,8 @@ def event_streams_sensor(status: dg.DefaultSensorStatus, every_seconds: int = 30
                 dg.RunRequest(
                     run_key=f"{stream.name}@" + ",".join(f"{p}:{n}" for p, n in sorted(end.items())),
                     asset_selection=[dg.AssetKey(bronze.asset_path), dg.AssetKey(quarantine.asset_path)],
-                    tags={TRIGGER_TAG: "event_streams"},
+                    # Retrying is safe: a stream run restarts from its checkpoint (exactly-once).
+                    tags={TRIGGER_TAG: "event_streams", **RETRY_TAGS},
                 )
             )
         if not requests:

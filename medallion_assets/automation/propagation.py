@@ -29,13 +29,14 @@ day only once the source is past it) plus the window of any pipeline run that fa
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import dagster as dg
 
 from medallion_assets.automation.source_changes import bronze_key
 from medallion_assets.build import build, format_summary
 from medallion_assets.resources.postgres import SourceDatabase, SourceUnavailableError
+from medallion_assets.resources.retries import RETRY_TAGS
 from medallion_assets.sources.olist_db import CHANGE_FEEDS, SourceStateError, source_time
 from medallion_assets.tags import (
     BUILD_TAG,
@@ -45,6 +46,7 @@ from medallion_assets.tags import (
     PARTITION_RANGE_START_TAG,
     PARTITION_TAG,
     STREAM_LANE,
+    TRANSIENT_RETRIES_TAG,
     TRIGGER_TAG,
 )
 
@@ -72,6 +74,7 @@ def window_tags(window: tuple[str, str], trigger: str) -> dict[str, str]:
         PARTITION_RANGE_END_TAG: window[1],
         CHANGES_TAG: f"{window[0]}..{window[1]}",
         TRIGGER_TAG: trigger,
+        **RETRY_TAGS,  # a source or store down mid-run: the step waits and retries (resources/retries.py)
     }
 
 
@@ -172,7 +175,7 @@ def next_run_request(run: dg.DagsterRun, repository: dg.RepositoryDefinition) ->
             run_key=f"gold-after-{run.run_id}",
             job_name=GOLD_JOB,
             run_config={"ops": {"refresh_gold": {"config": {"start": window[0], "end": window[1]}}}},
-            tags={CHANGES_TAG: f"{window[0]}..{window[1]}", TRIGGER_TAG: f"after {run.run_id}"},
+            tags={CHANGES_TAG: f"{window[0]}..{window[1]}", TRIGGER_TAG: f"after {run.run_id}", **RETRY_TAGS},
         )
     if "bronze" in layers:
         return silver_request(run, {key for key in selected if key.path[0] == "bronze"}, repository, window)
@@ -182,6 +185,10 @@ def next_run_request(run: dg.DagsterRun, repository: dg.RepositoryDefinition) ->
 class GoldWindow(dg.Config):
     start: str  # the change dates whose effects gold takes in, YYYY-MM-DD
     end: str
+
+
+def retry_tags_of(tags: Mapping[str, str]) -> dict[str, str]:
+    return {TRANSIENT_RETRIES_TAG: tags[TRANSIENT_RETRIES_TAG]} if TRANSIENT_RETRIES_TAG in tags else {}
 
 
 # What a gold refresh builds: gold and its copies in the warehouse.
@@ -207,7 +214,8 @@ def gold_refresh_job(code_location: Callable[[], dg.Definitions]) -> dg.JobDefin
             dt.date.fromisoformat(config.end),
             echo=context.log.info,
             instance=context.instance,
-            tags={BUILD_TAG: context.run_id},
+            # The build's runs retry their steps as this run was told to (RETRY_TAGS), or not at all.
+            tags={BUILD_TAG: context.run_id, **retry_tags_of(context.run.tags)},
         )
         context.log.info(format_summary(summary))
         if not summary.success:

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from medallion_assets.resources.delta_lake import Lake, LakeError, LakeResource
 from medallion_assets.resources.postgres import SourceDatabase, SourceUnavailableError
+from medallion_assets.resources.retries import RETRY_TAGS
 from medallion_assets.sources.olist_db import CHANGE_FEEDS, NewChanges, SourceStateError, changes_since
 from medallion_assets.specs import CHANGE_TS
 from medallion_assets.tags import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, TRIGGER_TAG
@@ -104,6 +105,7 @@ def bronze_run_request(
             PARTITION_RANGE_START_TAG: keys[0],
             PARTITION_RANGE_END_TAG: keys[1],
             TRIGGER_TAG: "source_changes",
+            **RETRY_TAGS,  # the source or the lake down mid-run: the step waits and retries
         },
     )
 

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 
 from medallion_assets.resources.delta_lake import lake_table_args
 from medallion_assets.resources.postgres import SourceDatabase
+from medallion_assets.resources.retries import retry_when_unreachable
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.sources.olist_db import (
     REPLAY_SCHEMA,
@@ -78,8 +79,10 @@ def build_bronze_asset(
         window = context.partition_time_window
         start, end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
         # The source's present, read first: every change up to it is in this read, so a day that
-        # ends after it is still in progress (the drift check waits for it to end).
-        now = source_time(source_db.url())
+        # ends after it is still in progress (the drift check waits for it to end). The source
+        # down in an automation run: retried with backoff (the read itself runs in the IO manager).
+        with retry_when_unreachable(context.run.tags, context.retry_number):
+            now = source_time(source_db.url())
         context.add_output_metadata({SOURCE_TIME: now.isoformat(sep=" ")})
         # Spark reads the window from PostgreSQL and writes it to the lake: no row passes through here.
         changes = read(spark.session(), source_db.url(), start, end)

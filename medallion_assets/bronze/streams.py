@@ -36,6 +36,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 from medallion_assets.quality.contracts import value_rules
 from medallion_assets.resources.delta_lake import Lake, LakeError, LakeResource, first_line, lake_metadata
 from medallion_assets.resources.kafka import KafkaResource
+from medallion_assets.resources.retries import retry_when_unreachable
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.specs import INGESTED_AT, RUN_ID, LakeTable
 from medallion_assets.specs.events import (
@@ -184,8 +185,7 @@ def build_stream_asset(stream: EventStream, bronze: LakeTable, quarantine: LakeT
         for table in (bronze, quarantine)
     ]
 
-    @dg.multi_asset(specs=specs, name=f"bronze_{stream.name}", pool=bronze.pool)
-    def land_stream(
+    def land(
         context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakeResource, kafka: KafkaResource
     ) -> Iterator[dg.MaterializeResult]:
         session, lake = spark.session(), lakehouse.lake()
@@ -251,6 +251,15 @@ def build_stream_asset(stream: EventStream, bronze: LakeTable, quarantine: LakeT
             },
         )
 
+    @dg.multi_asset(specs=specs, name=f"bronze_{stream.name}", pool=bronze.pool)
+    def land_stream(
+        context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakeResource, kafka: KafkaResource
+    ) -> Iterator[dg.MaterializeResult]:
+        # Kafka or the lake unreachable in an automation run: retried with backoff (safe: a retried
+        # query restarts from its checkpoint, so no offset is landed twice or skipped).
+        with retry_when_unreachable(context.run.tags, context.retry_number):
+            yield from land(context, spark, lakehouse, kafka)
+
     return land_stream
 
 
@@ -275,7 +284,16 @@ def _table_metadata(lake: Lake, table: LakeTable) -> dict:
     log = lake.open(uri)
     if log is None:  # nothing ever arrived: the query commits no table
         return {"dagster/row_count": 0, "dagster/uri": uri}
-    return {"dagster/row_count": lake.rows_in(log, None), "dagster/uri": uri, "delta_version": log.version()}
+    # The table's schema from its Delta log, for Dagster's column-schema change check.
+    columns = [
+        dg.TableColumn(f.name, getattr(f.type, "type", None) or f.type.to_json()) for f in log.schema().fields
+    ]
+    return {
+        "dagster/row_count": lake.rows_in(log, None),
+        "dagster/uri": uri,
+        "delta_version": log.version(),
+        "dagster/column_schema": dg.TableSchema(columns=columns),
+    }
 
 
 def stream_assets() -> list[dg.AssetsDefinition]:

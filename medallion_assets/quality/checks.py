@@ -26,6 +26,7 @@ import functools
 import json
 import math
 import statistics
+import warnings
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -576,3 +577,20 @@ def quality_checks(
         for table in LAKE_TABLES
         if table.asset_path[0] in layers and table_checks(table)
     ]
+
+
+def column_schema_change_checks(
+    keys: Collection[dg.AssetKey], severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN
+) -> list[dg.AssetChecksDefinition]:
+    """Dagster's own `column_schema_change` check on each asset, comparing the `dagster/column_schema`
+    of its two latest materializations (the IO managers and the stream lane record it). One
+    definition per asset, so each check step runs right after its asset and alone in its step.
+    WARN: a breaking change already fails the blocking `schema` and `contract` checks, and bronze
+    takes an undeclared source column on purpose (schema evolution); this one says that it changed."""
+    with warnings.catch_warnings():  # "in beta": said once here, not on every load of the location
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return [
+            check
+            for key in sorted(keys)
+            for check in dg.build_column_schema_change_checks(assets=[key], severity=severity)
+        ]

@@ -38,6 +38,7 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from medallion_assets.resources.retries import retry_when_unreachable
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.settings import Settings, get_settings
 from medallion_assets.specs import LakeTable
@@ -474,6 +475,12 @@ class DeltaLakeIOManager(dg.ConfigurableIOManager):
     # -------------------------------------------------------------------------------- write
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        # The write is where an unreachable store (or the source a lazy frame reads) shows up.
+        step = context.step_context
+        with retry_when_unreachable(step.dagster_run.tags, step.previous_attempt_count):
+            self._write(context, obj)
+
+    def _write(self, context: dg.OutputContext, obj: Any) -> None:
         lake, spark = self.lake(), self.spark.session()
         # Arrow only from an asset whose rows start in Python (gold/dim_date: a generated calendar).
         data: DataFrame = spark.createDataFrame(obj) if isinstance(obj, pa.Table) else obj
@@ -515,6 +522,11 @@ class DeltaLakeIOManager(dg.ConfigurableIOManager):
     # --------------------------------------------------------------------------------- read
 
     def load_input(self, context: dg.InputContext) -> Any:
+        step = context.step_context
+        with retry_when_unreachable(step.dagster_run.tags, step.previous_attempt_count):
+            return self._read(context)
+
+    def _read(self, context: dg.InputContext) -> Any:
         upstream = context.upstream_output.definition_metadata if context.upstream_output else {}
         window = Window.of(context, upstream.get(PARTITION_COLUMN))
         if context.dagster_type.typing_type is WindowRows:

@@ -306,9 +306,9 @@ def test_the_build_synced_every_gold_table_to_duckdb_equal_to_gold(handmade_buil
         # with rows: test_stream_silver.py).
         assert gold.num_rows > 0 or table.partition_column == EVENT_DATE, table.name
         assert compare(gold, warehouse.read(table, None), list(table.primary_key)).equal, table.name
-    for table in SYNCED_TABLES:  # each table's equals_gold check ran and passed
+    for table in SYNCED_TABLES:  # each table's equals_gold and column-schema checks ran and passed
         outcome = handmade_build.summary.assets[f"warehouse/{table.name}"]
-        assert (outcome.checks_passed, outcome.checks_failed) == (1, 0), table.name
+        assert (outcome.checks_passed, outcome.checks_failed) == (2, 0), table.name
 
 
 def test_bigquery_sync_through_dagster_reads_back_equal_to_gold(
@@ -333,9 +333,9 @@ def test_bigquery_sync_through_dagster_reads_back_equal_to_gold(
             code_location(), "key:warehouse/*", first, last, echo=lambda _: None, instance=instance
         )
     assert summary.success, summary.failed_steps
-    for table in SYNCED_TABLES:  # each table's equals_gold check ran and passed
+    for table in SYNCED_TABLES:  # each table's equals_gold and column-schema checks ran and passed
         outcome = summary.assets[f"warehouse/{table.name}"]
-        assert (outcome.checks_passed, outcome.checks_failed) == (1, 0), table.name
+        assert (outcome.checks_passed, outcome.checks_failed) == (2, 0), table.name
     warehouse = BigQueryWarehouse()
     for table in SYNCED_TABLES:
         gold = _gold(lake, table)

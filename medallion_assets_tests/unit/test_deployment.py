@@ -6,7 +6,6 @@ dagster.yaml is a valid instance configuration."""
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 import re
@@ -24,10 +23,9 @@ import yaml
 
 from medallion_assets.resources.instance import WRITTEN_BY_US, instance_yaml
 from medallion_assets.settings import Settings, get_settings
+from medallion_assets_tests.compose import COMPOSE, ENV_EXAMPLE, VARIABLE, env_file, environment, services
 from medallion_assets_tests.helpers import REPO
 
-COMPOSE = REPO / "docker-compose.yml"
-ENV_EXAMPLE = REPO / ".env.example"
 DEPLOYMENT = REPO / "deployment"
 DOCKERFILE = DEPLOYMENT / "Dockerfile"
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -48,37 +46,6 @@ NEEDS = {
 }
 BROWSER_URLS = {"MEDALLION_UI_URL"}  # where a person opens the UI: the host, not a service
 SPARK_DAEMON_VARIABLES = {"SPARK_WORKER_CORES", "SPARK_WORKER_MEMORY"}  # read by Spark's own scripts
-# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}, $VAR, and $$ (a literal $).
-VARIABLE = re.compile(r"\$(?:\$|\{(?P<braced>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|(?P<named>\w+))")
-
-
-def env_file(path: Path, commented: bool = False) -> dict[str, str]:
-    """KEY=VALUE lines (and `#KEY=VALUE` ones too if `commented`)."""
-    pattern = re.compile(r"^#?(\w+)=(.*)$" if commented else r"^(\w+)=(.*)$")
-    return dict(m.groups() for line in path.read_text().splitlines() if (m := pattern.match(line)))
-
-
-def interpolate(value: Any, env: dict[str, str]) -> Any:
-    """Compose's interpolation of every string in the file, with these variables."""
-    if isinstance(value, dict):
-        return {key: interpolate(item, env) for key, item in value.items()}
-    if isinstance(value, list):
-        return [interpolate(item, env) for item in value]
-    if not isinstance(value, str):
-        return value
-
-    def substitute(match: re.Match[str]) -> str:
-        if match[0] == "$$":
-            return "$"
-        name, op = match["braced"] or match["named"], match["op"] or ""
-        unset = env.get(name) is None or (op.startswith(":") and env[name] == "")
-        if unset and op.endswith("-"):
-            return match["arg"]
-        if unset and op.endswith("?"):
-            raise KeyError(f"{name} is required: {match['arg']}")
-        return env.get(name, "")
-
-    return VARIABLE.sub(substitute, value)
 
 
 def referenced_variables() -> dict[str, set[str]]:
@@ -88,18 +55,6 @@ def referenced_variables() -> dict[str, set[str]]:
         if match[0] != "$$":
             found.setdefault(match["braced"] or match["named"], set()).add(match["op"] or "")
     return found
-
-
-@functools.cache
-def services() -> dict[str, dict[str, Any]]:
-    """The services as Compose sees them with .env.example's values."""
-    return interpolate(yaml.safe_load(COMPOSE.read_text()), env_file(ENV_EXAMPLE))["services"]
-
-
-def environment(service: str) -> dict[str, str | None]:
-    env = services()[service].get("environment") or {}
-    assert isinstance(env, dict), f"{service}: environment as a mapping"
-    return {key: None if value is None else str(value) for key, value in env.items()}
 
 
 def project_services() -> list[str]:
