@@ -20,6 +20,7 @@ import dagster as dg
 from medallion_assets.automation.audit import record_run
 from medallion_assets.dagster_internals import execute_without_output_capture
 from medallion_assets.gold.facts import stale_order_dates
+from medallion_assets.gold.wide import stale_wide_dates
 from medallion_assets.progress import progress_config
 from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.resources.postgres import SourceDatabase, redact
@@ -142,7 +143,8 @@ def _build(
             if partitions is None:
                 ranges: list[tuple[str, str] | None] = [None]
             elif by_order_date:
-                stale = stale_order_dates(resources.spark.session(), resources.lakehouse.lake())
+                session, lake = resources.spark.session(), resources.lakehouse.lake()
+                stale = sorted({*stale_order_dates(session, lake), *stale_wide_dates(session, lake)})
                 ranges = _order_date_ranges(stale, partitions, summary.range, echo)
             else:
                 ranges = [_clamp(partitions, summary.range)]

@@ -21,6 +21,7 @@ from pyspark.sql import SparkSession
 from medallion_assets.build import build as run_build
 from medallion_assets.build import format_summary
 from medallion_assets.definitions import code_location
+from medallion_assets.interface.report import write_report
 from medallion_assets.maintenance import operations as lake_ops
 from medallion_assets.resources.delta_lake import Lake, LakeError
 from medallion_assets.resources.instance import ensure_dagster_home
@@ -33,6 +34,7 @@ from medallion_assets.resources.postgres import (
     source_database_url,
     stop_embedded_server,
 )
+from medallion_assets.resources.reports import REPORT_FILE
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.spark_server import SparkJarsMissingError, SparkServer, SparkServerError
 from medallion_assets.resources.warehouse import WarehouseError
@@ -481,6 +483,12 @@ def quickstart(scale: float, seed: int, csv_dir: Path | None) -> None:
     click.echo(
         f"                      medallion warehouse sql 'select * from {report} order by 1 desc limit 5'"
     )
+    click.echo(
+        "                      analytics views: analytics.daily_revenue, category_daily, customer_segments,"
+    )
+    click.echo("                      delivery_performance, seller_scorecard (README: The interface layer)")
+    page = settings.home / "reports" / REPORT_FILE
+    click.echo(f"  report (HTML)       {page}  (charts; medallion report writes it again)")
     passed = sum(o.checks_passed for o in summary.assets.values())
     click.echo(
         f"  asset checks        {passed} passed, {len(summary.check_errors)} failed, "
@@ -554,6 +562,28 @@ def build_command(selection: str | None, start: dt.datetime | None, end: dt.date
     click.echo(format_summary(summary))
     if not summary.success:
         raise SystemExit(1)
+
+
+@main.command("report")
+@user_errors
+def report_command() -> None:
+    """Write the HTML report (charts of the warehouse's analytics views, the checks' latest outcomes,
+    the quarantine) to $MEDALLION_HOME/reports, as the interface/olist_report asset does."""
+    settings = get_settings()
+    ensure_dagster_home(settings)
+    definitions = code_location(settings)
+    wanted = {key: definitions.resources[key] for key in ("spark", "lakehouse", "warehouse", "reports")}
+    with dg.build_resources(wanted) as resources, dg.DagsterInstance.get() as instance:
+        page = resources.reports.page()
+        figures = write_report(
+            page,
+            resources.warehouse,
+            instance,
+            definitions.resolve_asset_graph().asset_check_keys,
+            resources.spark.session(),
+            resources.lakehouse.lake(),
+        )
+    click.echo(f"report: {page} ({len(figures.daily)} order days; open it in a browser, it works offline)")
 
 
 @main.command("dev")

@@ -20,6 +20,7 @@ from medallion_assets.automation.definitions import automation_definitions
 from medallion_assets.automation.freshness import with_freshness
 from medallion_assets.bronze.definitions import bronze_definitions
 from medallion_assets.gold.definitions import gold_definitions
+from medallion_assets.interface.definitions import check_keys_of, interface_definitions
 from medallion_assets.maintenance.jobs import maintenance_definitions, writer_pools
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.progress import medallion_progress
@@ -30,7 +31,7 @@ from medallion_assets.settings import Settings, get_settings
 from medallion_assets.silver.definitions import silver_definitions
 from medallion_assets.sources.olist_db import history_end
 from medallion_assets.specs import LAKE_TABLES
-from medallion_assets.specs.gold import WAREHOUSE_VIEWS
+from medallion_assets.specs.interface import WAREHOUSE_VIEWS
 from medallion_assets.warehouse.definitions import warehouse_definitions
 
 
@@ -40,13 +41,18 @@ def build_definitions(settings: Settings | None = None, last_day: dt.date | None
     daily = daily_partitions(settings, last_day)
     lake_layers = (bronze_definitions(daily), silver_definitions(daily), gold_definitions(daily))
     warehouse = warehouse_definitions(daily, settings)
-    merged = dg.Definitions.merge(
-        resource_definitions(settings),
+    tables = dg.Definitions.merge(
         *lake_layers,
         warehouse,
         # Dagster's column-schema change check on every lake table and warehouse table (a view's
         # columns are its SQL, in the project).
         dg.Definitions(asset_checks=column_schema_change_checks(schema_watched(lake_layers, warehouse))),
+    )
+    merged = dg.Definitions.merge(
+        resource_definitions(settings),
+        tables,
+        # The report summarizes every check of the tables.
+        interface_definitions(check_keys_of(tables)),
         # Each table's maintenance runs in the pool of the step that writes the table.
         maintenance_definitions(LAKE_TABLES, writer_pools(lake_layers), settings),
         # The gold refresh builds gold with these same definitions (built again inside its run).
@@ -56,11 +62,11 @@ def build_definitions(settings: Settings | None = None, last_day: dt.date | None
             executor=dg.in_process_executor,
         ),
     )
-    return with_freshness(merged)  # gold and the warehouse: refreshed daily by 02:00
+    return with_freshness(merged)  # gold, the warehouse and the report: refreshed daily by 02:00
 
 
 def schema_watched(lake_layers: tuple[dg.Definitions, ...], warehouse: dg.Definitions) -> set[dg.AssetKey]:
-    views = {dg.AssetKey(["warehouse", name]) for name in WAREHOUSE_VIEWS}
+    views = {dg.AssetKey(view.asset_path) for view in WAREHOUSE_VIEWS.values()}
     return {
         key
         for layer in (*lake_layers, warehouse)

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # service account key is given as JSON text; an API endpoint points the client at an emulator.
     bigquery_project: str | None = Field(None, validation_alias="MEDALLION_BIGQUERY_PROJECT")
     bigquery_dataset: str = Field("medallion_gold", validation_alias="MEDALLION_BIGQUERY_DATASET")
+    # The interface views of schema `analytics` (specs/interface.py), beside the tables' dataset.
+    bigquery_analytics_dataset: str = Field(
+        "medallion_analytics", validation_alias="MEDALLION_BIGQUERY_ANALYTICS_DATASET"
+    )
     bigquery_location: str = Field("US", validation_alias="MEDALLION_BIGQUERY_LOCATION")
     bigquery_credentials_json: SecretStr | None = Field(
         None, validation_alias="MEDALLION_BIGQUERY_CREDENTIALS_JSON"

@@ -191,8 +191,8 @@ def retry_tags_of(tags: Mapping[str, str]) -> dict[str, str]:
     return {TRANSIENT_RETRIES_TAG: tags[TRANSIENT_RETRIES_TAG]} if TRANSIENT_RETRIES_TAG in tags else {}
 
 
-# What a gold refresh builds: gold and its copies in the warehouse.
-GOLD_REFRESH_SELECTION = "key:gold/* or key:warehouse/*"
+# What a gold refresh builds: gold, its copies and views in the warehouse, and the report.
+GOLD_REFRESH_SELECTION = "key:gold/* or key:warehouse/* or key:interface/*"
 
 
 def gold_refresh_job(code_location: Callable[[], dg.Definitions]) -> dg.JobDefinition:

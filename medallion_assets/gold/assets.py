@@ -4,6 +4,8 @@
   SCD2 history is recomputed, so a late or out-of-order change lands in the right version; keys are
   hashes of (member, valid_from), so unchanged versions keep their keys).
 - fact_clickstream and daily_funnel_report are partitioned by event date, like silver/clickstream.
+- The wide tables (orders_wide, order_items_wide) are partitioned by order date like the facts they
+  widen, with the dimensions' attributes joined (wide.py).
 - Facts and the daily reports are partitioned by order date (the same daily calendar as the other
   layers, but the key is the purchase date). A partition is computed from silver's current state;
   which old order dates a day of changes touched is found by `stale_order_dates` (facts.py).
@@ -33,13 +35,16 @@ from medallion_assets.gold.reports import (
     daily_funnel_report,
     daily_order_report,
 )
+from medallion_assets.gold.wide import WIDE_TABLES
 from medallion_assets.resources.delta_lake import LakeResource, lake_table_args
+from medallion_assets.resources.reports import ReportFolder
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.specs import (
     ATTRIBUTE_CHANGES,
     GOLD_DIMENSIONS,
     GOLD_FACTS,
     GOLD_REPORTS,
+    GOLD_WIDE,
     LakeTable,
 )
 
@@ -198,13 +203,36 @@ def build_report_asset(
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run() if partitions else None,
     )
-    def report(context: dg.AssetExecutionContext, facts: DataFrame):
+    def report(context: dg.AssetExecutionContext, facts: DataFrame, reports: ReportFolder):
         rows = compute(facts).cache()  # the preview and the write share it
         order = [F.desc(c) if c == table.partition_column else F.asc(c) for c in table.primary_key]
-        yield dg.Output(rows, metadata={"preview": preview(rows, order)})
+        # The charts of the reports: written by interface/olist_report after the warehouse's views.
+        charts = dg.MetadataValue.path(str(reports.page()))
+        yield dg.Output(rows, metadata={"preview": preview(rows, order), "report_page": charts})
         rows.unpersist()
 
     return report
+
+
+def build_wide_asset(table: LakeTable, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """A wide table: its fact's window (the same order dates) with every dimension it joins, whole."""
+    dimensions = ("dim_customer", "dim_product", "dim_seller", "dim_location", "dim_date")
+    facts = ("fact_orders", "fact_order_items") if table.name == "order_items_wide" else ("fact_orders",)
+    compute = WIDE_TABLES[table.name]
+
+    @_gold_asset(
+        table,
+        deps=[*(_key("gold", name) for name in facts), *(_key("gold", name) for name in dimensions)],
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def wide_table(
+        context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakeResource
+    ) -> DataFrame:
+        window = context.partition_time_window
+        return compute(spark.session(), lakehouse.lake(), (window.start.date(), window.end.date()))
+
+    return wide_table
 
 
 def gold_assets(partitions: dg.TimeWindowPartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -226,4 +254,5 @@ def gold_assets(partitions: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
             daily_funnel_report,
             partitions,
         ),
+        *(build_wide_asset(table, partitions) for table in GOLD_WIDE.values()),
     ]

@@ -194,23 +194,35 @@ class BigQueryWarehouse(WarehouseIOManager):
     def table_ref(self, table: LakeTable) -> str:
         return f"`{self.table_id(table)}`"
 
-    def view_ref(self, name: str) -> str:
+    def dataset_of(self, schema: str) -> str:
+        """The dataset of a schema of specs/interface.py: `gold` is the tables' own."""
         settings = self.settings()
-        return f"`{settings.bigquery_project}.{settings.bigquery_dataset}.{name}`"
+        dataset = settings.bigquery_dataset if schema == "gold" else settings.bigquery_analytics_dataset
+        return f"{settings.bigquery_project}.{dataset}"
 
-    def replace_view(self, name: str, description: str, sql: str) -> dict[str, Any]:
+    def location(self) -> str:
+        return f"BigQuery {self.dataset_of('gold')}, {self.dataset_of('analytics')}"
+
+    def view_ref(self, name: str, schema: str = "gold") -> str:
+        return f"`{self.dataset_of(schema)}.{name}`"
+
+    def replace_view(self, name: str, description: str, sql: str, schema: str = "gold") -> dict[str, Any]:
         client = self.client()
         # BigQuery's string literal: a raw triple-quoted one, so a description needs no escaping but this.
         text = description.replace('"""', "'''")
+        view = self.view_ref(name, schema)
         try:
+            dataset = bigquery.Dataset(self.dataset_of(schema))
+            dataset.location = self.settings().bigquery_location
+            client.create_dataset(dataset, exists_ok=True)
             client.query(
-                f'CREATE OR REPLACE VIEW {self.view_ref(name)} OPTIONS (description = r"""{text}""") AS {sql}'
+                f'CREATE OR REPLACE VIEW {view} OPTIONS (description = r"""{text}""") AS {sql}'
             ).result()
         except google_errors.GoogleAPICallError as exc:
-            raise WarehouseError(f"BigQuery refused creating the view {name}: {exc.message}") from None
+            raise WarehouseError(f"BigQuery refused creating the view {view}: {exc.message}") from None
         finally:
             client.close()
-        return {"dagster/table_name": self.view_ref(name).strip("`")}
+        return {"dagster/table_name": view.strip("`")}
 
     def stored_fingerprint(self, table: LakeTable) -> str | None:
         client = self.client()

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from medallion_assets.resources.delta_lake import DeltaLakeIOManager, LakeResource
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.postgres import AuditDatabase, SourceDatabase
+from medallion_assets.resources.reports import ReportFolder
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.webhook import AlertWebhook
 from medallion_assets.settings import Settings
@@ -45,6 +46,7 @@ def resource_definitions(settings: Settings) -> dg.Definitions:
             "audit_db": AuditDatabase(
                 database_url=secret_from_environment(settings.audit_url, "MEDALLION_AUDIT_URL")
             ),
+            "reports": ReportFolder(directory=str(settings.home / "reports")),
             "alert_webhook": AlertWebhook(
                 url=secret_from_environment(settings.alert_webhook_url, "MEDALLION_ALERT_WEBHOOK_URL"),
                 on_success=settings.alert_on_success,

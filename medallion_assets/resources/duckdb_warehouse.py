@@ -114,18 +114,23 @@ class DuckDBWarehouse(WarehouseIOManager):
     def table_ref(self, table: LakeTable) -> str:
         return f"{SCHEMA}.{table.name}"
 
-    def view_ref(self, name: str) -> str:
-        return f"{SCHEMA}.{name}"
+    def location(self) -> str:
+        return f"DuckDB {self.file()}"
 
-    def replace_view(self, name: str, description: str, sql: str) -> dict[str, Any]:
+    def view_ref(self, name: str, schema: str = SCHEMA) -> str:
+        return f"{schema}.{name}"
+
+    def replace_view(self, name: str, description: str, sql: str, schema: str = SCHEMA) -> dict[str, Any]:
+        view = self.view_ref(name, schema)
         with self.connect() as con:
             try:
-                con.execute(f"CREATE OR REPLACE VIEW {self.view_ref(name)} AS {sql}")
-                con.execute(f"COMMENT ON VIEW {self.view_ref(name)} IS {_quote(description)}")
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                con.execute(f"CREATE OR REPLACE VIEW {view} AS {sql}")
+                con.execute(f"COMMENT ON VIEW {view} IS {_quote(description)}")
             except duckdb.Error as exc:
-                raise WarehouseError(f"cannot create the view {name} in {self.file()}: {exc}") from None
+                raise WarehouseError(f"cannot create the view {view} in {self.file()}: {exc}") from None
         file = self.file()
-        return {"dagster/table_name": f"{file.stem}.{self.view_ref(name)}", "dagster/uri": str(file)}
+        return {"dagster/table_name": f"{file.stem}.{view}", "dagster/uri": str(file)}
 
     def stored_fingerprint(self, table: LakeTable) -> str | None:
         if not self.file().exists():

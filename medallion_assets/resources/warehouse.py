@@ -217,12 +217,17 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         """One read-only SQL statement's result as a stream of bounded batches."""
         raise NotImplementedError
 
-    def replace_view(self, name: str, description: str, sql: str) -> dict[str, Any]:
-        """Create or replace the view `name` as `sql` (tables named by `table_ref`); its metadata."""
+    def replace_view(self, name: str, description: str, sql: str, schema: str = "gold") -> dict[str, Any]:
+        """Create or replace the view `schema.name` as `sql` (tables named by `table_ref`), and its
+        schema if new; its metadata."""
         raise NotImplementedError
 
-    def view_ref(self, name: str) -> str:
-        """How SQL names a view of ours in this warehouse."""
+    def location(self) -> str:
+        """Where the warehouse is, for people (never a secret)."""
+        raise NotImplementedError
+
+    def view_ref(self, name: str, schema: str = "gold") -> str:
+        """How SQL names a view of ours in this warehouse (`schema` as specs/interface.py names it)."""
         raise NotImplementedError
 
     def query(self, sql: str) -> pa.Table:

@@ -32,6 +32,7 @@ from medallion_assets.specs.gold import (
     GOLD_DIMENSIONS,
     GOLD_FACTS,
     GOLD_REPORTS,
+    GOLD_WIDE,
     MAX_AVERAGE_REVENUE,
     ORDER_DATE,
     ORDER_DATE_COLUMNS,
@@ -89,6 +90,7 @@ LAKE_TABLES: tuple[LakeTable, ...] = (
     *GOLD_DIMENSIONS.values(),
     *GOLD_FACTS.values(),
     *GOLD_REPORTS.values(),
+    *GOLD_WIDE.values(),
 )
 # The stream lane's tables: landed by the event-stream sensor's runs, not by `medallion build`.
 STREAM_TABLES: tuple[LakeTable, ...] = (*EVENT_BRONZE_TABLES, *EVENT_QUARANTINE_TABLES)
@@ -107,6 +109,7 @@ __all__ = [
     "GOLD_DIMENSIONS",
     "GOLD_FACTS",
     "GOLD_REPORTS",
+    "GOLD_WIDE",
     "ID_PATTERN",
     "INGESTED_AT",
     "KAGGLE_TIMESTAMP_FORMAT",

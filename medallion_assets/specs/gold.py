@@ -8,7 +8,7 @@ of the dictionaries below.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from medallion_assets.specs.columns import (
     BRAZIL_STATES,
@@ -424,6 +424,104 @@ GOLD_REPORTS: dict[str, LakeTable] = {
 }
 
 
+# ------------------------------------------------------------------------------ wide tables (OBT)
+
+
+def _equals_fact(fact: str, sums: tuple[str, ...]) -> Rule:
+    """Per order date, the wide table has the fact's rows and the same sums: it adds attributes, never
+    rows or money."""
+    ours = ", ".join(f"SUM({c}) AS {c}" for c in sums)
+    differs = " OR ".join(f"w.{c} IS DISTINCT FROM f.{c}" for c in ("n", *sums))
+    return Rule(
+        f"equals_{fact}",
+        f"Per order date, the same rows and sums of {', '.join(sums)} as {fact}.",
+        f"""SELECT COALESCE(w.{ORDER_DATE}, f.{ORDER_DATE}) AS {ORDER_DATE},
+                   w.n AS rows_here, f.n AS fact_rows
+            FROM (SELECT {ORDER_DATE}, COUNT(*) AS n, {ours} FROM rows GROUP BY {ORDER_DATE}) w
+            FULL JOIN (SELECT {ORDER_DATE}, COUNT(*) AS n, {ours} FROM {fact} GROUP BY {ORDER_DATE}) f
+              ON w.{ORDER_DATE} = f.{ORDER_DATE}
+            WHERE {differs}""",
+        reads=(f"gold/{fact}",),
+    )
+
+
+# dim_date's attributes of the order date, as orders_wide names them (dim_date's name: ours).
+ORDER_CALENDAR_NAMES = {
+    **{
+        n: f"order_{n}"
+        for n in ("year", "quarter", "month", "month_name", "day_of_week", "day_name", "iso_week")
+    },
+    **{n: n for n in ("is_weekend", "is_holiday", "holiday_name")},
+}
+ORDER_CALENDAR = tuple(
+    replace(column, name=ORDER_CALENDAR_NAMES[column.name])
+    for column in GOLD_DIMENSIONS["dim_date"].columns
+    if column.name in ORDER_CALENDAR_NAMES
+)
+ORDER_STATUS = Column("order_status", required=True, allowed=ORDER_STATUSES)
+ORDER_OUTCOME = (
+    Column("latest_review_score", "int", min_value=1, max_value=5),
+    Column("delivery_days", "int"),
+    _flag("is_late"),
+    _flag("is_revenue_order", required=True),
+)
+
+GOLD_WIDE: dict[str, LakeTable] = {
+    t.name: t
+    for t in (
+        gold_table(
+            "orders_wide",
+            ("order_id",),
+            "One row per order for analysts (one big table): fact_orders with the customer's address, "
+            "its zip's position and the calendar of the order date, as they were at purchase time, "
+            "and the customer's current address beside them (customer_moved says they differ).",
+            (
+                *GOLD_FACTS["fact_orders"].columns,  # the order's facts, then its attributes
+                *_place("customer"),
+                Column("customer_latitude", "float", min_value=-34.0, max_value=5.5),
+                Column("customer_longitude", "float", min_value=-74.0, max_value=-28.5),
+                *ORDER_CALENDAR,
+                *_place("current_customer"),
+                _flag("customer_moved", required=True),
+            ),
+            by_order_date=True,
+            rules=(_equals_fact("fact_orders", ("revenue", "payment_total", "freight_value")),),
+            cluster_by=("customer_state", "order_status"),
+        ),
+        gold_table(
+            "order_items_wide",
+            ("order_id", "order_item_id"),
+            "One row per order item for analysts (one big table): fact_order_items with the product "
+            "(category, size, weight) and the seller (address) as they were at purchase time, the "
+            "customer's state then, and the order's status, review and delivery.",
+            (
+                *GOLD_FACTS["fact_order_items"].columns[:2],
+                *ORDER_DATE_COLUMNS,
+                ORDER_STATUS,
+                Column("shipping_limit_date", "timestamp"),
+                _amount("price"),
+                _amount("freight_value"),
+                _total("item_revenue"),
+                _key("product_key"),
+                _id("product_id"),
+                Column("product_category", required=True, max_length=100),
+                Column("product_category_name", max_length=100),
+                *(_count(f"product_{m}") for m in ("weight_g", "length_cm", "height_cm", "width_cm")),
+                _key("seller_key"),
+                _id("seller_id"),
+                *_place("seller"),
+                _key("customer_key"),
+                _place("customer")[2],
+                *ORDER_OUTCOME,
+            ),
+            by_order_date=True,
+            rules=(_equals_fact("fact_order_items", ("item_revenue", "price", "freight_value")),),
+            cluster_by=("product_category", "seller_id"),
+        ),
+    )
+}
+
+
 # --------------------------------------------------------------------------------- SCD2 dimensions
 
 # The product_category of a product with neither an English nor a Portuguese category name.
@@ -481,46 +579,3 @@ SCD2_DIMENSIONS: tuple[Scd2Dimension, ...] = (
     ),
 )
 SCD2_BY_NAME = {d.table.name: d for d in SCD2_DIMENSIONS}
-
-
-# --------------------------------------------------------------------------------- warehouse views
-
-
-@dataclass(frozen=True)
-class WarehouseView:
-    """A view the warehouse sync creates or replaces over the warehouse's copies of gold tables, one
-    declaration for DuckDB and BigQuery: `sql` names each table it reads as `{name}` (standard SQL
-    both engines run)."""
-
-    name: str
-    description: str
-    sql: str
-    reads: tuple[str, ...]  # gold table names
-
-
-LIVE_DAILY_ORDERS = WarehouseView(
-    name="live_daily_orders",
-    description=(
-        "Orders per day up to the minute: the batch lane's daily_order_report, plus the checkouts "
-        "the web shop's events reported whose order the batch lane has not brought yet (in no "
-        "fact_orders row). An order is counted by one lane only: once batch has it, its checkout "
-        "drops out. Revenue is the batch lane's (events carry no amounts)."
-    ),
-    sql=f"""
-WITH live AS (
-    SELECT c.{EVENT_DATE} AS {ORDER_DATE}, COUNT(DISTINCT c.order_id) AS live_orders
-    FROM {{fact_clickstream}} c
-    WHERE c.event_type = 'checkout'
-      AND NOT EXISTS (SELECT 1 FROM {{fact_orders}} f WHERE f.order_id = c.order_id)
-    GROUP BY c.{EVENT_DATE}
-)
-SELECT COALESCE(b.{ORDER_DATE}, l.{ORDER_DATE}) AS {ORDER_DATE},
-       COALESCE(b.orders, 0) + COALESCE(l.live_orders, 0) AS orders,
-       COALESCE(b.orders, 0) AS batch_orders,
-       COALESCE(l.live_orders, 0) AS live_orders,
-       b.total_revenue AS batch_revenue
-FROM {{daily_order_report}} b
-FULL OUTER JOIN live l ON b.{ORDER_DATE} = l.{ORDER_DATE}""",
-    reads=("fact_clickstream", "fact_orders", "daily_order_report"),
-)
-WAREHOUSE_VIEWS: dict[str, WarehouseView] = {view.name: view for view in (LIVE_DAILY_ORDERS,)}

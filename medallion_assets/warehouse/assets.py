@@ -1,8 +1,8 @@
 """Warehouse assets: every gold table copied to the warehouse (DuckDB file or BigQuery), built from
 the gold specs by one factory, each with a check that the copy equals gold.
 
-Views declared in specs/gold.py (`WAREHOUSE_VIEWS`, e.g. live_daily_orders) are assets too,
-created or replaced after the tables they read.
+Views declared in specs/interface.py (`WAREHOUSE_VIEWS`: live_daily_orders beside the tables, the
+analytics schema's interface views) are assets too, created or replaced after the tables they read.
 
 `warehouse/<name>` is downstream of `gold/<name>` and partitioned like it: a run over order dates
 D1..D2 replaces exactly those dates' rows in the warehouse (the IO manager of MEDALLION_WAREHOUSE,
@@ -38,15 +38,23 @@ from medallion_assets.resources.warehouse import (
     row_digest,
 )
 from medallion_assets.settings import Settings
-from medallion_assets.specs import GOLD_DIMENSIONS, GOLD_FACTS, GOLD_REPORTS, TABLES_BY_PATH, LakeTable
-from medallion_assets.specs.gold import WAREHOUSE_VIEWS, WarehouseView
+from medallion_assets.specs import (
+    GOLD_DIMENSIONS,
+    GOLD_FACTS,
+    GOLD_REPORTS,
+    GOLD_WIDE,
+    TABLES_BY_PATH,
+    LakeTable,
+)
+from medallion_assets.specs.interface import WAREHOUSE_VIEWS, WarehouseView
 
 GROUP = "warehouse"
-# Every gold table is synced: dimensions, facts, reports and features.
+# Every gold table is synced: dimensions, facts, reports and features, wide tables.
 SYNCED_TABLES: tuple[LakeTable, ...] = (
     *GOLD_DIMENSIONS.values(),
     *GOLD_FACTS.values(),
     *GOLD_REPORTS.values(),
+    *GOLD_WIDE.values(),
 )
 CHECK_NAME = "equals_gold"
 
@@ -217,23 +225,23 @@ def build_equality_check(table: LakeTable, partitions: dg.PartitionsDefinition) 
 
 
 def build_view_asset(view: WarehouseView, kind: str) -> dg.AssetsDefinition:
-    """warehouse/<view>: created or replaced after the tables it reads are synced (cheap: a view
-    holds no rows; replacing it keeps it equal to its declaration in the project)."""
+    """warehouse/[<schema>/]<view>: created or replaced after the tables it reads are synced (cheap:
+    a view holds no rows; replacing it keeps it equal to its declaration in the project)."""
     read = [TABLES_BY_PATH[f"gold/{name}"] for name in view.reads]
 
     @dg.asset(
-        key=[LAYER, view.name],
+        key=list(view.asset_path),
         deps=[warehouse_key(table) for table in read],
         description=view.description,
         group_name=GROUP,
         kinds={kind},
         required_resource_keys={"warehouse"},
-        pool=f"{LAYER}/{view.name}",
+        pool="/".join(view.asset_path),
     )
     def replace_view(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         warehouse: WarehouseIOManager = context.resources.warehouse
         sql = view.sql.format(**{table.name: warehouse.table_ref(table) for table in read})
-        metadata = warehouse.replace_view(view.name, view.description, sql)
+        metadata = warehouse.replace_view(view.name, view.description, sql, view.schema)
         return dg.MaterializeResult(metadata={**metadata, "sql": dg.MetadataValue.md(f"```sql{sql}\n```")})
 
     return replace_view

@@ -18,15 +18,22 @@ from medallion_assets.definitions import code_location
 from medallion_assets.gold.history import UNKNOWN_KEY
 from medallion_assets.resources.delta_lake import Lake
 from medallion_assets.resources.spark import SparkResource
-from medallion_assets.specs import GOLD_DIMENSIONS, GOLD_FACTS, GOLD_REPORTS, LAKE_TABLES, STREAM_TABLES
+from medallion_assets.specs import (
+    GOLD_DIMENSIONS,
+    GOLD_FACTS,
+    GOLD_REPORTS,
+    GOLD_WIDE,
+    LAKE_TABLES,
+    STREAM_TABLES,
+)
 from medallion_assets_tests import handmade
 from medallion_assets_tests.handmade import P1, at, write_handmade
 from medallion_assets_tests.helpers import HandmadeBuild, assert_scd2_invariants, booked_instance
 from olist_source.system import advance_source, load_source
 
-GOLD = {**GOLD_DIMENSIONS, **GOLD_FACTS, **GOLD_REPORTS}
+GOLD = {**GOLD_DIMENSIONS, **GOLD_FACTS, **GOLD_REPORTS, **GOLD_WIDE}
 SCD2_MEMBERS = {"dim_customer": "customer_unique_id", "dim_product": "product_id", "dim_seller": "seller_id"}
-THROUGH_GOLD = "not key:warehouse/*"  # every lake layer, not the warehouse copies
+THROUGH_GOLD = "not key:warehouse/* and not key:interface/*"  # every lake layer, no warehouse
 
 
 def gold_rows(lake_root: Path | str, name: str) -> list[dict]:
@@ -113,6 +120,55 @@ def test_reports_equal_values_worked_out_by_hand(handmade_build: HandmadeBuild) 
     assert "85.33" in metadata("daily_order_report")["preview"].value
     assert metadata("dim_customer")["versions_new"].value == len(customers)
     assert metadata("fact_orders")["dagster/row_count"].value >= 1
+
+
+def test_wide_tables_carry_the_attributes_at_purchase_and_the_current_ones(
+    handmade_build: HandmadeBuild,
+) -> None:
+    lake = handmade_build.lake
+    facts = {r["order_id"]: r for r in gold_rows(lake, "fact_orders")}
+    wide = {r["order_id"]: r for r in gold_rows(lake, "orders_wide")}
+    assert set(wide) == set(facts)  # one row per order, every status
+    for order_id, fact in facts.items():  # the facts, unchanged
+        assert {name: wide[order_id][name] for name in fact if not name.startswith("_")} == {
+            name: value for name, value in fact.items() if not name.startswith("_")
+        }
+    first, second = wide[handmade._id("o1")], wide[handmade._id("o5")]
+    # P1 ordered in Sao Paulo, then moved to Rio: the first order keeps Sao Paulo, beside Rio now.
+    assert (first["customer_city"], first["customer_state"], first["customer_zip_code_prefix"]) == (
+        "sao paulo",
+        "SP",
+        "01001",
+    )
+    assert (first["current_customer_city"], first["current_customer_state"]) == ("rio de janeiro", "RJ")
+    assert first["customer_moved"] is True and second["customer_moved"] is False
+    assert second["customer_city"] == second["current_customer_city"] == "rio de janeiro"
+    # The calendar of the order date (2018-03-01, a Thursday) and the zip's position.
+    assert (first["order_year"], first["order_month"], first["order_day_name"], first["is_weekend"]) == (
+        2018,
+        3,
+        "Thursday",
+        False,
+    )
+    assert first["customer_latitude"] is not None and first["customer_longitude"] is not None
+
+    items = {(r["order_id"], r["order_item_id"]): r for r in gold_rows(lake, "order_items_wide")}
+    assert len(items) == len(handmade.ITEMS)
+    o2 = items[(handmade._id("o2"), 1)]
+    assert (o2["product_category"], o2["product_category_name"]) == ("categoria_nova", "categoria_nova")
+    assert (o2["seller_city"], o2["seller_state"], o2["customer_state"]) == ("belo horizonte", "MG", "MG")
+    assert (o2["order_status"], o2["item_revenue"]) == ("delivered", Decimal("115.50"))
+    assert items[(handmade._id("o1"), 1)]["is_late"] is True
+    # Their checks ran in the build and passed: keys, nulls, and the same sums as the facts per day.
+    for name in ("orders_wide", "order_items_wide"):
+        outcome = handmade_build.summary.assets[f"gold/{name}"]
+        assert outcome.checks_failed == 0 and outcome.checks_passed >= 3, name
+    event = handmade_build.instance.get_latest_materialization_event(
+        dg.AssetKey(["gold", "daily_order_report"])
+    )
+    assert event and event.asset_materialization
+    page = event.asset_materialization.metadata["report_page"].value
+    assert page == str(handmade_build.home.absolute() / "reports" / "olist_report.html")
 
 
 @pytest.mark.slow

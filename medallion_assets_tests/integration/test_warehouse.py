@@ -36,10 +36,12 @@ from medallion_assets.resources.warehouse import (
 )
 from medallion_assets.settings import get_settings
 from medallion_assets.specs import GOLD_REPORTS
-from medallion_assets.specs.gold import EVENT_DATE, WAREHOUSE_VIEWS
+from medallion_assets.specs.gold import EVENT_DATE
+from medallion_assets.specs.interface import ANALYTICS_VIEWS, WAREHOUSE_VIEWS
 from medallion_assets.warehouse.assets import SYNCED_TABLES, compare
 from medallion_assets_tests.bigquery_emulator import PROJECT, bigquery_emulator
 from medallion_assets_tests.helpers import CATEGORIES, HandmadeBuild, category_rows, day
+from medallion_assets_tests.interface import assert_analytics_views_equal_gold
 
 RFM = GOLD_REPORTS["customer_rfm"]  # unpartitioned: replaced whole
 
@@ -300,6 +302,7 @@ def _assert_live_view_is_the_batch_report(lake: Path, warehouse: WarehouseIOMana
 def test_the_build_synced_every_gold_table_to_duckdb_equal_to_gold(handmade_build: HandmadeBuild) -> None:
     warehouse = DuckDBWarehouse(path=str(handmade_build.home / "warehouse.duckdb"))
     _assert_live_view_is_the_batch_report(handmade_build.lake, warehouse)
+    assert_analytics_views_equal_gold(handmade_build.lake, warehouse)
     for table in SYNCED_TABLES:
         gold = _gold(handmade_build.lake, table)
         # The hand-made shop has no web shop events: the clickstream's tables are empty (their sync
@@ -326,6 +329,7 @@ def test_bigquery_sync_through_dagster_reads_back_equal_to_gold(
     monkeypatch.setenv("MEDALLION_WAREHOUSE", "bigquery")
     monkeypatch.setenv("MEDALLION_BIGQUERY_PROJECT", PROJECT)
     monkeypatch.setenv("MEDALLION_BIGQUERY_DATASET", "handmade")
+    monkeypatch.setenv("MEDALLION_BIGQUERY_ANALYTICS_DATASET", "handmade_analytics")
     monkeypatch.setenv("MEDALLION_BIGQUERY_ENDPOINT", emulator_endpoint)
     first, last = handmade_build.summary.range
     with dg.DagsterInstance.ephemeral() as instance:
@@ -341,9 +345,13 @@ def test_bigquery_sync_through_dagster_reads_back_equal_to_gold(
         gold = _gold(lake, table)
         assert compare(gold, warehouse.read(table, None), list(table.primary_key)).equal, table.name
     _assert_live_view_is_the_batch_report(lake, warehouse)
-    # No staging table is left behind; the views are views.
+    assert_analytics_views_equal_gold(lake, warehouse)
+    # No staging table is left behind; the views are views, in their datasets.
     listed = {t.table_id: t.table_type for t in warehouse.client().list_tables("handmade")}
-    assert listed == {t.name: "TABLE" for t in SYNCED_TABLES} | {name: "VIEW" for name in WAREHOUSE_VIEWS}
+    gold_views = {v.name: "VIEW" for v in WAREHOUSE_VIEWS.values() if v.schema == "gold"}
+    assert listed == {t.name: "TABLE" for t in SYNCED_TABLES} | gold_views
+    analytics = {t.table_id: t.table_type for t in warehouse.client().list_tables("handmade_analytics")}
+    assert analytics == {name: "VIEW" for name in ANALYTICS_VIEWS}
 
 
 # ------------------------------------------------------- the sync holds no whole table in memory

@@ -27,6 +27,7 @@ from medallion_assets.automation.propagation import (
 )
 from medallion_assets.automation.source_changes import bronze_run_request
 from medallion_assets.definitions import build_definitions
+from medallion_assets.interface.assets import REPORT_KEY
 from medallion_assets.resources import retries
 from medallion_assets.resources.retries import (
     RETRY_TAGS,
@@ -35,7 +36,7 @@ from medallion_assets.resources.retries import (
     retry_when_unreachable,
 )
 from medallion_assets.sources.olist_db import NewChanges
-from medallion_assets.specs.gold import WAREHOUSE_VIEWS
+from medallion_assets.specs.interface import WAREHOUSE_VIEWS
 from medallion_assets.tags import (
     PARTITION_RANGE_END_TAG,
     PARTITION_RANGE_START_TAG,
@@ -56,11 +57,12 @@ def graph() -> "AssetGraph":
 # ------------------------------------------------------------------------------------ freshness
 
 
-def test_freshness_policies_on_exactly_gold_and_the_warehouse(graph: "AssetGraph") -> None:
+def test_freshness_policies_on_exactly_gold_the_warehouse_and_the_report(graph: "AssetGraph") -> None:
     with_policy = {key for key in graph.materializable_asset_keys if graph.get(key).freshness_policy}
-    expected = {key for key in graph.materializable_asset_keys if key.path[0] in ("gold", "warehouse")}
-    assert with_policy == expected and len(expected) == 25
-    assert set(FRESHNESS_BY_GROUP) == {"gold", "warehouse"}
+    layers = ("gold", "warehouse", "interface")
+    expected = {key for key in graph.materializable_asset_keys if key.path[0] in layers}
+    assert with_policy == expected and len(expected) == 35
+    assert set(FRESHNESS_BY_GROUP) == set(layers)
     policy = graph.get(dg.AssetKey(["gold", "fact_orders"])).freshness_policy
     assert policy == DAILY_REFRESH.policy()
     assert isinstance(policy, dg.FreshnessPolicy)
@@ -81,8 +83,8 @@ def test_the_deadline_follows_the_daily_catch_up() -> None:
 
 def test_schema_change_checks_on_every_lake_and_warehouse_table(graph: "AssetGraph") -> None:
     checked = {k.asset_key for k in graph.asset_check_keys if k.name == "column_schema_change"}
-    views = {dg.AssetKey(["warehouse", name]) for name in WAREHOUSE_VIEWS}
-    assert checked == set(graph.materializable_asset_keys) - views
+    views = {dg.AssetKey(view.asset_path) for view in WAREHOUSE_VIEWS.values()}
+    assert checked == set(graph.materializable_asset_keys) - views - {REPORT_KEY}  # tables only
     assert {"bronze", "silver", "quarantine", "gold", "warehouse"} == {k.path[0] for k in checked}
     assert dg.AssetKey(["bronze", "clickstream"]) in checked  # the stream lane records its schema too
     spec = graph.get_check_spec(

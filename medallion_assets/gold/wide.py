@@ -1,0 +1,116 @@
+"""Gold's wide tables (one big table each, specs/gold.py GOLD_WIDE): a fact's rows with the
+attributes an analyst filters by, joined once in Spark so a BI tool needs no join.
+
+orders_wide and order_items_wide are partitioned by order date like their facts and read the facts'
+stored rows of the window, with the dimensions whole. The attributes as of purchase come with the
+facts' version keys, so they only change with the facts; the current ones (orders_wide's
+current_customer_*) and a zip's position change without them: `stale_wide_dates` finds the order
+dates whose stored wide rows differ from what the stored facts and dimensions give now.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import dagster as dg
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from medallion_assets.gold.facts import ROW_HASH, gold, with_row_hash
+from medallion_assets.resources.delta_lake import Lake
+from medallion_assets.resources.delta_lake import Window as LakeWindow
+from medallion_assets.specs import GOLD_WIDE, ORDER_DATE
+from medallion_assets.specs.gold import ORDER_CALENDAR_NAMES
+
+PLACE = ("zip_code_prefix", "city", "state")
+
+
+def _facts(spark: SparkSession, lake: Lake, name: str, window: tuple[dt.date, dt.date] | None) -> DataFrame:
+    return lake.table(spark, dg.AssetKey(["gold", name]), LakeWindow(ORDER_DATE, *window) if window else None)
+
+
+def orders_wide(spark: SparkSession, lake: Lake, window: tuple[dt.date, dt.date] | None) -> DataFrame:
+    """orders_wide for the order dates of `window` (None: all)."""
+    customers = gold(spark, lake, "dim_customer")
+    at_purchase = customers.select("customer_key", *(f"customer_{p}" for p in PLACE))
+    current = customers.filter("is_current").select(
+        "customer_unique_id", *(F.col(f"customer_{p}").alias(f"current_customer_{p}") for p in PLACE)
+    )
+    position = gold(spark, lake, "dim_location").select(
+        F.col("zip_code_prefix").alias("customer_zip_code_prefix"),
+        F.col("latitude").alias("customer_latitude"),
+        F.col("longitude").alias("customer_longitude"),
+    )
+    calendar = gold(spark, lake, "dim_date").select(
+        F.col("date_key").alias("order_date_key"),
+        *(F.col(ours).alias(theirs) for ours, theirs in ORDER_CALENDAR_NAMES.items()),
+    )
+    moved = F.lit(False)
+    for p in PLACE:
+        moved = moved | ~F.col(f"customer_{p}").eqNullSafe(F.col(f"current_customer_{p}"))
+    rows = (
+        _facts(spark, lake, "fact_orders", window)
+        .join(at_purchase, "customer_key", "left")
+        .join(current, "customer_unique_id", "left")
+        .join(position, "customer_zip_code_prefix", "left")
+        .join(calendar, "order_date_key", "left")
+        # The unknown customer (key -1) has no address: it moved nowhere.
+        .withColumn(
+            "customer_moved", F.coalesce(moved & F.col("customer_unique_id").isNotNull(), F.lit(False))
+        )
+    )
+    return with_row_hash(rows.select(*(c.name for c in GOLD_WIDE["orders_wide"].columns)))
+
+
+def order_items_wide(spark: SparkSession, lake: Lake, window: tuple[dt.date, dt.date] | None) -> DataFrame:
+    """order_items_wide for the order dates of `window` (None: all)."""
+    product = gold(spark, lake, "dim_product").select(
+        "product_key",
+        "product_category_name",
+        *(f"product_{m}" for m in ("weight_g", "length_cm", "height_cm", "width_cm")),
+    )
+    seller = gold(spark, lake, "dim_seller").select("seller_key", *(f"seller_{p}" for p in PLACE))
+    customer = gold(spark, lake, "dim_customer").select("customer_key", "customer_state")
+    order = _facts(spark, lake, "fact_orders", window).select(
+        "order_id", "order_status", "latest_review_score", "delivery_days", "is_late"
+    )
+    rows = (
+        _facts(spark, lake, "fact_order_items", window)
+        .join(order, "order_id", "left")
+        .join(product, "product_key", "left")
+        .join(seller, "seller_key", "left")
+        .join(customer, "customer_key", "left")
+    )
+    return with_row_hash(rows.select(*(c.name for c in GOLD_WIDE["order_items_wide"].columns)))
+
+
+WIDE_TABLES: dict[str, Callable[[SparkSession, Lake, tuple[dt.date, dt.date] | None], DataFrame]] = {
+    "orders_wide": orders_wide,
+    "order_items_wide": order_items_wide,
+}
+
+
+def stale_wide_dates(spark: SparkSession, lake: Lake) -> set[dt.date]:
+    """Order dates whose stored wide rows differ from what the stored facts and the dimensions give
+    now (a customer moved since, a zip's position changed). Rows of stale facts are found by
+    `stale_order_dates` itself. Empty when a wide table was never built."""
+    stale: set[dt.date] = set()
+    for name, compute in WIDE_TABLES.items():
+        table = GOLD_WIDE[name]
+        key = list(table.primary_key)
+        stored = lake.frame(spark, dg.AssetKey(table.asset_path), columns=[*key, ORDER_DATE, ROW_HASH])
+        if stored is None or stored.isEmpty():
+            continue
+        was = stored.select(*key, F.col(ORDER_DATE).alias("_date_was"), F.col(ROW_HASH).alias("_hash_was"))
+        now = compute(spark, lake, None).select(
+            *key, F.col(ORDER_DATE).alias("_date_now"), F.col(ROW_HASH).alias("_hash_now")
+        )
+        differing = now.join(was, key, "full_outer").filter(
+            ~F.col("_hash_now").eqNullSafe(F.col("_hash_was"))
+        )
+        dates = differing.select(F.explode(F.array("_date_now", "_date_was")).alias("d")).filter(
+            "d IS NOT NULL"
+        )
+        stale.update(r[0] for r in dates.distinct().collect())
+    return stale
