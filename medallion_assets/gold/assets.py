@@ -215,14 +215,12 @@ def build_report_asset(
 
 
 def build_wide_asset(table: LakeTable, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """A wide table: its fact's window (the same order dates) with every dimension it joins, whole."""
-    dimensions = ("dim_customer", "dim_product", "dim_seller", "dim_location", "dim_date")
-    facts = ("fact_orders", "fact_order_items") if table.name == "order_items_wide" else ("fact_orders",)
-    compute = WIDE_TABLES[table.name]
+    """A wide table: its facts' window (the same order dates) with every dimension it joins, whole."""
+    wide = WIDE_TABLES[table.name]
 
     @_gold_asset(
         table,
-        deps=[*(_key("gold", name) for name in facts), *(_key("gold", name) for name in dimensions)],
+        deps=[_key("gold", name) for name in (*wide.facts, *wide.dimensions)],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
@@ -230,7 +228,7 @@ def build_wide_asset(table: LakeTable, partitions: dg.PartitionsDefinition) -> d
         context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakeResource
     ) -> DataFrame:
         window = context.partition_time_window
-        return compute(spark.session(), lakehouse.lake(), (window.start.date(), window.end.date()))
+        return wide.compute(spark.session(), lakehouse.lake(), (window.start.date(), window.end.date()))
 
     return wide_table
 

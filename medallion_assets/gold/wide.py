@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import dagster as dg
 from pyspark.sql import DataFrame, SparkSession
@@ -85,9 +86,21 @@ def order_items_wide(spark: SparkSession, lake: Lake, window: tuple[dt.date, dt.
     return with_row_hash(rows.select(*(c.name for c in GOLD_WIDE["order_items_wide"].columns)))
 
 
-WIDE_TABLES: dict[str, Callable[[SparkSession, Lake, tuple[dt.date, dt.date] | None], DataFrame]] = {
-    "orders_wide": orders_wide,
-    "order_items_wide": order_items_wide,
+@dataclass(frozen=True)
+class WideTable:
+    """How a wide table is built: its rows for a window of order dates, and the gold tables they
+    read (the facts of the same order dates, the dimensions whole)."""
+
+    compute: Callable[[SparkSession, Lake, tuple[dt.date, dt.date] | None], DataFrame]
+    facts: tuple[str, ...]
+    dimensions: tuple[str, ...]
+
+
+WIDE_TABLES: dict[str, WideTable] = {
+    "orders_wide": WideTable(orders_wide, ("fact_orders",), ("dim_customer", "dim_location", "dim_date")),
+    "order_items_wide": WideTable(
+        order_items_wide, ("fact_order_items", "fact_orders"), ("dim_product", "dim_seller", "dim_customer")
+    ),
 }
 
 
@@ -96,14 +109,14 @@ def stale_wide_dates(spark: SparkSession, lake: Lake) -> set[dt.date]:
     now (a customer moved since, a zip's position changed). Rows of stale facts are found by
     `stale_order_dates` itself. Empty when a wide table was never built."""
     stale: set[dt.date] = set()
-    for name, compute in WIDE_TABLES.items():
+    for name, wide in WIDE_TABLES.items():
         table = GOLD_WIDE[name]
         key = list(table.primary_key)
         stored = lake.frame(spark, dg.AssetKey(table.asset_path), columns=[*key, ORDER_DATE, ROW_HASH])
         if stored is None or stored.isEmpty():
             continue
         was = stored.select(*key, F.col(ORDER_DATE).alias("_date_was"), F.col(ROW_HASH).alias("_hash_was"))
-        now = compute(spark, lake, None).select(
+        now = wide.compute(spark, lake, None).select(
             *key, F.col(ORDER_DATE).alias("_date_now"), F.col(ROW_HASH).alias("_hash_now")
         )
         differing = now.join(was, key, "full_outer").filter(

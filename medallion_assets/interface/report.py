@@ -177,9 +177,22 @@ def daily_chart(figures: Figures) -> go.Figure:
     days = [row["order_date"].isoformat() for row in figures.daily]
     figure = go.Figure(
         [
-            go.Bar(x=days, y=[_number(r["revenue"]) for r in figures.daily], name="revenue (R$)"),
+            # An area, not bars: two years of days make bars a pixel wide.
             go.Scatter(
-                x=days, y=[r["orders"] for r in figures.daily], name="orders", yaxis="y2", mode="lines"
+                x=days,
+                y=[_number(r["revenue"]) for r in figures.daily],
+                name="revenue (R$)",
+                mode="lines",
+                fill="tozeroy",
+                line={"width": 1},
+            ),
+            go.Scatter(
+                x=days,
+                y=[r["orders"] for r in figures.daily],
+                name="orders",
+                yaxis="y2",
+                mode="lines",
+                line={"width": 1},
             ),
         ]
     )

@@ -35,8 +35,12 @@ READ_CHARTS = """() => Object.fromEntries([...document.querySelectorAll('.js-plo
     gd.data.map(t => ({name: t.name, x: Array.from(t.x || []), y: Array.from(t.y || []),
                        labels: Array.from(t.labels || []), values: Array.from(t.values || [])})),
 ]))"""
+# The marks each chart drew: bars and points, treemap tiles, and the vertices of its lines.
 DRAWN = """() => Object.fromEntries([...document.querySelectorAll('.js-plotly-plot')].map(gd => [
-    gd.id, gd.querySelectorAll('.point, .slice, .scatterlayer .trace path').length,
+    gd.id,
+    gd.querySelectorAll('.point, .slice').length + [...gd.querySelectorAll('.scatterlayer .js-line')]
+        .map(line => (line.getAttribute('d') || '').split(/[ML]/).filter(Boolean).length)
+        .reduce((a, b) => a + b, 0),
 ]))"""
 
 
