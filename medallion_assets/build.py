@@ -36,7 +36,8 @@ from medallion_assets.tags import (
 )
 
 Echo = Callable[[str], None]
-ORDER_DATE_LAYERS = ("gold", "warehouse")
+# Downstream of order dates (the report too: in the last run of gold and the warehouse, not its own).
+ORDER_DATE_LAYERS = ("gold", "warehouse", "interface")
 
 
 @dataclass

@@ -50,7 +50,7 @@ def build_report_asset(check_keys: frozenset[dg.AssetCheckKey]) -> dg.AssetsDefi
                 "path": dg.MetadataValue.path(str(path)),
                 "bytes": path.stat().st_size,
                 "order_days": len(figures.daily),
-                "revenue": float(figures.totals["revenue"] or 0),
+                "revenue": str(figures.totals["revenue"] or 0),  # exact: a Decimal as text
             }
         )
 

@@ -112,7 +112,7 @@ def test_the_report_shows_the_warehouse_numbers_offline(
             kpis = page.inner_text(".kpis")
             shot = tmp_path / "report.png"
             page.screenshot(path=shot, full_page=True, animations="disabled")
-            if os.environ.get("MEDALLION_REPORT_SCREENSHOT"):  # README's image: make report-screenshot
+            if os.environ.get("MEDALLION_REPORT_SCREENSHOT"):  # a copy to keep
                 page.screenshot(path=os.environ["MEDALLION_REPORT_SCREENSHOT"], full_page=True)
         finally:
             browser.close()

@@ -24,6 +24,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from medallion_assets.interface.report import read_figures
 from medallion_assets.resources.bigquery_warehouse import BigQueryWarehouse
 from medallion_assets.resources.delta_lake import Lake, Window
 from medallion_assets.resources.duckdb_warehouse import DuckDBWarehouse
@@ -352,6 +353,21 @@ def test_bigquery_sync_through_dagster_reads_back_equal_to_gold(
     assert listed == {t.name: "TABLE" for t in SYNCED_TABLES} | gold_views
     analytics = {t.table_id: t.table_type for t in warehouse.client().list_tables("handmade_analytics")}
     assert analytics == {name: "VIEW" for name in ANALYTICS_VIEWS}
+    # The report's queries run on BigQuery too, with the figures the DuckDB warehouse gives (the
+    # exact ones: a share is NUMERIC in BigQuery, DOUBLE in DuckDB).
+    here, there = (
+        read_figures(w)
+        for w in (warehouse, DuckDBWarehouse(path=str(handmade_build.home / "warehouse.duckdb")))
+    )
+    assert here.daily and (here.daily, here.categories, here.states, here.totals) == (
+        there.daily,
+        there.categories,
+        there.states,
+        there.totals,
+    )
+    assert [(s["segment"], s["customers"], s["revenue"]) for s in here.segments] == [
+        (s["segment"], s["customers"], s["revenue"]) for s in there.segments
+    ]
 
 
 # ------------------------------------------------------- the sync holds no whole table in memory
