@@ -580,7 +580,7 @@ def report_command() -> None:
             resources.warehouse,
             instance,
             definitions.resolve_asset_graph().asset_check_keys,
-            resources.spark.session(),
+            resources.spark,
             resources.lakehouse.lake(),
         )
     click.echo(f"report: {page} ({len(figures.daily)} order days; open it in a browser, it works offline)")

@@ -42,7 +42,7 @@ def build_report_asset(check_keys: frozenset[dg.AssetCheckKey]) -> dg.AssetsDefi
             warehouse,
             context.instance,
             check_keys,
-            spark.session(),
+            spark,
             lakehouse.lake(),
         )
         return dg.MaterializeResult(

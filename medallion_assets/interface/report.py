@@ -24,6 +24,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from medallion_assets.resources.delta_lake import Lake
+from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseIOManager
 from medallion_assets.specs import QUARANTINE_TABLES
 from medallion_assets.specs.events import EVENT_QUARANTINE_TABLES
@@ -38,7 +39,9 @@ LAYERS = ("bronze", "silver", "quarantine", "gold", "warehouse")
 class CheckCounts:
     passed: int = 0
     warned: int = 0  # failed WARN checks: a finding, not a failure
-    failed: int = 0  # failed ERROR checks (or a check that could not run)
+    failed: int = 0  # failed ERROR checks
+    # No evaluation in the latest execution: never run, skipped, still running, or its step failed
+    # (the run's failure alert tells a person which).
     not_run: int = 0
 
 
@@ -423,12 +426,13 @@ def write_report(
     warehouse: WarehouseIOManager,
     instance: dg.DagsterInstance,
     check_keys: Iterable[dg.AssetCheckKey],
-    spark: SparkSession,
+    spark: SparkResource,
     lake: Lake,
 ) -> Figures:
-    """Write the page to `path` (atomically: a reader never sees half a page); its figures."""
+    """Write the page to `path` (atomically: a reader never sees half a page); its figures. The
+    warehouse is read first: without its views, nothing else is started."""
     figures = read_figures(warehouse)
-    quality = Quality(check_summary(instance, check_keys), quarantined_by_rule(spark, lake))
+    quality = Quality(check_summary(instance, check_keys), quarantined_by_rule(spark.session(), lake))
     page = render(figures, quality, warehouse.location(), dt.datetime.now(dt.UTC))
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")

@@ -1,5 +1,5 @@
-"""Gold tables, declared as data: the dimensions, facts and reports, and how the three SCD2
-dimensions are built (which source, member, attributes and use of each).
+"""Gold tables, declared as data: the dimensions, facts, reports and wide tables, and how the three
+SCD2 dimensions are built (which source, member, attributes and use of each).
 
 Gold tables are rebuilt whole (dimensions, features) or per order-date partition (facts, reports);
 the code that builds them is in gold/. Adding a gold table is adding one `gold_table(...)` to one
@@ -19,6 +19,7 @@ from medallion_assets.specs.columns import (
     _count,
     _id,
     _place,
+    _state,
 )
 from medallion_assets.specs.events import CLICKSTREAM, EVENT_ID_PATTERN
 from medallion_assets.specs.lake import LakeTable
@@ -511,7 +512,7 @@ GOLD_WIDE: dict[str, LakeTable] = {
                 _id("seller_id"),
                 *_place("seller"),
                 _key("customer_key"),
-                _place("customer")[2],
+                _state("customer_state"),
                 *ORDER_OUTCOME,
             ),
             by_order_date=True,
