@@ -34,7 +34,7 @@ from medallion_assets.resources.postgres import (
     source_database_url,
     stop_embedded_server,
 )
-from medallion_assets.resources.reports import REPORT_FILE
+from medallion_assets.resources.reports import ReportFolder
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.spark_server import SparkJarsMissingError, SparkServer, SparkServerError
 from medallion_assets.resources.warehouse import WarehouseError
@@ -487,7 +487,7 @@ def quickstart(scale: float, seed: int, csv_dir: Path | None) -> None:
         "                      analytics views: analytics.daily_revenue, category_daily, customer_segments,"
     )
     click.echo("                      delivery_performance, seller_scorecard (README: The interface layer)")
-    page = settings.home / "reports" / REPORT_FILE
+    page = ReportFolder.of(settings).page()
     click.echo(f"  report (HTML)       {page}  (charts; medallion report writes it again)")
     passed = sum(o.checks_passed for o in summary.assets.values())
     click.echo(

@@ -46,7 +46,7 @@ def resource_definitions(settings: Settings) -> dg.Definitions:
             "audit_db": AuditDatabase(
                 database_url=secret_from_environment(settings.audit_url, "MEDALLION_AUDIT_URL")
             ),
-            "reports": ReportFolder(directory=str(settings.home / "reports")),
+            "reports": ReportFolder.of(settings),
             "alert_webhook": AlertWebhook(
                 url=secret_from_environment(settings.alert_webhook_url, "MEDALLION_ALERT_WEBHOOK_URL"),
                 on_success=settings.alert_on_success,
