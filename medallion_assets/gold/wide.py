@@ -94,22 +94,30 @@ class WideTable:
     compute: Callable[[SparkSession, Lake, tuple[dt.date, dt.date] | None], DataFrame]
     facts: tuple[str, ...]
     dimensions: tuple[str, ...]
+    # Reads a member's current state (not only the version at purchase the facts' keys name), so
+    # its rows can go stale while its facts do not: `stale_wide_dates` looks for such dates.
+    reads_current: bool = False
 
 
 WIDE_TABLES: dict[str, WideTable] = {
-    "orders_wide": WideTable(orders_wide, ("fact_orders",), ("dim_customer", "dim_location", "dim_date")),
+    "orders_wide": WideTable(
+        orders_wide, ("fact_orders",), ("dim_customer", "dim_location", "dim_date"), reads_current=True
+    ),
     "order_items_wide": WideTable(
         order_items_wide, ("fact_order_items", "fact_orders"), ("dim_product", "dim_seller", "dim_customer")
     ),
 }
 
 
-def stale_wide_dates(spark: SparkSession, lake: Lake) -> set[dt.date]:
-    """Order dates whose stored wide rows differ from what the stored facts and the dimensions give
-    now (a customer moved since, a zip's position changed). Rows of stale facts are found by
-    `stale_order_dates` itself. Empty when a wide table was never built."""
-    stale: set[dt.date] = set()
+def stale_wide_dates(spark: SparkSession, lake: Lake) -> dict[str, set[dt.date]]:
+    """Per wide table that reads current attributes, the order dates whose stored rows differ from
+    what the stored facts and the dimensions give now (a customer moved since, a zip's position
+    changed). Rows of stale facts are found by `stale_order_dates` itself; a wide table of versions
+    at purchase only changes with its facts. Empty when a wide table was never built."""
+    stale: dict[str, set[dt.date]] = {}
     for name, wide in WIDE_TABLES.items():
+        if not wide.reads_current:
+            continue
         table = GOLD_WIDE[name]
         key = list(table.primary_key)
         stored = lake.frame(spark, dg.AssetKey(table.asset_path), columns=[*key, ORDER_DATE, ROW_HASH])
@@ -125,5 +133,5 @@ def stale_wide_dates(spark: SparkSession, lake: Lake) -> set[dt.date]:
         dates = differing.select(F.explode(F.array("_date_now", "_date_was")).alias("d")).filter(
             "d IS NOT NULL"
         )
-        stale.update(r[0] for r in dates.distinct().collect())
+        stale[name] = {r[0] for r in dates.distinct().collect()}
     return stale
