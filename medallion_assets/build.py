@@ -232,9 +232,11 @@ def _current_attribute_runs(
     a customer's orders lie anywhere in the history, and rebuilding a wide table whole costs less
     than a run per gap (~12 s with its copy and checks at scale 1; a run of the whole stretch ~40 s)."""
     runs = []
+    keys = partitions.get_partition_keys()
     for name, dates in stale.items():
         key = dg.AssetKey(GOLD_WIDE[name].asset_path)
-        outside = sorted(d for d in dates if not any(a <= d.isoformat() <= b for a, b in windows))
+        days = [d.isoformat() for d in dates if keys[0] <= d.isoformat() <= keys[-1]]  # as gold's own
+        outside = sorted(dt.date.fromisoformat(d) for d in days if not any(a <= d <= b for a, b in windows))
         if key not in stretch or not outside:
             continue
         subset, frontier = {key}, [key]
