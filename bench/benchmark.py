@@ -107,8 +107,9 @@ def changed_rows(report: StepReport) -> int:
 
 
 def layer_breakdown(summary: BuildSummary) -> None:
-    """Where a build's time went: each layer's steps, the checks' steps, and the rest (Dagster's
-    runs and bookkeeping, Spark's start, the stale order dates, the audit)."""
+    """Where a build's time went: each layer's steps, the checks' steps, and the rest: the search
+    for stale order dates (Spark jobs), the audit (the runs' events read back, rows to PostgreSQL),
+    and Dagster's runs (starting them and their steps, booking events, Spark's start)."""
     by_layer: dict[str, float] = {}
     for key, outcome in summary.assets.items():
         layer = key.split("/")[0]
@@ -116,7 +117,9 @@ def layer_breakdown(summary: BuildSummary) -> None:
     checks = sum(o.check_seconds for o in summary.assets.values())
     parts = [f"{layer} {seconds:.1f}" for layer, seconds in by_layer.items()]
     rest = summary.seconds - sum(by_layer.values()) - checks
-    print(f"    breakdown (s): {', '.join(parts)}, checks {checks:.1f}, outside steps {rest:.1f}")
+    stale, audit = summary.stale_seconds, summary.audit_seconds
+    outside = f"stale dates {stale:.1f}, audit {audit:.1f}, runs {rest - stale - audit:.1f}"
+    print(f"    breakdown (s): {', '.join(parts)}, checks {checks:.1f}, outside steps {rest:.1f} ({outside})")
 
 
 class PeakMemory:

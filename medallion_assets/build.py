@@ -61,6 +61,9 @@ class BuildSummary:
     failed_checks: list[str] = field(default_factory=list)
     seconds: float = 0.0
     range: tuple[dt.date, dt.date] | None = None
+    # Parts of the time outside the runs' steps: finding gold's stale order dates, the audit.
+    stale_seconds: float = 0.0
+    audit_seconds: float = 0.0
 
     @property
     def success(self) -> bool:
@@ -148,11 +151,13 @@ def _build(
                 ]
             elif by_order_date:
                 session, lake = resources.spark.session(), resources.lakehouse.lake()
-                stale = stale_order_dates(session, lake)
+                searching = time.perf_counter()
+                stale, moved = stale_order_dates(session, lake), stale_wide_dates(session, lake)
+                summary.stale_seconds += time.perf_counter() - searching
                 windows = _order_date_ranges(stale, partitions, summary.range, echo)
                 ranges = [(job_def, stretch, window) for window in windows]
                 for subset, window in _current_attribute_runs(
-                    stale_wide_dates(session, lake), windows, stretch, graph, partitions, echo
+                    moved, windows, stretch, graph, partitions, echo
                 ):
                     keys = [key for key in stretch if key in subset]
                     ranges.append((job_def.get_subset(asset_selection=subset), keys, window))
@@ -179,10 +184,12 @@ def _build(
                 )
                 result = execute_without_output_capture(run_job, instance, run_tags, config)
                 summary.runs.append(result.run_id)
+                auditing = time.perf_counter()
                 try:  # the audit never fails a build: the audit_finished_runs sensor can record it later
                     record_run(instance, result.run_id, resources.audit_db.url())
                 except Exception as exc:
                     echo(f"warning: run {result.run_id} not in the audit log: {redact(str(exc))}")
+                summary.audit_seconds += time.perf_counter() - auditing
                 _collect(result, summary)
                 if not result.success:
                     break
