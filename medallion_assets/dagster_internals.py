@@ -1,11 +1,13 @@
-"""The one module on Dagster's private APIs, pinned to the version below. It holds two things that
+"""The one module on Dagster's private APIs, pinned to the version below. It holds three things that
 no public API offers:
 
 - event log storages that store a batch of Dagster events in one transaction per database;
 - `execute_without_output_capture`: a run executed in this process that does not keep every
   step's output for a result object (`JobDefinition.execute_in_process` keeps them: each output is
   a Spark DataFrame with the data it came from, and a scale-1 build ran the Spark driver out of
-  memory with them alive until the run ended).
+  memory with them alive until the run ended);
+- `run_events_in_short`: what the audit needs of a run's events, its per-partition events counted
+  in the event log's table (SqlEventLogStorageTable, `run_connection`) rather than read one by one.
 
 Event log storages.
 
@@ -34,10 +36,12 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationPlanned
 from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.events import ASSET_EVENTS
@@ -46,7 +50,7 @@ from dagster._core.execution.execute_in_process import core_execute_in_process
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqlEventLogStorage, SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
-from dagster._serdes import ConfigurableClassData, serialize_value
+from dagster._serdes import ConfigurableClassData, deserialize_value, serialize_value
 from dagster_postgres import PostgresEventLogStorage
 from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
 from sqlalchemy.engine import Connection
@@ -240,3 +244,60 @@ def execute_without_output_capture(
         raise_on_error=False,
         run_tags=tags,
     )
+
+
+@dataclass(frozen=True)
+class PlannedPartitions:
+    """An asset's planned partitions in a run, counted in SQL: how many, the first and last key."""
+
+    step: str | None
+    count: int
+    first: str | None
+    last: str | None
+
+
+def run_events_in_short(
+    instance: dg.DagsterInstance, run_id: str, kinds: set[dg.DagsterEventType]
+) -> tuple[dict[str, PlannedPartitions], list[EventLogEntry]] | None:
+    """What the audit needs of a run's events without reading one event per partition (a full
+    build's runs hold ~60,000: 15.7 s of a scale-1 build read them back): per asset its planned
+    partitions counted in the event log's table (`PlannedPartitions`, keyed by the asset key's user
+    string), and, in order, the events of `kinds` except the per-partition ones: each asset's last
+    materialization and every planned event without a partition key (an unpartitioned asset, or a
+    run's subset in one event). None when the instance's event log is not a SQL one."""
+    storage = instance.event_log_storage
+    if not isinstance(storage, SqlEventLogStorage):
+        return None
+    table = SqlEventLogStorageTable
+    planned_kind = dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value
+    materialized_kind = dg.DagsterEventType.ASSET_MATERIALIZATION.value
+    per_partition = {planned_kind, materialized_kind}
+    in_run = table.c.run_id == run_id
+    with storage.run_connection(run_id) as conn:
+        counted = conn.execute(
+            sa.select(
+                table.c.asset_key,
+                table.c.step_key,
+                sa.func.count(sa.distinct(table.c.partition)),
+                sa.func.min(table.c.partition),
+                sa.func.max(table.c.partition),
+            )
+            .where(in_run, table.c.dagster_event_type == planned_kind, table.c.partition.isnot(None))
+            .group_by(table.c.asset_key, table.c.step_key)
+        ).all()
+        last_materializations = (
+            sa.select(sa.func.max(table.c.id))
+            .where(in_run, table.c.dagster_event_type == materialized_kind)
+            .group_by(table.c.asset_key)
+        )
+        wanted = sa.or_(
+            table.c.id.in_(last_materializations),
+            sa.and_(table.c.dagster_event_type == planned_kind, table.c.partition.is_(None)),
+            table.c.dagster_event_type.in_([k.value for k in kinds if k.value not in per_partition]),
+        )
+        rows = conn.execute(sa.select(table.c.event).where(in_run, wanted).order_by(table.c.id)).all()
+    planned = {
+        dg.AssetKey.from_db_string(key).to_user_string(): PlannedPartitions(step, count, first, last)
+        for key, step, count, first, last in counted
+    }
+    return planned, [deserialize_value(row[0], EventLogEntry) for row in rows]

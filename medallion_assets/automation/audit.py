@@ -51,6 +51,7 @@ import adbc_driver_postgresql.dbapi as adbc_dbapi
 import dagster as dg
 import pyarrow as pa
 
+from medallion_assets.dagster_internals import PlannedPartitions, run_events_in_short
 from medallion_assets.progress import root_cause
 from medallion_assets.resources.postgres import AuditDatabase, SourceUnavailableError, connect, redact
 from medallion_assets.specs import UNDECLARED_COLUMNS
@@ -162,8 +163,16 @@ def _int(metadata: dict, key: str) -> int | None:
 
 @dataclass
 class _Planned:
-    step: str
-    partitions: set[str]
+    step: str | None
+    partitions: set[str]  # keys read from events
+    counted: PlannedPartitions | None = None  # or counted in the event log's table
+
+    def span(self) -> tuple[int, str | None, str | None]:
+        """How many partitions, the first and the last key (daily keys sort by date)."""
+        if self.counted is not None:
+            return self.counted.count, self.counted.first, self.counted.last
+        keys = sorted(self.partitions)
+        return len(keys), keys[0] if keys else None, keys[-1] if keys else None
 
 
 def run_events(instance: dg.DagsterInstance, run_id: str, page: int = 1000) -> Iterator[dg.EventLogEntry]:
@@ -178,8 +187,9 @@ def run_events(instance: dg.DagsterInstance, run_id: str, page: int = 1000) -> I
         cursor = found.cursor
 
 
-def audit_rows(instance: dg.DagsterInstance, run_id: str) -> list[AuditRow]:
-    """One row per asset the finished run planned to materialize, from the run's event log."""
+def audit_rows(instance: dg.DagsterInstance, run_id: str, count_in_sql: bool = True) -> list[AuditRow]:
+    """One row per asset the finished run planned to materialize, from the run's event log (with
+    `count_in_sql=False`, from every one of its events read back, as the stock API gives them)."""
     record = next(iter(instance.get_run_records(dg.RunsFilter(run_ids=[run_id]), limit=1)), None)
     if record is None:
         raise ValueError(f"no run {run_id} in the Dagster instance")
@@ -188,11 +198,19 @@ def audit_rows(instance: dg.DagsterInstance, run_id: str) -> list[AuditRow]:
         raise ValueError(f"run {run_id} has not finished ({run.status.value})")
 
     planned: dict[str, _Planned] = {}
+    # The per-partition events counted in SQL where the event log is a SQL one (every instance of
+    # ours): read one by one they were most of the audit's time.
+    in_short = run_events_in_short(instance, run_id, _EVENTS) if count_in_sql else None
+    if in_short is None:
+        events: Iterable[dg.EventLogEntry] = run_events(instance, run_id)
+    else:
+        counted, events = in_short
+        planned = {asset: _Planned(plan.step, set(), plan) for asset, plan in counted.items()}
     step_started: dict[str, float] = {}
     step_ended: dict[str, tuple[float, str | None]] = {}  # step -> (time, error or None on success)
     metadata: dict[str, dict] = {}  # asset -> its (last) materialization's metadata
     run_failure: str | None = None
-    for entry in run_events(instance, run_id):
+    for entry in events:
         event = entry.dagster_event
         if event is None:
             continue
@@ -226,7 +244,8 @@ def audit_rows(instance: dg.DagsterInstance, run_id: str) -> list[AuditRow]:
     tags = run.tags
     rows = []
     for asset, plan in sorted(planned.items()):
-        start, end = _partition_bounds(plan.partitions, tags)
+        count, first, last = plan.span()
+        start, end = _partition_bounds(count, first, last, tags)
         started = step_started.get(plan.step)
         ended, error = step_ended.get(plan.step, (None, None))
         if started is not None and ended is None:  # still running when the run ended (canceled)
@@ -254,7 +273,7 @@ def audit_rows(instance: dg.DagsterInstance, run_id: str) -> list[AuditRow]:
                 asset=asset,
                 partition_start=start,
                 partition_end=end,
-                partitions=len(plan.partitions) if plan.partitions else None,
+                partitions=count or None,
                 started_at=_utc(started) if started is not None else None,
                 ended_at=_utc(ended) if ended is not None else None,
                 duration_seconds=round(ended - started, 3)
@@ -278,16 +297,17 @@ def _json(metadata: dict, key: str) -> str | None:
     return json.dumps(value.value, sort_keys=True) if isinstance(value, dg.JsonMetadataValue) else None
 
 
-def _partition_bounds(partitions: set[str], tags: dict[str, str]) -> tuple[str | None, str | None]:
+def _partition_bounds(
+    count: int, first: str | None, last: str | None, tags: dict[str, str]
+) -> tuple[str | None, str | None]:
     """The run's partition range as its tags name it (a range or one key); else the planned keys'."""
-    if not partitions:
+    if not count:
         return None, None
     if "dagster/asset_partition_range_start" in tags:
         return tags["dagster/asset_partition_range_start"], tags.get("dagster/asset_partition_range_end")
     if "dagster/partition" in tags:
         return tags["dagster/partition"], tags["dagster/partition"]
-    ordered = sorted(partitions)  # daily keys sort by date
-    return ordered[0], ordered[-1]
+    return first, last
 
 
 def _ensure_table(cur: adbc_dbapi.Cursor) -> None:

@@ -161,6 +161,21 @@ def test_a_successful_build_is_recorded_one_row_per_asset(handmade: HandmadeBuil
     }
 
 
+def test_the_rows_from_counted_events_equal_the_rows_from_every_event(
+    handmade: HandmadeBuild, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    # The audit counts a run's per-partition events in the event log's table (dagster_internals):
+    # the rows are those of reading every event back, for ranged, unpartitioned and failed runs.
+    failed_instance, failed_run = failing_build(monkeypatch, tmp_path)
+    runs = [(handmade.instance, run_id) for run_id in handmade.summary.runs] + [(failed_instance, failed_run)]
+    partitions = []
+    for instance, run_id in runs:
+        counted = audit_rows(instance, run_id)
+        assert counted == audit_rows(instance, run_id, count_in_sql=False) and counted, run_id
+        partitions += [row.partitions for row in counted]
+    assert None in partitions and 1 in partitions and max(p or 0 for p in partitions) > 1  # every kind
+
+
 def failing_build(
     monkeypatch: pytest.MonkeyPatch, tmp_path, echo=lambda _: None
 ) -> tuple[dg.DagsterInstance, str]:

@@ -32,6 +32,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 from dagster._core.events.log import EventLogEntry
 
 from medallion_assets import dagster_internals as event_batches
+from medallion_assets.automation.audit import audit_rows
 from medallion_assets.resources.instance import instance_yaml
 from medallion_assets.settings import get_settings
 from medallion_assets.tags import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
@@ -333,6 +334,10 @@ def test_batched_storage_stores_what_the_stock_storage_stores(
                 assert BATCH_SIZE not in os.environ
             run_ids[kind] = run_scenario(instance)
             seen[kind] = what_the_ui_sees(instance, run_ids[kind])
+            for run_id in run_ids[kind][:2]:  # the finished runs: the audit counts their events in SQL
+                counted = audit_rows(instance, run_id)
+                assert counted == audit_rows(instance, run_id, count_in_sql=False), (database, kind)
+                assert max(row.partitions or 0 for row in counted) > 1
 
     stock, ours = seen["stock"], seen["ours"]
     for part, value in stock.items():  # part by part, for a readable failure
