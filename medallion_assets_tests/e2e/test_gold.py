@@ -204,10 +204,10 @@ def test_late_changes_reach_old_order_dates_and_replay_equals_a_full_build(
     assert o1["latest_review_score"] == 5  # the review of day 20 reached the order of day 1
     stepwise = {name: gold_rows(lake, name) for name in GOLD if name != "dim_date"}
 
-    # Re-running the last step changes nothing (idempotent).
-    assert build(
-        code_location(), start=at(14).date(), end=handmade.END.date(), instance=instance, **quiet
-    ).success
+    # Re-running gold over the last step changes nothing (idempotent). (Bronze's and silver's own
+    # re-runs are tested in test_bronze.py and test_silver.py.)
+    last_step = {"start": at(14).date(), "end": handmade.END.date(), "instance": instance}
+    assert build(code_location(), **last_step, **{**quiet, "selection": "key:gold/*"}).success
     assert {name: gold_rows(lake, name) for name in stepwise} == stepwise
 
     # A build from scratch over the same source state: bronze holds only the final rows.
