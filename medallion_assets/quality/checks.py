@@ -100,18 +100,28 @@ class Profile:
         Spark job (a quarantine on a clean day; the schema is still judged)."""
         present = set(rows.columns)
         contract, judged = contract_rules(table, rows.schema) if table else ([], [])
-        counts = [F.count("*")]
         keyed = bool(key) and all(c in present for c in key)
-        if keyed:  # a struct, not the columns: a key with a null part still counts as a key
-            counts.append(F.count_distinct(F.struct(*[F.col(f"`{c}`") for c in key])))
         nullable = [c for c in required if c in present]
-        counts += [F.count_if(F.col(f"`{c}`").isNull()) for c in nullable]
-        counts += [F.count_if(condition) for _, condition in judged]
-        values = [0] * len(counts) if empty else list(rows.agg(*counts).first())
-        total = values.pop(0)
-        distinct = values.pop(0) if keyed else None
-        nulls = dict(zip(nullable, values[: len(nullable)], strict=True))
-        return cls(total, distinct, nulls, contract + counted(judged, values[len(nullable) :]))
+        conditions = [F.col(f"`{c}`").isNull() for c in nullable] + [condition for _, condition in judged]
+        if empty:
+            values = [0] * (2 + len(conditions))
+        elif keyed:
+            # Counted per key, then summed: the key's groups are its distinct values. Still one
+            # job, without the Expand Spark plans for a COUNT(DISTINCT) beside other aggregates:
+            # 0.79 -> 0.26 s for a day of fact_orders (11 nulls, 23 rules; Spark Connect).
+            # A struct, not the columns: a key with a null part still counts as a key.
+            per_key = rows.groupBy(F.struct(*[F.col(f"`{c}`") for c in key]).alias("_key")).agg(
+                F.count("*").alias("_rows"), *[F.count_if(c).alias(f"_{i}") for i, c in enumerate(conditions)]
+            )
+            sums = [F.sum("_rows"), F.count("*"), *[F.sum(f"_{i}") for i in range(len(conditions))]]
+            values = [value or 0 for value in per_key.agg(*sums).first()]  # no row: sums are NULL
+        else:
+            total, *rest = rows.agg(F.count("*"), *[F.count_if(c) for c in conditions]).first()
+            values = [total, None, *rest]
+        total, distinct = values[0], values[1] if keyed else None
+        counts = values[2:]
+        nulls = dict(zip(nullable, counts[: len(nullable)], strict=True))
+        return cls(total, distinct, nulls, contract + counted(judged, counts[len(nullable) :]))
 
 
 def unique_key(rows: DataFrame, key: Sequence[str], profile: Profile | None = None) -> Outcome:
