@@ -2,9 +2,9 @@
 
 Each table gets one check step that runs in the same run as its asset, after it, on exactly the
 window the run materialized (a partition, a range, or the whole table when unpartitioned). ONE Spark
-aggregation over that window (`Profile`) gives the key, null and contract checks their counts; the
-window is cached only when references or rules read it again. Only counts and a few sample rows
-reach the run process:
+action over that window (`Profile`) gives every check its counts: keys, nulls, contract rules,
+references, business rules and, when the Delta log cannot tell, the drift check's rows per day.
+Only counts and a few sample rows (of a failing check) reach the run process:
 - `unique_key`, `not_null` (blocking): the primary key and the required columns;
 - `schema` (bronze, blocking): the source columns landed with their types;
 - `contract` (silver and gold, blocking): types, required columns and value rules (contracts.py),
@@ -28,10 +28,11 @@ import math
 import statistics
 import warnings
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
@@ -77,15 +78,32 @@ def sample(frame: DataFrame, size: int = SAMPLE_SIZE) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
+class Referenced:
+    """A reference's counts on a window: rows with a value, rows on the unknown member, orphans."""
+
+    rows: int
+    unknown: int
+    orphans: int
+
+
+@dataclass(frozen=True)
 class Profile:
-    """What ONE aggregation over a window says: its rows, its distinct keys, the nulls of the
-    required columns and the rows breaking each row-level contract rule. The key, null and
-    contract checks read these counts; only a failing one runs a second query, for sample rows."""
+    """Every count a check step needs, from ONE Spark action over its window: its rows, its
+    distinct keys, the nulls of the required columns, the rows breaking each row-level contract
+    rule, each reference's unknown members and orphans, each business rule's breaking rows and,
+    when the table's log cannot tell, the rows per day the drift check compares. A check that
+    fails runs a second query, for sample rows; one that passes reads nothing more.
+
+    One action rather than one per check: on the small windows of a day's build, each Spark
+    action costs a fixed ~0.1-0.3 s of planning and scheduling whatever its rows."""
 
     rows: int
     distinct_keys: int | None  # None: no key asked for, or a key column is missing
     nulls: dict[str, int]
     contract: list[Violation]
+    references: dict[str, Referenced] = field(default_factory=dict)  # by check name
+    violations: dict[str, int] = field(default_factory=dict)  # by business rule
+    per_day: dict[dt.date, int] | None = None  # when asked for: the `daily` frame's rows per day
 
     @classmethod
     def of(
@@ -95,33 +113,66 @@ class Profile:
         required: Sequence[str] = (),
         table: LakeTable | None = None,
         empty: bool = False,
+        references: Sequence[tuple[Reference, DataFrame | None]] = (),
+        rules: Sequence[tuple[Rule, DataFrame]] = (),
+        daily: tuple[DataFrame, str] | None = None,
     ) -> "Profile":
-        """`empty`: the table's log shows no row in the window, so every count is 0 without a
-        Spark job (a quarantine on a clean day; the schema is still judged)."""
+        """`references`: each with the referenced keys (None: that table is not built yet);
+        `rules`: each with its query of breaking rows; `daily`: a frame and the day column to
+        count its rows by. `empty`: the table's log shows no row in the window, so the window's
+        counts are 0 without reading it (a quarantine on a clean day; the schema is still judged,
+        the rules still run: a report's empty day can disagree with its facts)."""
         present = set(rows.columns)
         contract, judged = contract_rules(table, rows.schema) if table else ([], [])
         keyed = bool(key) and all(c in present for c in key)
         nullable = [c for c in required if c in present]
         conditions = [F.col(f"`{c}`").isNull() for c in nullable] + [condition for _, condition in judged]
+        flagged = rows
+        for i, (ref, keys) in enumerate(references):
+            flagged = with_found(flagged, ref, keys, f"_found_{i}")
+            value = F.col(f"`{ref.column}`")
+            conditions += [value.isNotNull(), is_unknown(value, ref), is_orphan(value, ref, f"_found_{i}")]
+        parts: list[DataFrame] = []  # one-row frames, joined into the one action
+        if not empty:
+            if keyed:
+                # Counted per key, then summed: the key's groups are its distinct values, without
+                # the Expand Spark plans for a COUNT(DISTINCT) beside other aggregates (0.79 ->
+                # 0.26 s for a day of fact_orders). A struct, not the columns: a key with a null
+                # part still counts as a key.
+                per_key = flagged.groupBy(F.struct(*[F.col(f"`{c}`") for c in key]).alias("_key")).agg(
+                    F.count("*").alias("_rows"),
+                    *[F.count_if(c).alias(f"_{i}") for i, c in enumerate(conditions)],
+                )
+                sums = [F.sum("_rows"), F.count("*"), *[F.sum(f"_{i}") for i in range(len(conditions))]]
+                parts.append(per_key.agg(*sums))
+            else:
+                parts.append(flagged.agg(F.count("*"), F.lit(None), *[F.count_if(c) for c in conditions]))
+        parts += [broken.agg(F.count("*")) for _, broken in rules]
+        if daily is not None:
+            frame, column = daily
+            per_day = frame.groupBy(column).count()
+            parts.append(per_day.agg(F.collect_list(F.struct(F.col(column), F.col("count")))))
+        values = list(functools.reduce(DataFrame.crossJoin, parts).first()) if parts else []
         if empty:
-            values = [0] * (2 + len(conditions))
-        elif keyed:
-            # Counted per key, then summed: the key's groups are its distinct values. Still one
-            # job, without the Expand Spark plans for a COUNT(DISTINCT) beside other aggregates:
-            # 0.79 -> 0.26 s for a day of fact_orders (11 nulls, 23 rules; Spark Connect).
-            # A struct, not the columns: a key with a null part still counts as a key.
-            per_key = rows.groupBy(F.struct(*[F.col(f"`{c}`") for c in key]).alias("_key")).agg(
-                F.count("*").alias("_rows"), *[F.count_if(c).alias(f"_{i}") for i, c in enumerate(conditions)]
-            )
-            sums = [F.sum("_rows"), F.count("*"), *[F.sum(f"_{i}") for i in range(len(conditions))]]
-            values = [value or 0 for value in per_key.agg(*sums).first()]  # no row: sums are NULL
-        else:
-            total, *rest = rows.agg(F.count("*"), *[F.count_if(c) for c in conditions]).first()
-            values = [total, None, *rest]
-        total, distinct = values[0], values[1] if keyed else None
-        counts = values[2:]
+            values = [0, 0, *[0] * len(conditions), *values]
+        days = {day: count for day, count in values.pop()} if daily is not None else None
+        broken_rows = values[len(values) - len(rules) :] if rules else []
+        total, distinct, *counts = [value or 0 for value in values[: len(values) - len(rules)]]
         nulls = dict(zip(nullable, counts[: len(nullable)], strict=True))
-        return cls(total, distinct, nulls, contract + counted(judged, counts[len(nullable) :]))
+        rules_end = len(nullable) + len(judged)
+        referenced = {
+            ref.check_name: Referenced(*counts[rules_end + 3 * i : rules_end + 3 * i + 3])
+            for i, (ref, _) in enumerate(references)
+        }
+        return cls(
+            total,
+            distinct if keyed else None,
+            nulls,
+            contract + counted(judged, counts[len(nullable) : rules_end]),
+            referenced,
+            {rule.name: count for (rule, _), count in zip(rules, broken_rows, strict=True)},
+            days,
+        )
 
 
 def unique_key(rows: DataFrame, key: Sequence[str], profile: Profile | None = None) -> Outcome:
@@ -262,41 +313,54 @@ def row_count_drift(
     return Outcome(passed=worst == "ok", metadata=metadata, severity="ERROR" if worst == "error" else "WARN")
 
 
-def references(rows: DataFrame, keys: DataFrame | None, ref: Reference) -> Outcome:
-    """`ref.column`'s values against the referenced table's keys (None: not built yet, so every
-    value is an orphan), in one Spark join and aggregation."""
-    value = F.col(ref.column)
-    present = rows.select(value.alias("_value")).filter(F.col("_value").isNotNull())
+def with_found(rows: DataFrame, ref: Reference, keys: DataFrame | None, flag: str) -> DataFrame:
+    """`rows` with a column `flag`: its `ref.column` value is among the referenced keys (None: that
+    table is not built yet, nothing is found). A left join with the distinct keys: no row repeats."""
     if keys is None:
-        matched = present.withColumn("_found", F.lit(False))
-    else:
-        known = keys.select(F.col(ref.key).cast(present.schema["_value"].dataType).alias("_key")).distinct()
-        matched = present.join(known, F.col("_value") == F.col("_key"), "left").select(
-            "_value", F.col("_key").isNotNull().alias("_found")
+        return rows.withColumn(flag, F.lit(False))
+    match = f"{flag}_key"
+    value_type = rows.schema[ref.column].dataType
+    known = keys.select(F.col(f"`{ref.key}`").cast(value_type).alias(match)).distinct()
+    joined = rows.join(known, F.col(f"`{ref.column}`") == F.col(match), "left")
+    return joined.withColumn(flag, F.col(match).isNotNull()).drop(match)
+
+
+def is_unknown(value: SparkColumn, ref: Reference) -> SparkColumn:
+    return value == F.lit(ref.unknown) if ref.unknown is not None else F.lit(False)
+
+
+def is_orphan(value: SparkColumn, ref: Reference, found: str) -> SparkColumn:
+    return value.isNotNull() & ~F.col(found) & ~is_unknown(value, ref)
+
+
+def references(
+    rows: DataFrame, keys: DataFrame | None, ref: Reference, profile: Profile | None = None
+) -> Outcome:
+    """`ref.column`'s values against the referenced table's keys (None: not built yet, so every
+    value is an orphan); the counts come with the step's profile."""
+    if ref.column not in rows.columns:
+        return Outcome(
+            passed=False, metadata={"references": f"{ref.table}.{ref.key}", "missing_columns": ref.column}
         )
-    is_unknown = F.col("_value") == F.lit(ref.unknown) if ref.unknown is not None else F.lit(False)
-    matched = matched.withColumn("_unknown", is_unknown).withColumn(
-        "_orphan", ~F.col("_found") & ~F.col("_unknown")
-    )
-    total, unknown, orphan_count = matched.agg(
-        F.count("*"), F.count_if("_unknown"), F.count_if("_orphan")
-    ).first()
-    orphans = (
-        [r["_value"] for r in sample(matched.filter("_orphan").select("_value").distinct().orderBy("_value"))]
-        if orphan_count
-        else []
-    )
-    share = (unknown + (orphan_count if ref.orphans_allowed else 0)) / max(total, 1)
-    orphans_fail = orphan_count > 0 and not ref.orphans_allowed
+    profile = profile or Profile.of(rows, references=[(ref, keys)])
+    counts = profile.references[ref.check_name]
+    orphans = []
+    if counts.orphans:
+        value = F.col(f"`{ref.column}`")
+        found = with_found(rows, ref, keys, "_found")
+        orphaned = found.filter(is_orphan(value, ref, "_found")).select(value.alias("_value")).distinct()
+        orphans = [r["_value"] for r in sample(orphaned.orderBy("_value"))]
+    share = (counts.unknown + (counts.orphans if ref.orphans_allowed else 0)) / max(counts.rows, 1)
+    orphans_fail = counts.orphans > 0 and not ref.orphans_allowed
     return Outcome(
         passed=not orphans_fail and share <= ref.max_unknown_share,
         severity="ERROR" if orphans_fail else "WARN",
         metadata={
             "references": f"{ref.table}.{ref.key}",
-            "rows": total,
-            "orphan_rows": orphan_count,
+            "rows": counts.rows,
+            "orphan_rows": counts.orphans,
             "orphan_sample": json_metadata(orphans),
-            "unknown_member_rows": unknown,
+            "unknown_member_rows": counts.unknown,
             "unknown_share": round(share, 6),
             "max_unknown_share": ref.max_unknown_share,
         },
@@ -319,8 +383,10 @@ def contract_check(table: LakeTable, rows: DataFrame, profile: Profile | None = 
     )
 
 
-def business_rule(rule: Rule, broken: DataFrame) -> Outcome:
-    count = broken.count()
+def business_rule(rule: Rule, broken: DataFrame, count: int | None = None) -> Outcome:
+    """`broken`: the rule's query of breaking rows; `count`: their number when the step's profile
+    counted them already."""
+    count = broken.count() if count is None else count
     return Outcome(
         passed=count == 0,
         severity=rule.severity,
@@ -360,18 +426,32 @@ class Batch:
         log = lake.open(lake.uri(key))  # read once: the table exists, and maybe the window's row count
         rows = lake.table(spark, key, window, log=log)  # no log: a clear error (not built yet)
         empty = log is not None and lake.rows_in(log, window) == 0
-        if table.references or table.rules:
-            # Read again by each reference and rule: cached once rather than read from the store
-            # each time. A table checked by its profile alone is read once, uncached.
-            rows = rows.cache()
         return cls(table, rows, window, lake, spark, context.instance, empty)
 
     @functools.cached_property
     def profile(self) -> Profile:
+        """Every check's counts in one Spark action (Profile). The window is not cached: within
+        the one action its reads are a scan each, cheaper on a day's rows than building a cache."""
         table = self.table
-        required = table.not_null_columns
         contract = table if table.columns and table.layer != "bronze" else None  # as table_checks says
-        return Profile.of(self.rows, table.primary_key, required, contract, self.empty)
+        daily = None
+        if table.drift is not None and self.window is not None and self.logged_per_day is None:
+            history = self.history_window(table.drift)
+            frame = self.lake.table(self.spark, dg.AssetKey(table.asset_path), history, [history.column])
+            daily = (frame, history.column)
+        columns = set(self.rows.columns)
+        references = [
+            (ref, self.referenced_keys[ref.check_name]) for ref in table.references if ref.column in columns
+        ]
+        profile_with = functools.partial(
+            Profile.of, self.rows, table.primary_key, table.not_null_columns, contract, self.empty, references
+        )
+        if not table.rules:
+            return profile_with((), daily)
+        try:
+            return profile_with([(rule, self.sql(rule)) for rule in table.rules], daily)
+        except Exception:  # a rule's query fails (a column it reads is gone): it fails alone, later
+            return profile_with((), daily)
 
     def sql(self, rule: Rule) -> DataFrame:
         """The rule's query, with `rows` and every table it reads (same window if partitioned alike)."""
@@ -434,28 +514,44 @@ class Batch:
         )
         return dt.datetime.fromisoformat(recorded.value) if recorded is not None else None
 
+    def history_window(self, drift: Drift) -> Window:
+        """The window and the weeks before it that the drift check compares it with."""
+        assert self.window is not None
+        since = self.window.start - dt.timedelta(weeks=drift.weeks)
+        return Window(self.window.column, since, self.window.end)
+
+    @functools.cached_property
+    def logged_per_day(self) -> dict[dt.date, int] | None:
+        """Rows per day over the drift check's history window from the table's Delta log, no data
+        read; None when the log cannot tell (a file spans several days: the profile counts them)."""
+        assert self.table.drift is not None
+        window = self.history_window(self.table.drift)
+        return self.lake.rows_per_day(dg.AssetKey(self.table.asset_path), window)
+
     def row_counts(self, drift: Drift) -> tuple[dict[dt.date, int], list[dt.date], set[dt.date]]:
         """Rows per day over the window and the weeks before it, the window's days, the materialized days."""
         assert self.window is not None
-        column = self.window.column
-        since = self.window.start - dt.timedelta(weeks=drift.weeks)
-        key = dg.AssetKey(self.table.asset_path)
-        # A table laid out by day counts its rows per day in its Delta log: no data read.
-        counts = self.lake.rows_per_day(key, Window(column, since, self.window.end))
+        counts = self.logged_per_day
         if counts is None:
-            history = self.lake.table(self.spark, key, Window(column, since, self.window.end), [column])
-            counts = {r[column]: r["count"] for r in history.groupBy(column).count().collect()}
+            counts = self.profile.per_day or {}
         days = [
             self.window.start + dt.timedelta(days=n)
             for n in range((self.window.end - self.window.start).days)
         ]
+        key = dg.AssetKey(self.table.asset_path)
         materialized = {dt.date.fromisoformat(p) for p in self.instance.get_materialized_partitions(key)}
         return counts, days, materialized
 
-    def referenced_keys(self, ref: Reference) -> DataFrame | None:
-        """The referenced table's keys (same window if the reference says so); None: not built yet."""
-        key = dg.AssetKey(TABLES_BY_PATH[ref.table].asset_path)
-        return self.lake.frame(self.spark, key, self.window if ref.same_window else None, [ref.key])
+    @functools.cached_property
+    def referenced_keys(self) -> dict[str, DataFrame | None]:
+        """Per reference check, the referenced table's keys (same window if the reference says
+        so); None: that table is not built yet."""
+        keys = {}
+        for ref in self.table.references:
+            key = dg.AssetKey(TABLES_BY_PATH[ref.table].asset_path)
+            window = self.window if ref.same_window else None
+            keys[ref.check_name] = self.lake.frame(self.spark, key, window, [ref.key])
+        return keys
 
 
 # ------------------------------------------------------------------------------------ the factory
@@ -527,13 +623,16 @@ def table_checks(table: LakeTable) -> list[TableCheck]:
                 ref.check_name,
                 f"{ref.column} points to {ref.table}.{ref.key}; unknown at most {ref.max_unknown_share:.0%}.",
                 False,
-                lambda b, ref=ref: references(b.rows, b.referenced_keys(ref), ref),
+                lambda b, ref=ref: references(b.rows, b.referenced_keys[ref.check_name], ref, b.profile),
             )
         )
     for rule in table.rules:
         checks.append(
             TableCheck(
-                rule.name, rule.description, rule.blocking, lambda b, r=rule: business_rule(r, b.sql(r))
+                rule.name,
+                rule.description,
+                rule.blocking,
+                lambda b, r=rule: business_rule(r, b.sql(r), b.profile.violations.get(r.name)),
             )
         )
     return checks
@@ -573,7 +672,6 @@ def build_table_checks(table: LakeTable, partitions: dg.PartitionsDefinition) ->
                 severity=dg.AssetCheckSeverity[outcome.severity],
                 metadata={"window": scope, "rows_checked": rows_checked, **outcome.metadata},
             )
-        batch.rows.unpersist()
 
     return checks
 

@@ -1,11 +1,21 @@
 """The checks' Spark aggregations on small frames: each passes on good data and fails, with the
 metadata a person needs, on data broken on purpose."""
 
-from pyspark.sql import SparkSession
+import datetime as dt
 
-from medallion_assets.quality.checks import not_null, references, unique_key
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from medallion_assets.quality.checks import (
+    Profile,
+    Referenced,
+    business_rule,
+    not_null,
+    references,
+    unique_key,
+)
 from medallion_assets.resources.spark import SparkResource
-from medallion_assets.specs import Reference
+from medallion_assets.specs import Reference, Rule
 
 
 def test_unique_key_names_the_duplicated_keys(spark_resource: SparkResource) -> None:
@@ -57,3 +67,44 @@ def test_references_orphans_are_errors_unknown_members_a_share(spark_resource: S
     assert not outcome.passed and outcome.severity == "WARN" and outcome.metadata["orphan_rows"] == 1
     # A referenced table not built yet: every value is an orphan.
     assert references(ids, None, waiting).metadata["orphan_rows"] == 3
+
+
+def test_one_profile_counts_for_every_check_of_a_step(spark_resource: SparkResource) -> None:
+    """A check step's counts come from one Spark action: keys, nulls, references, business rules and
+    rows per day, each equal to what the check alone would count."""
+    spark = spark_resource.session()
+    rows = spark.createDataFrame(
+        [
+            ("o1", 10, "2018-03-01"),
+            ("o2", -1, "2018-03-01"),
+            ("o2", 99, "2018-03-02"),
+            ("o3", None, "2018-03-02"),
+        ],
+        "order_id string, product_key bigint, day string",
+    ).withColumn("day", F.to_date("day"))
+    keys = _keys(spark, [-1, 10, 11], "product_key", "bigint")
+    ref = Reference("product_key", "gold/dim_product", "product_key", max_unknown_share=0.5)
+    rule = Rule("no_product_99", "no product 99", "SELECT * FROM rows WHERE product_key = 99")
+    broken = rows.filter("product_key = 99")
+    profile = Profile.of(
+        rows,
+        ["order_id"],
+        ["product_key"],
+        references=[(ref, keys)],
+        rules=[(rule, broken)],
+        daily=(rows, "day"),
+    )
+    assert (profile.rows, profile.distinct_keys, profile.nulls) == (4, 3, {"product_key": 1})
+    assert profile.references[ref.check_name] == Referenced(rows=3, unknown=1, orphans=1)
+    assert profile.violations == {"no_product_99": 1}
+    assert profile.per_day == {dt.date(2018, 3, 1): 2, dt.date(2018, 3, 2): 2}
+    alone = references(rows, keys, ref)
+    assert references(rows, keys, ref, profile).metadata == alone.metadata
+    assert alone.metadata["orphan_sample"].data == [99] and not alone.passed
+    assert business_rule(rule, broken, profile.violations[rule.name]).metadata["violations"] == 1
+    # Nothing in the window (the log says so): no Spark job for it, and the rules still run.
+    empty = Profile.of(
+        rows.limit(0), ["order_id"], references=[(ref, keys)], rules=[(rule, broken)], empty=True
+    )
+    assert (empty.rows, empty.distinct_keys, empty.violations) == (0, 0, {"no_product_99": 1})
+    assert empty.references[ref.check_name] == Referenced(0, 0, 0)
