@@ -60,10 +60,11 @@ quickstart: $(STAMP) $(JARS_STAMP)
 
 # Lint, then every test (real PostgreSQL, real files; nothing mocked), on two workers: most of a
 # test's time is latency (a JVM, a run, a sensor tick), so two workers on two cores finish sooner.
-# TEST_WORKERS=0 runs them in this process, one after the other.
+# TEST_WORKERS=0 runs them in this process, one after the other. The 30 slowest are listed at the
+# end: where the suite's time goes, in every CI log.
 TEST_WORKERS ?= 2
 test: $(STAMP) $(JARS_STAMP) $(KAFKA_STAMP) $(EMULATOR_STAMP) lint
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=30
 
 # The unit tier alone (medallion_assets_tests/unit/): pure functions, specs, the asset graph, the CSV
 # reader and writer, the generator; no PostgreSQL, no JVM, no emulator: well under a minute.

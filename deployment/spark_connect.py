@@ -23,7 +23,7 @@ PORT = 15002
 
 def command(master: str, extra: list[str]) -> list[str]:
     settings = {
-        **LocalSpark.of(get_settings()).config(),
+        **LocalSpark.of(get_settings()).config(cluster=True),
         "spark.connect.grpc.binding.address": "0.0.0.0",
         "spark.connect.grpc.binding.port": str(PORT),
         # Executors on the workers connect back to this container (compose passes its service name).

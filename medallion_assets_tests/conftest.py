@@ -38,6 +38,8 @@ from olist_source.kaggle_csv import read_directory
 os.environ.setdefault("MEDALLION_SPARK", "local")
 
 TESTS = Path(__file__).resolve().parent
+# Their JVMs interpret expressions instead of compiling them: the suite's tiny tables (see the file).
+os.environ.setdefault("SPARK_CONF_DIR", str(TESTS / "spark_conf"))
 # The tiers, one folder each: unit (no service, no JVM, no run: seconds), integration (one part
 # against the real thing: Spark, PostgreSQL, Delta on S3, warehouses, sensors, Dagster runs of a few
 # assets), e2e (whole builds, `dagster dev`, the browser). Each test is marked with its folder's tier.

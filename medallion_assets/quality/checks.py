@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+from pyspark.errors import AnalysisException
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -413,6 +414,7 @@ class Batch:
     spark: SparkSession
     instance: dg.DagsterInstance
     empty: bool = False  # the log shows no row in the window: nothing to aggregate
+    queries: dict[str, DataFrame] = field(default_factory=dict, repr=False)  # each rule's, by name
 
     @classmethod
     def load(
@@ -450,19 +452,22 @@ class Batch:
             return profile_with((), daily)
         try:
             return profile_with([(rule, self.sql(rule)) for rule in table.rules], daily)
-        except Exception:  # a rule's query fails (a column it reads is gone): it fails alone, later
-            return profile_with((), daily)
+        except AnalysisException:  # a rule's query no longer analyses (a column it reads is gone):
+            return profile_with((), daily)  # that rule's check fails alone, the others count theirs
 
     def sql(self, rule: Rule) -> DataFrame:
-        """The rule's query, with `rows` and every table it reads (same window if partitioned alike)."""
-        self.rows.createOrReplaceTempView("rows")
-        for path in rule.reads:
-            other = TABLES_BY_PATH[path]
-            window = self.window if other.partition_column == self.table.partition_column else None
-            self.lake.table(self.spark, dg.AssetKey(other.asset_path), window).createOrReplaceTempView(
-                other.name
-            )
-        return self.spark.sql(rule.violations)
+        """The rule's query, with `rows` and every table it reads (same window if partitioned
+        alike); built once per step: the profile counts it, a failing rule's check samples it."""
+        if rule.name not in self.queries:
+            self.rows.createOrReplaceTempView("rows")
+            for path in rule.reads:
+                other = TABLES_BY_PATH[path]
+                window = self.window if other.partition_column == self.table.partition_column else None
+                self.lake.table(self.spark, dg.AssetKey(other.asset_path), window).createOrReplaceTempView(
+                    other.name
+                )
+            self.queries[rule.name] = self.spark.sql(rule.violations)
+        return self.queries[rule.name]
 
     def drift(self, drift: Drift) -> Outcome:
         counts, days, materialized = self.row_counts(drift)

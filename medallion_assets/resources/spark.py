@@ -17,10 +17,13 @@ session settings every layer relies on, and S3A access set per session from the 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
+import socket
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 from dagster_pyspark import LazyPySparkResource
 from pydantic import Field
@@ -136,9 +139,21 @@ def start_in_background(spark: SparkResource) -> None:
 def _connect_session(remote: str, config: Frozen) -> SparkSession:
     builder = SparkSession.builder.remote(remote).appName("medallion_assets")
     session = builder.getOrCreate()
+    atexit.register(_close_if_server_gone, session, remote)  # runs before pyspark's own exit hook
     for key, value in config:
         session.conf.set(key, value)
     return session
+
+
+def _close_if_server_gone(session: SparkSession, remote: str) -> None:
+    """pyspark's exit hook asks the server to clear its caches and retries for over 10 minutes when
+    the server is gone (stopped by `medallion spark stop`, the benchmark, a test): the process hung at
+    exit. A client whose server no longer answers closes its channel first, which skips those calls."""
+    url = urlsplit(remote)
+    try:
+        socket.create_connection((url.hostname or "localhost", url.port or 15002), timeout=2).close()
+    except OSError:
+        session.client.close()  # type: ignore[attr-defined]  # a Spark Connect session's client
 
 
 @functools.cache

@@ -3,10 +3,13 @@ metadata a person needs, on data broken on purpose."""
 
 import datetime as dt
 
+import pytest
+from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from medallion_assets.quality.checks import (
+    Batch,
     Profile,
     Referenced,
     business_rule,
@@ -15,7 +18,7 @@ from medallion_assets.quality.checks import (
     unique_key,
 )
 from medallion_assets.resources.spark import SparkResource
-from medallion_assets.specs import Reference, Rule
+from medallion_assets.specs import LakeTable, Reference, Rule
 
 
 def test_unique_key_names_the_duplicated_keys(spark_resource: SparkResource) -> None:
@@ -108,3 +111,18 @@ def test_one_profile_counts_for_every_check_of_a_step(spark_resource: SparkResou
     )
     assert (empty.rows, empty.distinct_keys, empty.violations) == (0, 0, {"no_product_99": 1})
     assert empty.references[ref.check_name] == Referenced(0, 0, 0)
+
+
+def test_a_rule_whose_column_is_gone_fails_alone(spark_resource: SparkResource) -> None:
+    """A business rule that no longer analyses (it reads a column the table lost) raises in its own
+    check; the step's other counts still come from the one profile."""
+    spark = spark_resource.session()
+    rows = spark.createDataFrame([("o1", 10), ("o2", 99)], "order_id string, product_key bigint")
+    kept = Rule("no_product_99", "no product 99", "SELECT * FROM rows WHERE product_key = 99")
+    gone = Rule("no_big_freight", "freight below 1000", "SELECT * FROM rows WHERE freight_value > 1000")
+    table = LakeTable("gold", "scratch_orders", ("order_id",), None, rules=(kept, gone))
+    batch = Batch(table, rows, None, None, spark, None)  # no lake read: no reference, no drift
+    assert (batch.profile.rows, batch.profile.distinct_keys, batch.profile.violations) == (2, 2, {})
+    assert business_rule(kept, batch.sql(kept)).metadata["violations"] == 1
+    with pytest.raises(AnalysisException, match="freight_value"):
+        business_rule(gone, batch.sql(gone))

@@ -64,6 +64,16 @@ print("session type:", type(session).__module__, "ok" if result.success else "fa
 """
 
 
+STOP_AFTER_USE = """
+from medallion_assets.resources.spark import SparkResource
+from medallion_assets.resources.spark_server import SparkServer
+from medallion_assets.settings import get_settings
+
+assert SparkResource().session().range(3).count() == 3
+assert SparkServer.of(get_settings()).stop()
+"""
+
+
 def run_assets(environment: dict[str, str], lake: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k != "SPARK_REMOTE"}
     env |= {**environment, "MEDALLION_LAKE_URI": str(lake)}
@@ -93,6 +103,11 @@ def test_the_default_topology_starts_the_embedded_server_once(
     assert first.running and first.pid is not None
     run_assets(server_home, tmp_path / "second")
     assert server.status().pid == first.pid  # kept between commands, not started again
+    # A process whose server is stopped before it exits (`medallion spark stop` from elsewhere, the
+    # benchmark's end) exits at once: pyspark's own exit hook retried for over 10 minutes.
+    env = {k: v for k, v in os.environ.items() if k != "SPARK_REMOTE"} | server_home
+    subprocess.run([sys.executable, "-c", STOP_AFTER_USE], env=env, check=True, timeout=60)
+    assert not server.status().running
 
 
 def test_same_assets_run_on_any_spark_connect_server(server_home: dict[str, str], tmp_path: Path) -> None:

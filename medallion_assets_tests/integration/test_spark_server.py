@@ -28,6 +28,7 @@ print(type(spark).__module__, total, DeltaTable(sys.argv[2]).to_pyarrow_table().
 def test_start_use_stop(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDALLION_", "SPARK_"))}
     env |= {"MEDALLION_HOME": str(tmp_path / "home"), "MEDALLION_SPARK_PORT": str(free_port())}
+    env["SPARK_LOCAL_DIRS"] = str(tmp_path / "spark-local")  # the server's scratch space
 
     def medallion(*args: str) -> str:
         done = subprocess.run([MEDALLION, *args], env=env, capture_output=True, text=True, timeout=180)
@@ -48,6 +49,9 @@ def test_start_use_stop(tmp_path: Path) -> None:
         module, total, rows = client.stdout.split()[-3:]
         assert module.startswith("pyspark.sql.connect")  # a thin client, no JVM of its own
         assert (total, rows) == ("31.50", "7")  # Delta written by the server, read back by delta-rs
+        # The jars are on the server's class path, not copied to its scratch space at each start
+        # (690 MB, left behind by a server that is killed).
+        assert not list((tmp_path / "spark-local").rglob("*.jar"))
     finally:
         stopped = medallion("spark", "stop")
     assert "stopped" in stopped
