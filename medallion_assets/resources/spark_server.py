@@ -58,14 +58,7 @@ class LocalSpark:
                 f"no Spark jars in {self.jars_dir}: run `make jars` (Maven fetches the versions pinned in"
                 " jars/pom.xml), or point MEDALLION_SPARK_JARS at a folder that holds them"
             )
-        # Locally on the class path: `spark.jars` copies every jar (690 MB with the AWS SDK bundle)
-        # into a temporary folder at each start (+2.5 s) and leaves it behind if the JVM is killed.
         config = {
-            **(
-                {"spark.jars": ",".join(str(jar) for jar in jars)}
-                if cluster
-                else {"spark.driver.extraClassPath": os.pathsep.join(str(jar) for jar in jars)}
-            ),
             "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
             "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
             # s3:// and s3a:// lakes through S3A. Its default credential chain reads AWS_ACCESS_KEY_ID
@@ -73,6 +66,12 @@ class LocalSpark:
             "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
             "spark.hadoop.fs.s3a.path.style.access": "true",  # MinIO and other S3 servers
         }
+        # Locally on the class path: `spark.jars` copies every jar (690 MB with the AWS SDK bundle)
+        # into a temporary folder at each start (+2.5 s) and leaves it behind if the JVM is killed.
+        if cluster:
+            config["spark.jars"] = ",".join(str(jar) for jar in jars)
+        else:
+            config["spark.driver.extraClassPath"] = os.pathsep.join(str(jar) for jar in jars)
         if self.s3_endpoint:
             config["spark.hadoop.fs.s3a.endpoint"] = self.s3_endpoint
             config["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(self.s3_endpoint.startswith("https"))
