@@ -5,6 +5,7 @@ processes need them at the same moment."""
 from __future__ import annotations
 
 import fcntl
+import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -26,3 +27,16 @@ def listening(port: int) -> bool:
     """Whether something accepts connections on this loopback port."""
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def default_stop_signals() -> None:
+    """`preexec_fn` of a server's process: SIGTERM and SIGINT back to their default dispositions.
+
+    A process started from a background job (`medallion build &`, a CI script) inherits SIGINT
+    ignored, and Dagster maps SIGTERM to SIGINT's handler at each in-process run
+    (dagster._utils.interrupts): from then on SIGTERM is ignored too, and so by every process it
+    starts. A JVM started with SIGTERM ignored installs no handler for it, so a stop found the
+    server deaf to its clean shutdown and killed it after the grace (the broker: 30.2 s, then
+    SIGKILL, where 0.2 s is normal; ~30 s of the test suite's teardowns, three times a run)."""
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, signal.SIG_DFL)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from medallion_assets.resources.embedded import listening, start_once
+from medallion_assets.resources.embedded import default_stop_signals, listening, start_once
 from medallion_assets.settings import REPOSITORY, Settings
 
 BROKER_CLASS = "kafka.Kafka"
@@ -101,6 +101,7 @@ class KafkaServer:
                 stderr=subprocess.STDOUT,
                 env=environment_without_secrets(),
                 start_new_session=True,
+                preexec_fn=default_stop_signals,  # so that a stop reaches it (see there)
             )
         (self.home / "broker.pid").write_text(str(process.pid))
         deadline = time.monotonic() + timeout

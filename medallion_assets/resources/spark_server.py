@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pyspark
 
-from medallion_assets.resources.embedded import listening, start_once
+from medallion_assets.resources.embedded import default_stop_signals, listening, start_once
 from medallion_assets.settings import Settings
 
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -154,6 +154,7 @@ class SparkServer:
             capture_output=True,
             timeout=60,
             start_new_session=True,
+            preexec_fn=default_stop_signals,  # so that a stop reaches it (see there)
         )
         deadline = time.monotonic() + timeout
         while not self.status().running:
@@ -172,7 +173,7 @@ class SparkServer:
         subprocess.run(command, env=self._environment(), capture_output=True, timeout=60)
         try:
             process.wait(grace)
-        except psutil.TimeoutExpired:  # a SIGTERM ignored (e.g. started from a background job)
+        except psutil.TimeoutExpired:  # a server that does not stop
             process.kill()
             process.wait(grace)
         except psutil.NoSuchProcess:

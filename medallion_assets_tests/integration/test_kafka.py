@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -64,6 +65,22 @@ def test_the_broker_starts_on_first_use_and_keeps_its_topics_across_a_restart(
     assert not kafka_home.status().running
     assert kafka.end_offsets("events") == offsets  # started again on use
     assert sorted(v["id"] for v in consume_all("events", 1000)) == list(range(1000))
+
+
+def test_a_broker_started_by_a_process_deaf_to_sigterm_still_stops_cleanly(kafka_home: KafkaServer) -> None:
+    # A `medallion build` started in the background inherits SIGINT ignored, and after its first
+    # run Dagster has mapped SIGTERM to the same: the broker it starts must not inherit that, or a
+    # stop waits out its 30 s grace and kills it (every test's teardown in CI did).
+    deaf = (
+        "import signal; [signal.signal(s, signal.SIG_IGN) for s in (signal.SIGTERM, signal.SIGINT)]; "
+        "from medallion_assets.resources.kafka import KafkaResource; KafkaResource().ensure_topic('t', 1)"
+    )
+    subprocess.run([sys.executable, "-c", deaf], check=True, timeout=120)
+    assert kafka_home.status().running
+    started = time.monotonic()
+    assert kafka_home.stop()
+    assert time.monotonic() - started < 10  # SIGTERM's clean shutdown: ~0.3 s
+    assert not kafka_home.status().running
 
 
 def test_a_broker_elsewhere_is_used_as_configured_and_its_password_never_shown(
