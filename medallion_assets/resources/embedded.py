@@ -34,7 +34,7 @@ def default_stop_signals() -> None:
 
     A process started from a background job (`medallion build &`, a CI script) inherits SIGINT
     ignored, and Dagster maps SIGTERM to SIGINT's handler at each in-process run
-    (dagster._utils.interrupts): from then on SIGTERM is ignored too, and so by every process it
+    (its `setup_interrupt_handlers`): from then on SIGTERM is ignored too, and so by every process it
     starts. A JVM started with SIGTERM ignored installs no handler for it, so a stop found the
     server deaf to its clean shutdown and killed it after the grace (the broker: 30.2 s, then
     SIGKILL, where 0.2 s is normal; ~30 s of the test suite's teardowns, three times a run)."""
