@@ -70,7 +70,7 @@ def test_the_broker_starts_on_first_use_and_keeps_its_topics_across_a_restart(
 def test_a_broker_started_by_a_process_deaf_to_sigterm_still_stops_cleanly(kafka_home: KafkaServer) -> None:
     # A `medallion build` started in the background inherits SIGINT ignored, and after its first
     # run Dagster has mapped SIGTERM to the same: the broker it starts must not inherit that, or a
-    # stop waits out its 30 s grace and kills it (every test's teardown in CI did).
+    # stop waits out its 30 s grace and kills it (three tests' teardowns in CI did).
     deaf = (
         "import signal; [signal.signal(s, signal.SIG_IGN) for s in (signal.SIGTERM, signal.SIGINT)]; "
         "from medallion_assets.resources.kafka import KafkaResource; KafkaResource().ensure_topic('t', 1)"
