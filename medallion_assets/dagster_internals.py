@@ -33,6 +33,7 @@ instance (the CLI, `dagster dev`, the daemon, each run worker): they all read da
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -235,15 +236,25 @@ class BatchedPostgresEventLogStorage(_CheckPlannedOnce, PostgresEventLogStorage)
 def execute_without_output_capture(
     job: dg.JobDefinition, instance: dg.DagsterInstance, tags: dict[str, str], run_config: dict
 ) -> dg.ExecuteInProcessResult:
-    """`job.execute_in_process`, minus its capture of every step's output for the result object."""
-    return core_execute_in_process(
-        job=InMemoryJob(job_def=job),
-        run_config=run_config,
-        instance=instance,
-        output_capturing_enabled=False,
-        raise_on_error=False,
-        run_tags=tags,
-    )
+    """`job.execute_in_process`, minus its capture of every step's output for the result object.
+
+    SIGTERM gets back its disposition when the run ends: Dagster then maps it to SIGINT's, which a
+    process started as a background job (`medallion build &`) ignores, and `kill` would no longer
+    stop such a build between its runs (during a run Dagster's handler stops the run cleanly)."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
+    try:
+        return core_execute_in_process(
+            job=InMemoryJob(job_def=job),
+            run_config=run_config,
+            instance=instance,
+            output_capturing_enabled=False,
+            raise_on_error=False,
+            run_tags=tags,
+        )
+    finally:
+        if sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
 
 
 @dataclass(frozen=True)

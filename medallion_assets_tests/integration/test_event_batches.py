@@ -13,11 +13,15 @@ materializations, failures and planned events per partition, their tags, and the
 executions and partition state. Absolute outcomes are asserted too, so that two empty or equally
 broken instances cannot pass, and in our instance the batch path is checked to have stored the
 asset events (the planned events of the unexecuted run, and the ranged steps' materializations).
+Last, a run of ours leaves SIGTERM as it found it (`execute_without_output_capture`).
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context annotations.
 
 import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -405,3 +409,30 @@ def assert_expected_outcome(seen: dict[str, Any]) -> None:
     assert check["state"]["AssetCheckExecutionResolvedStatus.SUCCEEDED"] == [
         key for key in KEYS[:25] if key != KEYS[3]
     ]
+
+
+def test_a_build_in_a_background_job_can_still_be_killed_after_a_run() -> None:
+    # A background job ignores SIGINT, and Dagster maps SIGTERM to SIGINT's handler when a run ends:
+    # without our restore, `kill` of a `medallion build &` did nothing between its runs.
+    build_in_background = """
+import os, signal, time
+import dagster as dg
+from medallion_assets.dagster_internals import execute_without_output_capture
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # what `&` in a non-interactive shell does
+
+@dg.op
+def one() -> int:
+    return 1
+
+@dg.job(executor_def=dg.in_process_executor)
+def tiny() -> None:
+    one()
+
+with dg.DagsterInstance.ephemeral() as instance:
+    assert execute_without_output_capture(tiny, instance, {}, {}).success
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(10)
+raise SystemExit("SIGTERM was ignored")
+"""
+    done = subprocess.run([sys.executable, "-c", build_in_background], capture_output=True, text=True)
+    assert done.returncode == -signal.SIGTERM, done.stderr[-2000:]
