@@ -419,6 +419,7 @@ import os, signal, time
 import dagster as dg
 from medallion_assets.dagster_internals import execute_without_output_capture
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # what `&` in a non-interactive shell does
+signal.signal(signal.SIGTERM, signal.SIG_DFL)  # whatever the test's own process has (CI's ignores it)
 
 @dg.op
 def one() -> int:
