@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from medallion_assets.resources.embedded import default_stop_signals
 from medallion_assets_tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,11 +114,12 @@ def dagster_dev(env: dict[str, str], log: Path) -> Iterator[str]:
     """The UI's URL while `dagster dev -w workspace.yaml` runs with this environment; always stopped."""
     port = free_port()
     with log.open("wb") as out:
-        # env --default-signal: a pytest started in the background ignores SIGINT, and so would its
-        # children, so dagster dev could not shut down cleanly. A new session makes its own group.
+        # default_stop_signals: a pytest started in the background ignores SIGINT (and SIGTERM after
+        # a Dagster run), and so would its children, so dagster dev could not shut down cleanly. A
+        # new session makes its own group.
         server = subprocess.Popen(
             [
-                *("env", "--default-signal=INT,TERM", str(BIN / "dagster"), "dev"),
+                *(str(BIN / "dagster"), "dev"),
                 *("-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)),
             ],
             cwd=REPO,
@@ -125,6 +127,7 @@ def dagster_dev(env: dict[str, str], log: Path) -> Iterator[str]:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=default_stop_signals,
         )
     try:
         url = f"http://127.0.0.1:{port}"
