@@ -19,8 +19,7 @@ import dagster as dg
 
 from medallion_assets.automation.audit import record_run
 from medallion_assets.dagster_internals import execute_without_output_capture
-from medallion_assets.gold.changes import record_facts_current
-from medallion_assets.gold.facts import StaleSearch, stale_order_dates
+from medallion_assets.gold.facts import stale_order_dates
 from medallion_assets.gold.wide import stale_wide_dates
 from medallion_assets.progress import progress_config
 from medallion_assets.resources.instance import ensure_dagster_home
@@ -28,7 +27,7 @@ from medallion_assets.resources.postgres import SourceDatabase, redact
 from medallion_assets.resources.spark import start_in_background
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.olist_db import source_change_dates
-from medallion_assets.specs import GOLD_FACTS, GOLD_WIDE
+from medallion_assets.specs import GOLD_WIDE
 from medallion_assets.tags import (
     BUILD_TAG,
     LANE_TAG,
@@ -40,7 +39,6 @@ from medallion_assets.tags import (
 Echo = Callable[[str], None]
 # Downstream of order dates (the report too: in the last run of gold and the warehouse, not its own).
 ORDER_DATE_LAYERS = ("gold", "warehouse", "interface")
-FACTS = dg.AssetKey(GOLD_FACTS["fact_orders"].asset_path)
 
 
 @dataclass
@@ -146,7 +144,6 @@ def _build(
     with nullcontext(instance) if instance else dg.DagsterInstance.get() as instance:
         for job, ((partitions, by_order_date), stretch) in zip(jobs, stretches, strict=True):
             job_def = with_jobs.resolve_job_def(job.name)
-            search: StaleSearch | None = None
             # Each run: its job (the stretch's, or a part of it), the assets it builds, its window.
             if partitions is None:
                 ranges: list[tuple[dg.JobDefinition, list[dg.AssetKey], tuple[str, str] | None]] = [
@@ -155,10 +152,9 @@ def _build(
             elif by_order_date:
                 session, lake = resources.spark.session(), resources.lakehouse.lake()
                 searching = time.perf_counter()
-                search, moved = stale_order_dates(session, lake), stale_wide_dates(session, lake)
+                stale, moved = stale_order_dates(session, lake), stale_wide_dates(session, lake)
                 summary.stale_seconds += time.perf_counter() - searching
-                echo(f"gold: stale order dates searched among {search.how}")
-                windows = _order_date_ranges(search.dates, partitions, summary.range, echo)
+                windows = _order_date_ranges(stale, partitions, summary.range, echo)
                 ranges = [(job_def, stretch, window) for window in windows]
                 for subset, window in _current_attribute_runs(
                     moved, windows, stretch, graph, partitions, echo
@@ -199,9 +195,6 @@ def _build(
                     break
             if not summary.success:
                 break  # later stretches depend on this one
-            if search and search.inputs and FACTS in stretch:
-                # Every stale order date found was rebuilt: the next search starts from here.
-                record_facts_current(resources.lakehouse.lake(), search.inputs)
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -13,16 +13,14 @@ show: a dimension version that moved, an order whose purchase date was corrected
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 import dagster as dg
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from medallion_assets.gold.changes import NO_CHANGE, changed_orders, input_versions
 from medallion_assets.gold.dimensions import UNKNOWN_CATEGORY, silver
 from medallion_assets.gold.history import version_at
-from medallion_assets.resources.delta_lake import Lake, first_line
+from medallion_assets.resources.delta_lake import Lake
 from medallion_assets.resources.delta_lake import Window as LakeWindow
 from medallion_assets.silver.events import silver_schema
 from medallion_assets.specs import GOLD_FACTS, ORDER_DATE
@@ -48,22 +46,11 @@ def with_row_hash(frame: DataFrame) -> DataFrame:
 
 
 def compute_facts(
-    spark: SparkSession,
-    lake: Lake,
-    window: tuple[dt.date, dt.date] | None = None,
-    only: DataFrame | None = None,
+    spark: SparkSession, lake: Lake, window: tuple[dt.date, dt.date] | None = None
 ) -> tuple[DataFrame, DataFrame]:
-    """(fact_orders, fact_order_items) for orders purchased in [start, end), or for all orders;
-    `only`: of these orders (order_id) alone. What they share is cached: clear the session's cache
-    when both are read."""
-
-    def of_orders(name: str) -> DataFrame:
-        """A silver table of orders; of the `only` orders alone when given (Spark would not push
-        that filter through the aggregations below by itself)."""
-        rows = silver(spark, lake, name)
-        return rows if only is None else rows.join(F.broadcast(only), "order_id", "left_semi")
-
-    orders = of_orders("orders").withColumn(ORDER_DATE, F.to_date(PURCHASE))
+    """(fact_orders, fact_order_items) for orders purchased in [start, end), or for all orders.
+    What they share is cached: clear the session's cache when both are read."""
+    orders = silver(spark, lake, "orders").withColumn(ORDER_DATE, F.to_date(PURCHASE))
     if window is not None:
         orders = orders.filter((F.col(ORDER_DATE) >= window[0]) & (F.col(ORDER_DATE) < window[1]))
     dimension = {name: gold(spark, lake, name) for name in ("dim_customer", "dim_product", "dim_seller")}
@@ -81,7 +68,7 @@ def compute_facts(
     orders = orders.cache()
 
     # Items without a known order have no purchase time yet: they wait (counted in the metadata).
-    items = of_orders("order_items").join(
+    items = silver(spark, lake, "order_items").join(
         orders.select("order_id", ORDER_DATE, PURCHASE, "customer_key", "is_revenue_status"), on="order_id"
     )
     items = version_at(items, dimension["dim_product"], "product_id", PURCHASE, "product_key")
@@ -115,7 +102,7 @@ def compute_facts(
         money(F.sum("freight_value")).alias("freight_value"),
     )
     payments = (
-        of_orders("order_payments")
+        silver(spark, lake, "order_payments")
         .groupBy("order_id")
         .agg(
             money(F.sum("payment_value")).alias("payment_total"),
@@ -128,7 +115,7 @@ def compute_facts(
         F.col("review_id").desc(),
     )
     reviews = (
-        of_orders("order_reviews")
+        silver(spark, lake, "order_reviews")
         .withColumn("_n", F.row_number().over(latest_review))
         .filter("_n = 1")
         .select("order_id", F.col("review_score").alias("latest_review_score"))
@@ -179,23 +166,9 @@ def items_without_order(spark: SparkSession, lake: Lake) -> int:
     return items.join(silver(spark, lake, "orders", ["order_id"]), on="order_id", how="left_anti").count()
 
 
-@dataclass(frozen=True)
-class StaleSearch:
-    """What `stale_order_dates` found: the dates, the input versions it compared against (to record
-    once those dates are rebuilt: gold/changes.py), and how it searched."""
-
-    dates: list[dt.date]
-    inputs: dict[str, int] | None
-    how: str
-
-
-def stale_order_dates(spark: SparkSession, lake: Lake) -> StaleSearch:
+def stale_order_dates(spark: SparkSession, lake: Lake) -> list[dt.date]:
     """Order dates whose stored fact rows differ from what silver and the dimensions give now
-    (rows changed, added, or gone), in order. Empty when gold is up to date.
-
-    Only the orders changed since the facts were last recorded up to date are compared when that
-    is known (gold/changes.py), else every order."""
-    inputs = input_versions(lake)
+    (rows changed, added, or gone), in order. Empty when gold is up to date."""
     tables = (GOLD_FACTS["fact_orders"], GOLD_FACTS["fact_order_items"])
     stored_facts = [
         lake.frame(spark, dg.AssetKey(t.asset_path), columns=[*t.primary_key, ORDER_DATE, ROW_HASH])
@@ -205,49 +178,26 @@ def stale_order_dates(spark: SparkSession, lake: Lake) -> StaleSearch:
         # Nothing to compare with (a first build): every order date is to be built, and an order
         # date is its purchase date; no need to compute every fact for that.
         purchases = silver(spark, lake, "orders", [PURCHASE]).select(F.to_date(PURCHASE).alias("d"))
-        dates = sorted(r[0] for r in purchases.distinct().collect() if r[0] is not None)
-        return StaleSearch(dates, inputs, "first build: every purchase date")
-    candidates, why = changed_orders(spark, lake, inputs) if inputs else (None, "an input is not built")
-    if why == NO_CHANGE:
-        return StaleSearch([], inputs, why)
-    if candidates is not None:
-        try:
-            count = candidates.cache().count()
-            dates = _differing_dates(spark, lake, stored_facts, candidates)  # type: ignore[arg-type]
-            return StaleSearch(dates, inputs, f"{count:,} order(s) {why}")
-        except Exception as exc:  # a feed or an old dimension version vacuumed: compare them all
-            why = f"changes not readable ({first_line(lake.redact(str(exc)))})"
-        finally:
-            candidates.unpersist()
-    dates = _differing_dates(spark, lake, stored_facts)  # type: ignore[arg-type]
-    return StaleSearch(dates, inputs, f"every order: {why}")
-
-
-def _differing_dates(
-    spark: SparkSession, lake: Lake, stored_facts: list[DataFrame], only: DataFrame | None = None
-) -> list[dt.date]:
-    """The order dates where the facts computed now (of the `only` orders, else all) and the
-    stored ones differ, in order."""
-    tables = (GOLD_FACTS["fact_orders"], GOLD_FACTS["fact_order_items"])
-    fresh_orders, fresh_items = compute_facts(spark, lake, only=only)
+        return sorted(r[0] for r in purchases.distinct().collect() if r[0] is not None)
+    fresh_orders, fresh_items = compute_facts(spark, lake)
     # Both facts' differing dates in ONE action: the items' facts are built on the orders', and
     # Spark runs the shared part once (reused exchanges) instead of once per fact table.
     differing_dates: list[DataFrame] = []
     for fresh, table, stored_rows in zip((fresh_orders, fresh_items), tables, stored_facts, strict=True):
         key = list(table.primary_key)
         now = fresh.select(*key, F.col(ORDER_DATE).alias("_date_now"), F.col(ROW_HASH).alias("_hash_now"))
-        stored = stored_rows if only is None else stored_rows.join(only, "order_id", "left_semi")
-        was = stored.select(*key, F.col(ORDER_DATE).alias("_date_was"), F.col(ROW_HASH).alias("_hash_was"))
-        differing = now.join(was, on=key, how="full_outer").filter(
+        assert stored_rows is not None
+        stored = stored_rows.select(
+            *key, F.col(ORDER_DATE).alias("_date_was"), F.col(ROW_HASH).alias("_hash_was")
+        )
+        differing = now.join(stored, on=key, how="full_outer").filter(
             ~F.col("_hash_now").eqNullSafe(F.col("_hash_was"))
             | ~F.col("_date_now").eqNullSafe(F.col("_date_was"))
         )
         dates = differing.select(F.explode(F.array("_date_now", "_date_was")).alias("d"))
         differing_dates.append(dates.filter("d IS NOT NULL"))
-    try:
-        stale = differing_dates[0].unionByName(differing_dates[1]).distinct().collect()
-    finally:
-        spark.catalog.clearCache()
+    stale = differing_dates[0].unionByName(differing_dates[1]).distinct().collect()
+    spark.catalog.clearCache()
     return sorted(r[0] for r in stale)
 
 

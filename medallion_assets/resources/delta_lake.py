@@ -53,8 +53,6 @@ VERSION_COLUMN = "medallion/version_column"
 # A write may add columns to the table (bronze: what the source added lands; later layers keep
 # their contract and fail a write that differs).
 EVOLVE_SCHEMA = "medallion/evolve_schema"
-CHANGE_FEED = "medallion/change_feed"
-CHANGE_FEED_PROPERTY = "delta.enableChangeDataFeed"
 # Output metadata: the rows an asset hands over, when it counted them anyway (silver's accounting).
 OUTPUT_ROWS = "output_rows"
 
@@ -79,8 +77,6 @@ def lake_metadata(table: LakeTable) -> dict[str, Any]:
         metadata[VERSION_COLUMN] = table.version_column
     if table.layer == "bronze":
         metadata[EVOLVE_SCHEMA] = True
-    if table.change_feed:
-        metadata[CHANGE_FEED] = True
     return metadata
 
 
@@ -203,35 +199,6 @@ class Lake:
             )
         return frame
 
-    def version(self, asset_key: dg.AssetKey) -> int | None:
-        """The table's latest version (from its log), None when there is no table yet."""
-        table = self.open(self.uri(asset_key))
-        return None if table is None else table.version()
-
-    def operations_since(self, asset_key: dg.AssetKey, version: int) -> set[str]:
-        """The operations (WRITE, MERGE, RESTORE...) of the table's commits after `version`."""
-        table = self.open(self.uri(asset_key))
-        if table is None:
-            return set()
-        newer = table.version() - version
-        return {commit["operation"] for commit in table.history(newer)} if newer > 0 else set()
-
-    def as_of(self, spark: SparkSession, asset_key: dg.AssetKey, version: int) -> DataFrame:
-        """The table's rows as they were at `version` (Delta time travel; a vacuumed version fails)."""
-        return spark.read.format("delta").option("versionAsOf", version).load(self.uri(asset_key))
-
-    def changes(self, spark: SparkSession, asset_key: dg.AssetKey, after: int, until: int) -> DataFrame:
-        """The rows that the commits after version `after` up to `until` inserted, updated (before
-        and after) or deleted: Delta's change data feed, with `_change_type` and `_commit_version`.
-        Fails (when Spark runs it) if the feed was off at one of those versions or is vacuumed."""
-        return (
-            spark.read.format("delta")
-            .option("readChangeFeed", "true")
-            .option("startingVersion", after + 1)
-            .option("endingVersion", until)
-            .load(self.uri(asset_key))
-        )
-
     def write(
         self,
         spark: SparkSession,
@@ -243,7 +210,6 @@ class Lake:
         version_column: str | None = None,
         evolve_schema: bool = False,
         known_rows: int | None = None,
-        change_feed: bool = False,
     ) -> dict[str, int]:
         """Write `data` in one Delta commit, as the table's write mode says; the counts of the write.
         `known_rows`: the rows of `data` when its producer counted them already; none to write
@@ -257,9 +223,7 @@ class Lake:
         - merge_latest: keyed MERGE, a key's row updated only by a newer version, never regressed.
           A key's row moves to the day of its latest change.
         With `evolve_schema`, columns of `data` the table lacks are added to it (Delta's schema
-        merge); without it such a write fails and commits nothing. With `change_feed`, the table
-        records Delta's change data feed (set when it is created, or before this write for a table
-        created without it).
+        merge); without it such a write fails and commits nothing.
         No table is physically partitioned by day: a windowed write is laid out in day ranges
         (`clustered`) and the window selects files by their statistics.
         """
@@ -273,23 +237,8 @@ class Lake:
                 return {"rows_written": 0, "rows_copied": 0}
         if window is not None and mode != "merge_latest":
             data = clustered(data, window.column)
-        if (
-            change_feed
-            and existing is not None
-            and CHANGE_FEED_PROPERTY not in existing.metadata().configuration
-        ):
-            self.guarded(
-                uri,
-                "enable the change data feed of",
-                lambda: spark.sql(
-                    f"ALTER TABLE delta.`{uri}` SET TBLPROPERTIES ({CHANGE_FEED_PROPERTY} = true)"
-                ),
-            )
-            existing = self.open(uri)
         if not exists or mode == "replace_partition":
             writer = data.write.format("delta").option("maxRecordsPerFile", ROWS_PER_FILE)
-            if change_feed and not exists:
-                writer = writer.option(CHANGE_FEED_PROPERTY, "true")
             if evolve_schema:
                 writer = writer.option("mergeSchema", "true")
             if not exists:
@@ -549,7 +498,6 @@ class DeltaLakeIOManager(dg.ConfigurableIOManager):
             spec.get(VERSION_COLUMN),
             bool(spec.get(EVOLVE_SCHEMA)),
             _int_value(context.output_metadata.get(OUTPUT_ROWS)),
-            bool(spec.get(CHANGE_FEED)),
         )
         table = lake.open(uri)
         assert table is not None

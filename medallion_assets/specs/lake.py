@@ -65,9 +65,6 @@ class LakeTable:
     # so a filter on them skips files (after the partition column when the table is not physically
     # partitioned by it: maintenance/operations.py, zorder_columns).
     zorder_by: tuple[str, ...] = ()
-    # Delta's change data feed (every row a commit inserts, updates or deletes, readable by version):
-    # on for silver, where gold finds which orders a day of changes touched (gold/changes.py).
-    change_feed: bool = False
 
     @property
     def asset_path(self) -> list[str]:
@@ -154,7 +151,6 @@ def silver_table(source: SourceTable) -> LakeTable:
         columns=silver_columns(source),
         required=(CHANGE_TS, CHANGE_DATE, RUN_ID),
         references=parents,
-        change_feed=True,
     )
 
 
