@@ -92,18 +92,32 @@ def with_category_label(products: DataFrame, spark: SparkSession, lake: Lake) ->
 
 def version_changes(previous: DataFrame | None, current: DataFrame, key: str) -> dict[str, int]:
     """How a rebuild changed an SCD2 dimension: versions that are new, and versions that were
-    current before and are not any more (closed by a newer one). Counted in Spark."""
-    totals = current.agg(F.count("*"), F.count_if(IS_CURRENT)).first()
-    new, closed = totals[0], 0
-    if previous is not None:
-        new = current.select(key).join(previous.select(key), on=key, how="left_anti").count()
-        still_current = current.filter(IS_CURRENT).select(key)
-        closed = previous.filter(IS_CURRENT).select(key).join(still_current, on=key, how="left_anti").count()
+    current before and are not any more (closed by a newer one). Counted in Spark, in one action
+    (each costs ~0.5 s on a day's build whatever its rows: three here before)."""
+    if previous is None:
+        totals = current.agg(F.count("*"), F.count_if(IS_CURRENT)).first()
+        return {
+            "versions_new": int(totals[0]),
+            "versions_closed": 0,
+            "versions": int(totals[0]),
+            "members_current": int(totals[1]),
+        }
+    was = previous.select(key, F.col(IS_CURRENT).alias("_was_current"), F.lit(True).alias("_was"))
+    both = current.select(key, F.col(IS_CURRENT).alias("_now_current"), F.lit(True).alias("_now")).join(
+        was, on=key, how="full_outer"
+    )
+    now_current = F.coalesce(F.col("_now_current"), F.lit(False))
+    totals = both.agg(
+        F.count_if(F.col("_now") & F.col("_was").isNull()),
+        F.count_if(F.coalesce(F.col("_was_current"), F.lit(False)) & ~now_current),
+        F.count_if(F.col("_now")),
+        F.count_if(now_current),
+    ).first()
     return {
-        "versions_new": int(new),
-        "versions_closed": int(closed),
-        "versions": int(totals[0]),
-        "members_current": int(totals[1]),
+        "versions_new": int(totals[0]),
+        "versions_closed": int(totals[1]),
+        "versions": int(totals[2]),
+        "members_current": int(totals[3]),
     }
 
 

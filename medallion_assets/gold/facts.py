@@ -161,24 +161,26 @@ def gold(spark: SparkSession, lake: Lake, name: str) -> DataFrame:
     return lake.table(spark, dg.AssetKey(["gold", name]))
 
 
-def items_without_order(spark: SparkSession, lake: Lake) -> int:
+def items_without_order(spark: SparkSession, lake: Lake) -> DataFrame:
+    """Silver's items whose order is not in silver yet (order_id)."""
     items = silver(spark, lake, "order_items", ["order_id"])
-    return items.join(silver(spark, lake, "orders", ["order_id"]), on="order_id", how="left_anti").count()
+    return items.join(silver(spark, lake, "orders", ["order_id"]), on="order_id", how="left_anti")
 
 
 def stale_order_dates(spark: SparkSession, lake: Lake) -> list[dt.date]:
     """Order dates whose stored fact rows differ from what silver and the dimensions give now
     (rows changed, added, or gone), in order. Empty when gold is up to date."""
     tables = (GOLD_FACTS["fact_orders"], GOLD_FACTS["fact_order_items"])
-    stored_facts = [
-        lake.frame(spark, dg.AssetKey(t.asset_path), columns=[*t.primary_key, ORDER_DATE, ROW_HASH])
-        for t in tables
-    ]
-    if any(rows is None or rows.isEmpty() for rows in stored_facts):
+    logs = [lake.open(lake.uri(dg.AssetKey(t.asset_path))) for t in tables]
+    if any(log is None or Lake.is_empty(log) for log in logs):
         # Nothing to compare with (a first build): every order date is to be built, and an order
         # date is its purchase date; no need to compute every fact for that.
         purchases = silver(spark, lake, "orders", [PURCHASE]).select(F.to_date(PURCHASE).alias("d"))
         return sorted(r[0] for r in purchases.distinct().collect() if r[0] is not None)
+    stored_facts = [
+        lake.table(spark, dg.AssetKey(t.asset_path), columns=[*t.primary_key, ORDER_DATE, ROW_HASH], log=log)
+        for t, log in zip(tables, logs, strict=True)
+    ]
     fresh_orders, fresh_items = compute_facts(spark, lake)
     # Both facts' differing dates in ONE action: the items' facts are built on the orders', and
     # Spark runs the shared part once (reused exchanges) instead of once per fact table.
@@ -186,7 +188,6 @@ def stale_order_dates(spark: SparkSession, lake: Lake) -> list[dt.date]:
     for fresh, table, stored_rows in zip((fresh_orders, fresh_items), tables, stored_facts, strict=True):
         key = list(table.primary_key)
         now = fresh.select(*key, F.col(ORDER_DATE).alias("_date_now"), F.col(ROW_HASH).alias("_hash_now"))
-        assert stored_rows is not None
         stored = stored_rows.select(
             *key, F.col(ORDER_DATE).alias("_date_was"), F.col(ROW_HASH).alias("_hash_was")
         )

@@ -120,9 +120,12 @@ def stale_wide_dates(spark: SparkSession, lake: Lake) -> dict[str, set[dt.date]]
             continue
         table = GOLD_WIDE[name]
         key = list(table.primary_key)
-        stored = lake.frame(spark, dg.AssetKey(table.asset_path), columns=[*key, ORDER_DATE, ROW_HASH])
-        if stored is None or stored.isEmpty():
+        log = lake.open(lake.uri(dg.AssetKey(table.asset_path)))
+        if log is None or Lake.is_empty(log):
             continue
+        stored = lake.table(
+            spark, dg.AssetKey(table.asset_path), columns=[*key, ORDER_DATE, ROW_HASH], log=log
+        )
         was = stored.select(*key, F.col(ORDER_DATE).alias("_date_was"), F.col(ROW_HASH).alias("_hash_was"))
         now = wide.compute(spark, lake, None).select(
             *key, F.col(ORDER_DATE).alias("_date_now"), F.col(ROW_HASH).alias("_hash_now")

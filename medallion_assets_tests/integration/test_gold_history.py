@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import write_deltalake
 
+from medallion_assets.gold.dimensions import version_changes
 from medallion_assets.gold.history import UNKNOWN_KEY, record_states, scd2, version_at
 from medallion_assets.resources.delta_lake import Lake
 from medallion_assets.resources.spark import SparkResource
@@ -153,3 +154,23 @@ def test_point_in_time_join_picks_the_version_valid_then(spark_resource: SparkRe
         "no member at all": UNKNOWN_KEY,
     }
     assert len(joined) == facts.count()  # never dropped, never duplicated
+
+
+def test_a_rebuild_counts_its_new_and_closed_versions(spark_resource: SparkResource) -> None:
+    spark = spark_resource.session()
+    schema = "key long, is_current boolean"
+    before = spark.createDataFrame([(1, False), (2, True), (3, True), (4, True)], schema)
+    # 2 closed by the new 5; 3 unchanged; 4 gone (its member left: no longer current either); 6 new.
+    after = spark.createDataFrame([(1, False), (2, False), (3, True), (5, True), (6, True)], schema)
+    assert version_changes(before, after, "key") == {
+        "versions_new": 2,
+        "versions_closed": 2,
+        "versions": 5,
+        "members_current": 3,
+    }
+    assert version_changes(None, after, "key") == {
+        "versions_new": 5,
+        "versions_closed": 0,
+        "versions": 5,
+        "members_current": 3,
+    }
