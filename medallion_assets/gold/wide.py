@@ -121,7 +121,7 @@ def stale_wide_dates(spark: SparkSession, lake: Lake) -> dict[str, set[dt.date]]
         table = GOLD_WIDE[name]
         key = list(table.primary_key)
         log = lake.open(lake.uri(dg.AssetKey(table.asset_path)))
-        if log is None or Lake.is_empty(log):
+        if log is None or Lake.rows_in(log, None) == 0:
             continue
         stored = lake.table(
             spark, dg.AssetKey(table.asset_path), columns=[*key, ORDER_DATE, ROW_HASH], log=log

@@ -300,25 +300,15 @@ class Lake:
 
     @staticmethod
     def rows_in(table: DeltaTable, window: Window | None) -> int | None:
-        """Rows of the table (inside the window) from its log's file records, no data read; None
-        when the log cannot tell (a file of a day-range layout straddles the window's edge)."""
+        """Rows of the table (inside the window) from its log's file records, no data read (a Spark
+        action costs ~0.5 s whatever it reads); None when the log cannot tell: a file without
+        statistics, or a file of a day-range layout straddling the window's edge."""
         if window is None:
-            files = pa.table(table.get_add_actions(flatten=True))
-            return int(pc.sum(files["num_records"]).as_py() or 0) if files.num_rows else 0
+            return _records(pa.table(table.get_add_actions(flatten=True)))
         inside = _files_in(table, window)
         if inside is None:
             inside = _files_within(table, window)
-        return None if inside is None else int(pc.sum(inside["num_records"]).as_py() or 0)
-
-    @staticmethod
-    def is_empty(table: DeltaTable) -> bool:
-        """Whether the table holds no row, from its log's file records (no Spark action: one costs
-        ~0.5 s whatever it reads). A file without statistics counts as holding rows."""
-        files = pa.table(table.get_add_actions(flatten=True))
-        if not files.num_rows:
-            return True
-        records = files["num_records"]
-        return records.null_count == 0 and not pc.sum(records).as_py()
+        return None if inside is None else _records(inside)
 
     def guarded(self, uri: str, action: str, operation: Callable[[], T], window: Window | None = None) -> T:
         try:
@@ -384,6 +374,14 @@ def _files_in(table: DeltaTable, window: Window) -> pa.Table | None:
     days = files[column]
     inside = pc.and_(pc.greater_equal(days, pa.scalar(window.start)), pc.less(days, pa.scalar(window.end)))
     return files.filter(inside)
+
+
+def _records(files: pa.Table) -> int | None:
+    """The rows of these file records; None when a file lacks the statistics to tell."""
+    if not files.num_rows:
+        return 0
+    records = files["num_records"]
+    return None if records.null_count else int(pc.sum(records).as_py())
 
 
 def _int_value(value: Any) -> int | None:
