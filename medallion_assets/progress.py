@@ -32,8 +32,6 @@ class RunProgress:
         self.rows = 0
         self.running: list[str] = []
         self.counted: set[tuple[str, str]] = set()
-        # Dagster names a check factory's step by a hash (asset_check_8437ed18): shown by what it checked.
-        self.names: dict[str, str] = {}
 
     def line(self, final: bool = False) -> str:
         elapsed = time.monotonic() - self.started
@@ -66,16 +64,10 @@ class RunProgress:
             self.done += 1
             if step in self.running:
                 self.running.remove(step)
-            name = self.names.get(step, step)
             if event.is_step_failure:
-                self.print(f"  FAILED {name}: {root_cause(event.event_specific_data.error)}")
+                self.print(f"  FAILED {step}: {root_cause(event.event_specific_data.error)}")
             elif event.is_step_success and not self.live:
-                self.print(f"  done {name} in {event.event_specific_data.duration_ms / 1000:.1f}s")
-        elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and step.startswith(
-            "asset_check_"
-        ):
-            evaluation = event.event_specific_data
-            self.names[step] = f"{evaluation.asset_key.to_user_string()} {evaluation.check_name}"
+                self.print(f"  done {step} in {event.event_specific_data.duration_ms / 1000:.1f}s")
         elif event.is_step_materialization:
             materialization = event.step_materialization_data.materialization
             key = materialization.asset_key.to_user_string()

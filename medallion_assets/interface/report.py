@@ -77,11 +77,15 @@ def check_summary(
 
 
 def quarantined_by_rule(spark: SparkSession, lake: Lake) -> list[tuple[str, str, int]]:
-    """(table, rule, rows) over every quarantine table, counted in one Spark job."""
+    """(table, rule, rows) over every quarantine table, counted in one Spark job. Tables whose Delta
+    log shows no row are left out of it: most are empty on a clean day, and each table a query
+    reads costs Spark a job to list its files (~0.3-0.5 s)."""
     frames = []
     for table in (*QUARANTINE_TABLES, *EVENT_QUARANTINE_TABLES):
-        rows = lake.frame(spark, dg.AssetKey(table.asset_path), columns=["rule"])
-        if rows is not None:
+        key = dg.AssetKey(table.asset_path)
+        log = lake.open(lake.uri(key))
+        if log is not None and lake.rows_in(log, None) != 0:
+            rows = lake.table(spark, key, columns=["rule"], log=log)
             frames.append(rows.select(F.lit(table.name).alias("table"), "rule"))
     if not frames:
         return []

@@ -26,7 +26,6 @@ import functools
 import json
 import math
 import statistics
-import warnings
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -695,15 +694,70 @@ def quality_checks(
 def column_schema_change_checks(
     keys: Collection[dg.AssetKey], severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN
 ) -> list[dg.AssetChecksDefinition]:
-    """Dagster's own `column_schema_change` check on each asset, comparing the `dagster/column_schema`
-    of its two latest materializations (the IO managers and the stream lane record it). One
-    definition per asset, so each check step runs right after its asset and alone in its step.
-    WARN: a breaking change already fails the blocking `schema` and `contract` checks, and bronze
-    takes an undeclared source column on purpose (schema evolution); this one says that it changed."""
-    with warnings.catch_warnings():  # "in beta": said once here, not on every load of the location
-        warnings.simplefilter("ignore", dg.BetaWarning)
-        return [
-            check
-            for key in sorted(keys)
-            for check in dg.build_column_schema_change_checks(assets=[key], severity=severity)
-        ]
+    """A `column_schema_change` check on each asset: the `dagster/column_schema` of its latest
+    materialization against that of the latest one recorded before the run that made it (the IO
+    managers and the stream lane record it). One definition per asset, so each check step runs
+    right after its asset and alone in its step. WARN: a breaking change already fails the blocking
+    `schema` and `contract` checks, and bronze takes an undeclared source column on purpose (schema
+    evolution); this one says that it changed.
+
+    Not Dagster's `build_column_schema_change_checks`: it compares the two latest materializations,
+    and a ranged run (a backfill, a day's build over several order dates) records one per partition,
+    all with the same columns, so a change a ranged run brought went unseen."""
+    return [_schema_change_check(key, severity) for key in sorted(keys)]
+
+
+def _columns(record: dg.EventLogRecord) -> dict[str, str] | None:
+    materialization = record.asset_materialization
+    value = materialization.metadata.get("dagster/column_schema") if materialization else None
+    schema = getattr(value, "value", None)
+    return {c.name: c.type for c in schema.columns} if isinstance(schema, dg.TableSchema) else None
+
+
+def _schema_change_check(key: dg.AssetKey, severity: dg.AssetCheckSeverity) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=key,
+        name="column_schema_change",
+        description="Whether the columns of the asset's latest materialization differ from those of"
+        " the latest one before that run: added, removed, or of another type",
+    )
+    def column_schema_change(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        instance = context.instance
+        latest = instance.fetch_materializations(key, limit=1).records
+        run = instance.get_run_record_by_id(latest[0].run_id) if latest else None
+        if not latest or run is None:
+            return dg.AssetCheckResult(passed=True, description="The asset has no materialization yet")
+        # Created before it wrote anything: every materialization older than the run is another run's.
+        before = dg.AssetRecordsFilter(asset_key=key, before_timestamp=run.create_timestamp.timestamp())
+        previous = instance.fetch_materializations(before, limit=1).records
+        if not previous:
+            return dg.AssetCheckResult(passed=True, description="No materialization before this run's")
+        now, then = _columns(latest[0]), _columns(previous[0])
+        if now is None or then is None:
+            which = "latest" if now is None else "previous"
+            return dg.AssetCheckResult(
+                passed=False,
+                severity=severity,
+                description=f"The {which} materialization has no column schema",
+            )
+        added = [name for name in now if name not in then]
+        removed = [name for name in then if name not in now]
+        retyped = {
+            name: f"{then[name]} -> {now[name]}" for name in now if name in then and now[name] != then[name]
+        }
+        lines = [f"Added columns: {', '.join(added)}"] if added else []
+        lines += [f"Removed columns: {', '.join(removed)}"] if removed else []
+        lines += [f"Column type changes: {name}: {change}" for name, change in retyped.items()]
+        return dg.AssetCheckResult(
+            passed=not lines,
+            severity=severity,
+            description="\n".join(lines) or "No change to the columns since the previous run",
+            metadata={
+                "compared_with_run": previous[0].run_id,
+                "added": ", ".join(added),
+                "removed": ", ".join(removed),
+                "type_changes": json_metadata(retyped),
+            },
+        )
+
+    return column_schema_change

@@ -132,19 +132,27 @@ def counted(judged: list[Judged], counts: Sequence[int]) -> list[Violation]:
     ]
 
 
-def violations(table: LakeTable, rows: DataFrame) -> list[Violation]:
-    """Every rule of the table's contract that `rows` break, the row-level ones counted in one
-    aggregation."""
+def judge(table: LakeTable, rows: DataFrame) -> tuple[list[Violation], list[Judged], DataFrame | None]:
+    """The contract's verdict on `rows`: the schema's violations (no data read), the row-level rules,
+    and a one-row frame counting each rule's breaking rows (None: no rule to count), for the caller
+    to compute in one action with what else it counts (each action costs ~0.5 s on a small batch)."""
     found, judged = contract_rules(table, rows.schema)
-    if judged:
-        found += counted(judged, rows.agg(*[F.count_if(condition) for _, condition in judged]).first())
-    return found
+    counts = rows.agg(*[F.count_if(condition) for _, condition in judged]) if judged else None
+    return found, judged, counts
 
 
-def enforce(table: LakeTable, rows: DataFrame) -> DataFrame:
-    if found := violations(table, rows):
+def refuse(table: LakeTable, found: list[Violation]) -> None:
+    """Stop before anything is written when the rows break the contract."""
+    if found:
         summary = "; ".join(v.error for v in found)
         raise ContractViolation(
             f"{table.layer}.{table.name}: rows about to be written break the contract: {summary}"
         )
+
+
+def enforce(table: LakeTable, rows: DataFrame) -> DataFrame:
+    found, judged, counts = judge(table, rows)
+    if counts is not None:
+        found += counted(judged, counts.first())
+    refuse(table, found)
     return rows

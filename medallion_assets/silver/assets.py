@@ -24,7 +24,7 @@ import dagster as dg
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from medallion_assets.quality.contracts import enforce
+from medallion_assets.quality.contracts import counted, judge, refuse
 from medallion_assets.resources.delta_lake import OUTPUT_ROWS, Lake, LakeResource, lake_table_args
 from medallion_assets.resources.delta_lake import Window as LakeWindow
 from medallion_assets.resources.spark import SparkResource
@@ -80,7 +80,7 @@ def apply_changes(
     silver = (
         accepted.select(*columns, *extra, CHANGE_TS, CHANGE_DATE).withColumn(RUN_ID, F.lit(run_id)).cache()
     )
-    silver = enforce(table, silver)
+    found, judged, broken = judge(table, silver)
 
     quarantine = (
         fates.filter(F.col(RULE).isNotNull())
@@ -93,7 +93,13 @@ def apply_changes(
         if SOURCE in fates.columns
         else F.lit("database")
     )
-    counts = fates.groupBy(FATE, RULE, lane.alias("lane")).count().collect()  # one pass for it all
+    # One action for the contract's counts and every row's fate (two cost ~0.5 s more on a day).
+    fate_counts = fates.groupBy(FATE, RULE, lane.alias("lane")).count()
+    tally = fate_counts.agg(F.collect_list(F.struct(FATE, RULE, "lane", "count")))
+    first = (tally if broken is None else tally.crossJoin(broken)).first()
+    assert first is not None  # an aggregate without grouping has one row
+    refuse(table, found + counted(judged, first[1:]))
+    counts = first[0]
     by_fate: dict[str, int] = {}
     by_rule: dict[str, int] = {}
     by_lane: dict[str, int] = {}

@@ -174,9 +174,9 @@ def test_medallion_build_command(settings: Settings, pg_url: str, small_generate
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "run 1 (bronze): 1 asset(s) over partitions 2016-09-01..2016-11-30" in result.stdout
     assert "done bronze__orders in" in result.stdout  # not a terminal: plain lines, one per step
-    assert "done bronze/orders column_schema_change in" in result.stdout  # Dagster's check, by name
+    assert "done bronze__orders_column_schema_change in" in result.stdout  # the schema-change check
     rows = read_source_table(pg_url, "orders").num_rows
-    # Steps: the asset, its checks, Dagster's column-schema change check.
+    # Steps: the asset, its checks, the column-schema change check.
     assert f"run 1 (bronze): 3/3 steps, 91 partitions, {rows:,} rows, " in result.stdout  # and the run's
     assert "build succeeded over 2016-09-01..2016-11-30: 1 assets in 1 run(s)" in result.stdout
     assert f"bronze/orders{'':<29}{91:>11,}{rows:>12,}" in result.stdout

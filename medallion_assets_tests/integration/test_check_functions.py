@@ -17,8 +17,9 @@ from medallion_assets.quality.checks import (
     references,
     unique_key,
 )
+from medallion_assets.quality.contracts import ContractViolation, enforce
 from medallion_assets.resources.spark import SparkResource
-from medallion_assets.specs import LakeTable, Reference, Rule
+from medallion_assets.specs import TABLES_BY_PATH, LakeTable, Reference, Rule
 
 
 def test_unique_key_names_the_duplicated_keys(spark_resource: SparkResource) -> None:
@@ -126,3 +127,23 @@ def test_a_rule_whose_column_is_gone_fails_alone(spark_resource: SparkResource) 
     assert business_rule(kept, batch.sql(kept)).metadata["violations"] == 1
     with pytest.raises(AnalysisException, match="freight_value"):
         business_rule(gone, batch.sql(gone))
+
+
+def test_rows_breaking_the_silver_contract_are_refused_before_any_write(
+    spark_resource: SparkResource,
+) -> None:
+    """The safety net behind the quarantine: rows about to be written to silver that break its
+    contract stop the step, with every broken rule named and counted."""
+    spark = spark_resource.session()
+    orders = TABLES_BY_PATH["silver/orders"]
+    schema = ", ".join(f"`{c.name}` {c.type_names.spark}" for c in orders.columns)
+    at = dt.datetime(2018, 3, 1, 10)
+    good = ("a" * 32, "b" * 32, "delivered", at, None, None, None, None, at, at)
+    rows = spark.createDataFrame([good], schema)
+    assert enforce(orders, rows) is rows
+    lost = ("c" * 32, "b" * 32, "lost", at, None, None, None, None, at, at)
+    broken = spark.createDataFrame([good, lost], schema)
+    with pytest.raises(ContractViolation, match=r"silver\.orders: .*1 row\(s\) break order_status:allowed"):
+        enforce(orders, broken)
+    with pytest.raises(ContractViolation, match="order_status is int, the contract says string"):
+        enforce(orders, broken.withColumn("order_status", F.lit(1)))

@@ -93,28 +93,34 @@ def test_schema_change_checks_on_every_lake_and_warehouse_table(graph: "AssetGra
     assert not spec.blocking  # a signal (WARN): breaking changes fail the blocking schema/contract
 
 
-def test_a_schema_change_warns_in_a_run_of_one_partition() -> None:
-    """What Dagster's check compares: the two latest materializations of the asset."""
+def test_a_schema_change_warns_in_a_run_of_one_partition_and_in_a_ranged_run() -> None:
+    """The check compares the latest materialization with the latest one before its run: a ranged
+    run records one per partition, all alike, so comparing the two latest would never see its change."""
     daily = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-01-10")
+    widened = {"2024-01-02": "gift_wrap", "2024-01-04": "coupon"}  # from this day on
 
-    @dg.asset(partitions_def=daily, key=["bronze", "t"])
+    @dg.asset(partitions_def=daily, key=["bronze", "t"], backfill_policy=dg.BackfillPolicy.single_run())
     def table(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        last = context.partition_key_range.end
         columns = [dg.TableColumn("a", "bigint")]
-        if context.partition_key == "2024-01-02":
-            columns.append(dg.TableColumn("gift_wrap", "boolean"))
+        columns += [dg.TableColumn(name, "boolean") for day, name in widened.items() if last >= day]
         return dg.MaterializeResult(metadata={"dagster/column_schema": dg.TableSchema(columns=columns)})
 
     from medallion_assets.quality.checks import column_schema_change_checks
 
     checks = column_schema_change_checks({table.key})
+    runs = [("2024-01-01", "2024-01-01"), ("2024-01-02", "2024-01-02"), ("2024-01-03", "2024-01-05")]
+    runs += [("2024-01-03", "2024-01-05")]  # the same range again: nothing changed
     with dg.DagsterInstance.ephemeral() as instance:
         outcomes = []
-        for day in ("2024-01-01", "2024-01-02"):
-            result = dg.materialize([table, *checks], instance=instance, partition_key=day)
+        for first, last in runs:
+            tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+            result = dg.materialize([table, *checks], instance=instance, tags=tags)
             (evaluation,) = result.get_asset_check_evaluations()
             outcomes.append((evaluation.passed, evaluation.severity, evaluation.description))
-    assert outcomes[0][0] and not outcomes[1][0]
+    assert [passed for passed, _, _ in outcomes] == [True, False, False, True]
     assert outcomes[1][1] == dg.AssetCheckSeverity.WARN and "Added columns: gift_wrap" in outcomes[1][2]
+    assert "Added columns: coupon" in outcomes[2][2]  # three partitions in one run, all alike
 
 
 # ------------------------------------------------------------------------------------- retries

@@ -142,6 +142,6 @@ def test_every_table_has_its_checks() -> None:
     for table in LAKE_TABLES:
         key = dg.AssetKey(table.asset_path)
         checked = {k.name for k in graph.asset_check_keys if k.asset_key == key}
-        # ...and Dagster's own column_schema_change on every table (test_operations.py)
+        # ...and the column_schema_change on every table (test_operations.py)
         assert checked == names["/".join(table.asset_path)] | {"column_schema_change"}, key
         assert graph.get(key).partitions_def is not None or table.partition_column is None
