@@ -9,6 +9,7 @@ Each change of an asset's state is an event (FRESHNESS_STATE_CHANGE) the UI show
 """
 
 import datetime as dt
+import warnings
 from dataclasses import dataclass
 
 import dagster as dg
@@ -46,18 +47,6 @@ def _attach(spec: dg.AssetSpec) -> dg.AssetSpec:
 
 def with_freshness(defs: dg.Definitions) -> dg.Definitions:
     """The same definitions, each asset of a group in FRESHNESS_BY_GROUP with its policy."""
-    assets = [
-        dg.map_asset_specs(_attach, [asset])[0] if isinstance(asset, dg.AssetsDefinition) else asset
-        for asset in defs.assets or []
-    ]
-    return dg.Definitions(
-        assets=assets,
-        asset_checks=defs.asset_checks,
-        schedules=defs.schedules,
-        sensors=defs.sensors,
-        jobs=defs.jobs,
-        resources=defs.resources,
-        executor=defs.executor,
-        loggers=defs.loggers,
-        metadata=defs.metadata,
-    )
+    with warnings.catch_warnings():  # "in preview" (Dagster is pinned): not said on every load
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return defs.map_asset_specs(func=_attach)
