@@ -246,11 +246,7 @@ def _current_attribute_runs(
         outside = sorted(dt.date.fromisoformat(d) for d in days if not any(a <= d <= b for a, b in windows))
         if key not in stretch or not outside:
             continue
-        subset, frontier = {key}, [key]
-        while frontier:
-            children = set(graph.get(frontier.pop()).child_keys) & set(stretch) - subset
-            subset |= children
-            frontier += children
+        subset = set(dg.AssetSelection.assets(key).downstream().resolve(graph)) & set(stretch)
         echo(f"{name}: current attributes changed on {len(outside)} more order date(s)")
         runs.append((subset, _clamp(partitions, (outside[0], outside[-1]))))
     return runs
