@@ -19,6 +19,7 @@ import dagster as dg
 from medallion_assets.automation.definitions import automation_definitions
 from medallion_assets.automation.freshness import with_freshness
 from medallion_assets.bronze.definitions import bronze_definitions
+from medallion_assets.dagster_internals import threaded_in_process_executor
 from medallion_assets.gold.definitions import gold_definitions
 from medallion_assets.interface.definitions import check_keys_of, interface_definitions
 from medallion_assets.maintenance.jobs import maintenance_definitions, writer_pools
@@ -59,7 +60,7 @@ def build_definitions(settings: Settings | None = None, last_day: dt.date | None
         automation_definitions(daily, settings, functools.partial(build_definitions, settings, last_day)),
         dg.Definitions(
             loggers={"console": dg.colored_console_logger, "medallion_progress": medallion_progress},
-            executor=dg.in_process_executor,
+            executor=threaded_in_process_executor,
         ),
     )
     return with_freshness(merged)  # gold, the warehouse and the report: refreshed daily by 02:00

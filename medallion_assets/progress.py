@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -32,6 +33,7 @@ class RunProgress:
         self.rows = 0
         self.running: list[str] = []
         self.counted: set[tuple[str, str]] = set()
+        self.lock = threading.Lock()  # a run's steps run side by side, each reporting from its thread
 
     def line(self, final: bool = False) -> str:
         elapsed = time.monotonic() - self.started
@@ -57,6 +59,10 @@ class RunProgress:
         self.show()
 
     def on_event(self, event: dg.DagsterEvent) -> None:
+        with self.lock:
+            self._count(event)
+
+    def _count(self, event: dg.DagsterEvent) -> None:
         step = event.step_key or ""
         if event.is_step_start:
             self.running.append(step)
@@ -128,13 +134,15 @@ def medallion_progress(init_context: dg.InitLoggerContext) -> logging.Logger:
     if not config["quiet"]:
         # Dagster builds the logger again for each step: a run's progress outlives these loggers.
         run_id = init_context.run_id or ""
-        if run_id not in _RUNS:
-            live = sys.stdout.isatty()
-            _RUNS[run_id] = RunProgress(
-                run_id, config["label"], config["steps"], config["partitions"], sys.stdout, live
-            )
+        with _RUNS_LOCK:
+            if run_id not in _RUNS:
+                live = sys.stdout.isatty()
+                _RUNS[run_id] = RunProgress(
+                    run_id, config["label"], config["steps"], config["partitions"], sys.stdout, live
+                )
         logger.addHandler(_ProgressHandler(_RUNS[run_id]))
     return logger
 
 
 _RUNS: dict[str, RunProgress] = {}  # by run id, for the runs of this process
+_RUNS_LOCK = threading.Lock()

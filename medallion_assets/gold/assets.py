@@ -38,7 +38,7 @@ from medallion_assets.gold.reports import (
 from medallion_assets.gold.wide import WIDE_TABLES
 from medallion_assets.resources.delta_lake import LakeResource, lake_table_args
 from medallion_assets.resources.reports import ReportFolder
-from medallion_assets.resources.spark import SparkResource
+from medallion_assets.resources.spark import SparkResource, cached, release_cached
 from medallion_assets.specs import (
     ATTRIBUTE_CHANGES,
     GOLD_DIMENSIONS,
@@ -155,7 +155,7 @@ def build_fact_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         lake = lakehouse.lake()
         # Cached in Spark: the count below and the write read the orders' facts once.
         orders, items = (
-            facts.withColumn("_run_id", F.lit(context.run_id)).cache()
+            cached(facts.withColumn("_run_id", F.lit(context.run_id)))
             for facts in compute_facts(spark.session(), lake, dates)
         )
         # Both counts in one action. Waiting items are counted over all of silver: they have no
@@ -168,7 +168,7 @@ def build_fact_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
             output_name="fact_order_items",
             metadata={"items_waiting_for_their_order": counts["waiting"]},
         )
-        spark.session().catalog.clearCache()  # both facts are written: free what they shared
+        release_cached()  # both facts are written: free what they shared
 
     return gold_facts
 

@@ -22,6 +22,7 @@ from medallion_assets.gold.dimensions import UNKNOWN_CATEGORY, silver
 from medallion_assets.gold.history import version_at
 from medallion_assets.resources.delta_lake import Lake
 from medallion_assets.resources.delta_lake import Window as LakeWindow
+from medallion_assets.resources.spark import cached, release_cached
 from medallion_assets.silver.events import silver_schema
 from medallion_assets.specs import GOLD_FACTS, ORDER_DATE
 from medallion_assets.specs.events import EVENT_DATE, EVENT_SILVER_TABLES
@@ -49,7 +50,7 @@ def compute_facts(
     spark: SparkSession, lake: Lake, window: tuple[dt.date, dt.date] | None = None
 ) -> tuple[DataFrame, DataFrame]:
     """(fact_orders, fact_order_items) for orders purchased in [start, end), or for all orders.
-    What they share is cached: clear the session's cache when both are read."""
+    What they share is cached (`cached`): `release_cached` when both are read."""
     orders = silver(spark, lake, "orders").withColumn(ORDER_DATE, F.to_date(PURCHASE))
     if window is not None:
         orders = orders.filter((F.col(ORDER_DATE) >= window[0]) & (F.col(ORDER_DATE) < window[1]))
@@ -63,9 +64,9 @@ def compute_facts(
         PURCHASE,
         "customer_key",
     ).withColumn("is_revenue_status", ~F.col("order_status").isin(*NOT_REVENUE_STATUSES))
-    # Cached (the caller clears the cache when done): both facts read the orders, and fact_orders
+    # Cached (the caller calls `release_cached` when done): both facts read the orders, and fact_orders
     # the items; Spark would compute each again for every fact that reads it.
-    orders = orders.cache()
+    orders = cached(orders)
 
     # Items without a known order have no purchase time yet: they wait (counted in the metadata).
     items = silver(spark, lake, "order_items").join(
@@ -74,9 +75,8 @@ def compute_facts(
     items = version_at(items, dimension["dim_product"], "product_id", PURCHASE, "product_key")
     items = version_at(items, dimension["dim_seller"], "seller_id", PURCHASE, "seller_key")
     labels = dimension["dim_product"].select("product_key", "product_category")
-    items = (
-        items.join(F.broadcast(labels), on="product_key", how="left")
-        .select(
+    items = cached(
+        items.join(F.broadcast(labels), on="product_key", how="left").select(
             "order_id",
             "order_item_id",
             ORDER_DATE,
@@ -93,7 +93,6 @@ def compute_facts(
             money(F.col("price") + F.col("freight_value")).alias("item_revenue"),
             F.col("is_revenue_status").alias("is_revenue_order"),  # it has an item, this one
         )
-        .cache()
     )
 
     per_order = items.groupBy("order_id").agg(
@@ -198,7 +197,7 @@ def stale_order_dates(spark: SparkSession, lake: Lake) -> list[dt.date]:
         dates = differing.select(F.explode(F.array("_date_now", "_date_was")).alias("d"))
         differing_dates.append(dates.filter("d IS NOT NULL"))
     stale = differing_dates[0].unionByName(differing_dates[1]).distinct().collect()
-    spark.catalog.clearCache()
+    release_cached()
     return sorted(r[0] for r in stale)
 
 

@@ -25,7 +25,9 @@ import datetime as dt
 import functools
 import json
 import math
+import re
 import statistics
+import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -399,6 +401,16 @@ def business_rule(rule: Rule, broken: DataFrame, count: int | None = None) -> Ou
     )
 
 
+def bind_views(query: str, views: dict[str, str]) -> str:
+    """A rule's query reading `views` (a name in the query -> the view to read instead), for each
+    table it names after FROM or JOIN. The views are named per step: a Spark Connect session looks a
+    query's views up when the query runs, and a check step beside this one (steps run side by side
+    in threads) defines views for the same names."""
+    for name, view in views.items():
+        query = re.sub(rf"(?i)\b(FROM|JOIN)(\s+){name}\b", lambda m, v=view: f"{m[1]}{m[2]}{v}", query)
+    return query
+
+
 # ------------------------------------------------------------------------------ the window checked
 
 
@@ -415,6 +427,7 @@ class Batch:
     instance: dg.DagsterInstance
     empty: bool = False  # the log shows no row in the window: nothing to aggregate
     queries: dict[str, DataFrame] = field(default_factory=dict, repr=False)  # each rule's, by name
+    views: list[str] = field(default_factory=list, repr=False)  # the temporary views the rules read
 
     @classmethod
     def load(
@@ -459,15 +472,21 @@ class Batch:
         """The rule's query, with `rows` and every table it reads (same window if partitioned
         alike); built once per step: the profile counts it, a failing rule's check samples it."""
         if rule.name not in self.queries:
-            self.rows.createOrReplaceTempView("rows")
+            frames = {"rows": self.rows}
             for path in rule.reads:
                 other = TABLES_BY_PATH[path]
                 window = self.window if other.partition_column == self.table.partition_column else None
-                self.lake.table(self.spark, dg.AssetKey(other.asset_path), window).createOrReplaceTempView(
-                    other.name
-                )
-            self.queries[rule.name] = self.spark.sql(rule.violations)
+                frames[other.name] = self.lake.table(self.spark, dg.AssetKey(other.asset_path), window)
+            views = {name: f"_check_{name}_{uuid.uuid4().hex[:12]}" for name in frames}
+            for name, frame in frames.items():
+                frame.createOrReplaceTempView(views[name])
+            self.views.extend(views.values())
+            self.queries[rule.name] = self.spark.sql(bind_views(rule.violations, views))
         return self.queries[rule.name]
+
+    def drop_views(self) -> None:
+        for view in self.views:
+            self.spark.catalog.dropTempView(view)
 
     def drift(self, drift: Drift) -> Outcome:
         counts, days, materialized = self.row_counts(drift)
@@ -677,6 +696,7 @@ def build_table_checks(table: LakeTable, partitions: dg.PartitionsDefinition) ->
                 severity=dg.AssetCheckSeverity[outcome.severity],
                 metadata={"window": scope, "rows_checked": rows_checked, **outcome.metadata},
             )
+        batch.drop_views()
 
     return checks
 

@@ -55,17 +55,18 @@ class DuckDBWarehouse(WarehouseIOManager):
     def file(self) -> Path:
         return Path(self.path) if self.path else get_settings().duckdb_path
 
-    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    def connect(self, reading: bool = False) -> duckdb.DuckDBPyConnection:
+        """A connection to the file; `reading`: the file must exist already. Always read-write: a
+        run's steps run side by side in threads, and DuckDB refuses a read-only connection to a file
+        this process has open read-write (and the reverse)."""
         file = self.file()
-        if read_only and not file.exists():
+        if reading and not file.exists():
             raise WarehouseError(f"no DuckDB warehouse at {file} yet: materialize the warehouse assets first")
         file.parent.mkdir(parents=True, exist_ok=True)
         try:
             return retry(
                 # Beyond the limit DuckDB spills to disk: a big window's write fits the run process.
-                lambda: duckdb.connect(
-                    str(file), read_only=read_only, config={"memory_limit": self.memory_limit}
-                ),
+                lambda: duckdb.connect(str(file), config={"memory_limit": self.memory_limit}),
                 _is_lock_conflict,
                 self.lock_timeout_seconds,
             )
@@ -135,7 +136,7 @@ class DuckDBWarehouse(WarehouseIOManager):
     def stored_fingerprint(self, table: LakeTable) -> str | None:
         if not self.file().exists():
             return None
-        with self.connect(read_only=True) as con:
+        with self.connect(reading=True) as con:
             found = con.execute(
                 "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
                 [SCHEMA, table.name],
@@ -144,7 +145,7 @@ class DuckDBWarehouse(WarehouseIOManager):
         return comment.rpartition(FINGERPRINT_NOTE)[2] if FINGERPRINT_NOTE in comment else None
 
     def query_batches(self, sql: str) -> pa.RecordBatchReader:
-        con = self.connect(read_only=True)
+        con = self.connect(reading=True)
         try:
             result = con.sql(sql).to_arrow_reader(BATCH_ROWS)
         except duckdb.Error as exc:

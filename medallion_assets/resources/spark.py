@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from dagster_pyspark import LazyPySparkResource
 from pydantic import Field
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from medallion_assets.resources.spark_server import LocalSpark, SparkServer, default_driver_memory
 from medallion_assets.settings import Settings, get_settings
@@ -52,6 +52,27 @@ SESSION_SETTINGS = {
     # default: url). The Kafka source's SASL JAAS line holds a password.
     "spark.sql.redaction.options.regex": "(?i)url|password|secret|token|jaas",
 }
+
+
+# The frames the current step cached: a run's steps may run side by side in threads (one step per
+# thread, see dagster_internals.threaded_in_process_executor), so a step frees its own cached frames
+# when done; `catalog.clearCache()` would drop those of the step beside it as well.
+_step_cache = threading.local()
+
+
+def cached(frame: DataFrame) -> DataFrame:
+    """`frame.cache()`, remembered for `release_cached` in this thread (the step's)."""
+    if not hasattr(_step_cache, "frames"):
+        _step_cache.frames = []
+    _step_cache.frames.append(frame.cache())
+    return frame
+
+
+def release_cached() -> None:
+    """Unpersist what this thread's step cached with `cached`."""
+    for frame in getattr(_step_cache, "frames", []):
+        frame.unpersist()
+    _step_cache.frames = []
 
 
 class SparkResource(LazyPySparkResource):

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from medallion_assets.quality.contracts import counted, judge, refuse
 from medallion_assets.resources.delta_lake import OUTPUT_ROWS, Lake, LakeResource, lake_table_args
 from medallion_assets.resources.delta_lake import Window as LakeWindow
-from medallion_assets.resources.spark import SparkResource
+from medallion_assets.resources.spark import SparkResource, cached, release_cached
 from medallion_assets.silver.events import event_changes
 from medallion_assets.silver.transform import (
     FATE,
@@ -63,7 +63,7 @@ def apply_changes(
     source = table.source
     assert source is not None
     # Every bronze row gets one fate, computed once: broken (a rule), winner, conflict or superseded.
-    fates = latest_per_key(conform(bronze, source), source.primary_key).cache()
+    fates = cached(latest_per_key(conform(bronze, source), source.primary_key))
     winners = fates.filter(F.col(FATE) == "winner").drop(FATE, RULE, REASON)
 
     if source.name == "geolocation":
@@ -77,8 +77,8 @@ def apply_changes(
     columns = [c.name for c in table.columns]
     extra = [MISSING_PARENTS] if source.parents else []
     # Cached: the contract's checks and the write would each recompute it otherwise.
-    silver = (
-        accepted.select(*columns, *extra, CHANGE_TS, CHANGE_DATE).withColumn(RUN_ID, F.lit(run_id)).cache()
+    silver = cached(
+        accepted.select(*columns, *extra, CHANGE_TS, CHANGE_DATE).withColumn(RUN_ID, F.lit(run_id))
     )
     found, judged, broken = judge(table, silver)
 
@@ -200,7 +200,7 @@ def _collapse_geolocation(
         known = valid.unionByName(changed.select(*valid.columns))
         current = latest_per_key(known, source.primary_key).filter(F.col(FATE) == "winner")
         # Cached: three aggregations below read it (the asset clears the cache when written).
-        rows = current.join(F.broadcast(touched), on=prefix).cache()
+        rows = cached(current.join(F.broadcast(touched), on=prefix))
 
     def most_frequent(column: str) -> DataFrame:
         ranked = (
@@ -281,7 +281,7 @@ def build_silver_asset(
                 OUTPUT_ROWS: accounting["rows_quarantined"],
             },
         )
-        spark.session().catalog.clearCache()  # both outputs are written: free the cached batch
+        release_cached()  # both outputs are written: free the cached batch
 
     return silver_asset
 

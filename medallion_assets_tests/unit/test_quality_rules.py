@@ -3,6 +3,7 @@ checks in the asset graph. (The checks' Spark aggregations: integration/test_che
 checks in Dagster runs on a broken lake: integration/test_quality.py.)"""
 
 import datetime as dt
+import re
 
 import dagster as dg
 from pyspark.sql.types import (
@@ -17,8 +18,8 @@ from pyspark.sql.types import (
 )
 
 from medallion_assets.definitions import build_definitions
-from medallion_assets.quality.checks import row_count_drift, schema, table_checks
-from medallion_assets.specs import LAKE_TABLES, TABLES_BY_NAME, Drift
+from medallion_assets.quality.checks import bind_views, row_count_drift, schema, table_checks
+from medallion_assets.specs import LAKE_TABLES, TABLES_BY_NAME, TABLES_BY_PATH, Drift
 
 
 def test_schema_finds_a_column_landed_with_another_type() -> None:
@@ -145,3 +146,20 @@ def test_every_table_has_its_checks() -> None:
         # ...and the column_schema_change on every table (test_operations.py)
         assert checked == names["/".join(table.asset_path)] | {"column_schema_change"}, key
         assert graph.get(key).partitions_def is not None or table.partition_column is None
+
+
+def test_every_rule_reads_the_views_of_its_own_step() -> None:
+    """Check steps run side by side: a rule's query reads views named for its step, never the bare
+    `rows` or table name another step may have defined; an alias of the same name stays."""
+    rules = [(t, r) for t in LAKE_TABLES for r in t.rules]
+    assert rules
+    for table, rule in rules:
+        names = ["rows", *(TABLES_BY_PATH[path].name for path in rule.reads)]
+        bound = bind_views(rule.violations, {name: f"_view_{name}_1" for name in names})
+        for name in names:
+            assert f"_view_{name}_1" in bound, (table.name, rule.name, name)
+            left = re.findall(rf"(?<!AS )(?<!_view_)\b{name}\b(?!_1)", bound, flags=re.IGNORECASE)
+            assert not left, (table.name, rule.name, name, left)
+    report = TABLES_BY_PATH["gold/daily_order_report"]
+    (equals,) = [r for r in report.rules if "fact_orders" in {p.split("/")[-1] for p in r.reads}]
+    assert "AS fact_orders" in bind_views(equals.violations, {"fact_orders": "_view"})
