@@ -107,19 +107,25 @@ def changed_rows(report: StepReport) -> int:
 
 
 def layer_breakdown(summary: BuildSummary) -> None:
-    """Where a build's time went: each layer's steps, the checks' steps, and the rest: the search
-    for stale order dates (Spark jobs), the audit (the runs' events read back, rows to PostgreSQL),
-    and Dagster's runs (starting them and their steps, booking events, Spark's start)."""
+    """Where a build's time went: each layer's steps, the checks' steps (their times summed: two
+    run at a time), the wall time with a step running, and the rest: the search for stale order
+    dates (Spark jobs), the audit (the runs' events read back, rows to PostgreSQL), and Dagster's
+    runs (starting them, booking events, Spark's start)."""
     by_layer: dict[str, float] = {}
     for key, outcome in summary.assets.items():
         layer = key.split("/")[0]
         by_layer[layer] = by_layer.get(layer, 0.0) + outcome.seconds
     checks = sum(o.check_seconds for o in summary.assets.values())
     parts = [f"{layer} {seconds:.1f}" for layer, seconds in by_layer.items()]
-    rest = summary.seconds - sum(by_layer.values()) - checks
+    summed = sum(by_layer.values()) + checks
+    rest = summary.seconds - summary.steps_seconds
     stale, audit = summary.stale_seconds, summary.audit_seconds
     outside = f"stale dates {stale:.1f}, audit {audit:.1f}, runs {rest - stale - audit:.1f}"
-    print(f"    breakdown (s): {', '.join(parts)}, checks {checks:.1f}, outside steps {rest:.1f} ({outside})")
+    print(
+        f"    step time (s): {', '.join(parts)}, checks {checks:.1f}: {summed:.1f} s of steps in"
+        f" {summary.steps_seconds:.1f} s with a step running ({summed / max(summary.steps_seconds, 1e-9):.2f}"
+        f" at a time); outside steps {rest:.1f} ({outside})"
+    )
 
 
 class PeakMemory:

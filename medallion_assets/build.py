@@ -64,6 +64,8 @@ class BuildSummary:
     # Parts of the time outside the runs' steps: finding gold's stale order dates, the audit.
     stale_seconds: float = 0.0
     audit_seconds: float = 0.0
+    # Wall time with at least one step running: steps run two at a time, so their times add up to more.
+    steps_seconds: float = 0.0
 
     @property
     def success(self) -> bool:
@@ -190,6 +192,7 @@ def _build(
                 except Exception as exc:
                     echo(f"warning: run {result.run_id} not in the audit log: {redact(str(exc))}")
                 summary.audit_seconds += time.perf_counter() - auditing
+                summary.steps_seconds += steps_wall_seconds(instance, result.run_id)
                 _collect(result, summary)
                 if not result.success:
                     break
@@ -312,6 +315,39 @@ def _clamp(partitions: dg.PartitionsDefinition, window: tuple[dt.date, dt.date])
             f"no daily partition between {window[0]} and {window[1]} (partitions start {keys[0]})"
         )
     return first, last
+
+
+STEP_BOUNDS = {
+    dg.DagsterEventType.STEP_START,
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+}
+
+
+def steps_wall_seconds(instance: dg.DagsterInstance, run_id: str) -> float:
+    """The wall time during which at least one of the run's steps ran (the union of their spans)."""
+    records, cursor = [], None
+    while True:
+        page = instance.get_records_for_run(run_id, cursor=cursor, of_type=STEP_BOUNDS, limit=1000)
+        records += page.records
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    started: dict[str, float] = {}
+    spans = []
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.is_step_start:
+            started[event.step_key] = record.event_log_entry.timestamp
+        elif event.step_key in started:
+            spans.append((started.pop(event.step_key), record.event_log_entry.timestamp))
+    busy, reached = 0.0, float("-inf")
+    for begin, end in sorted(spans):
+        busy += max(0.0, end - max(begin, reached))
+        reached = max(reached, end)
+    return busy
 
 
 def _collect(result: dg.ExecuteInProcessResult, summary: BuildSummary) -> None:

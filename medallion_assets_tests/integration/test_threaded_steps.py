@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from medallion_assets.build import steps_wall_seconds
 from medallion_assets.dagster_internals import execute_without_output_capture, threaded_in_process_executor
 from medallion_assets_tests.helpers import booked_instance
 
@@ -49,9 +50,9 @@ def right_child(slow_right: int):
     yield dg.AssetCheckResult(check_name="positive", passed=True)
 
 
-def run(executor: dg.ExecutorDefinition, home: Path) -> tuple[dict[str, str], set[str], float, dict]:
+def run(executor: dg.ExecutorDefinition, home: Path) -> tuple[dict[str, str], set[str], float, dict, float]:
     """Each step's last status, the assets materialized, the overlap of the two slow steps (seconds
-    both ran at once) and the check results."""
+    both ran at once), the check results and the wall time with a step running."""
     job = dg.Definitions(
         assets=[slow_left, slow_right, broken, after_broken, right_child],
         jobs=[dg.define_asset_job("everything")],
@@ -83,7 +84,8 @@ def run(executor: dg.ExecutorDefinition, home: Path) -> tuple[dict[str, str], se
             ).items()
         }
         assert not result.success
-    return status, materialized, overlap, checks
+        busy = steps_wall_seconds(instance, result.run_id)
+    return status, materialized, overlap, checks, busy
 
 
 def test_steps_run_side_by_side_and_end_as_with_the_in_process_executor(tmp_path: Path) -> None:
@@ -103,12 +105,16 @@ def test_steps_run_side_by_side_and_end_as_with_the_in_process_executor(tmp_path
     assert ours[3] == stock[3] and list(ours[3].values()) == ["SUCCEEDED"]
     assert stock[2] < 0  # one after the other
     assert ours[2] > NAP / 2  # side by side
+    # The build's summary counts the wall time with a step running once, however many ran.
+    assert 2 * NAP <= stock[4] < 2 * NAP + 2
+    assert NAP <= ours[4] < 2 * NAP - ours[2] + 1
 
 
 INTERRUPTED = """
 import sys, time
 from pathlib import Path
 import dagster as dg
+from medallion_assets.build import steps_wall_seconds
 from medallion_assets.dagster_internals import execute_without_output_capture, threaded_in_process_executor
 from medallion_assets_tests.helpers import booked_instance
 
