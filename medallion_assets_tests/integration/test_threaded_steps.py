@@ -165,6 +165,7 @@ def test_an_interrupted_run_stops_at_once_and_records_its_running_step_as_interr
             for r in instance.all_logs(run_id)
             if r.dagster_event and r.dagster_event.event_type_value == "STEP_FAILURE"
         ]
-        assert [f.step_key for f in failures] == ["endless"]
-        assert failures[0].step_failure_data.error_source.value == "INTERRUPT"
+        # `quick` may still have been running too (a busy machine): then it is interrupted as well.
+        assert "endless" in {f.step_key for f in failures} <= {"endless", "quick"}
+        assert {f.step_failure_data.error_source.value for f in failures} == {"INTERRUPT"}
         assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
