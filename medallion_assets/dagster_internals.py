@@ -11,8 +11,8 @@ no public API offers:
 - `threaded_in_process_executor`: a run's steps in its own process (one Spark session, as with the
   in_process executor) and two at a time, in threads. On these two cores a step leaves one idle
   most of the time (a small query is the Spark driver's planning, one thread, or Python's): the
-  hand-made build, 139 s in steps one after the other, takes 105 s two at a time, the same tables
-  to the row. Dagster's multiprocess executor would start a process per step (and, for a local
+  hand-made build, 139 s in steps one after the other, takes 101-105 s two at a time, the same
+  tables to the row. Dagster's multiprocess executor would start a process per step (and, for a local
   session, a JVM). It runs Dagster's own step code and `ActiveExecution` (the plan's state: what
   may run, what a failure skips, retries, pools) as the in-process and multiprocess executors do:
   `dagster_event_sequence_for_step`, `_trigger_hook`, `ExecuteRunWithPlanIterable`,
