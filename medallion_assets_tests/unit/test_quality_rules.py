@@ -4,6 +4,8 @@ checks in Dagster runs on a broken lake: integration/test_quality.py.)"""
 
 import datetime as dt
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 from pyspark.sql.types import (
@@ -18,7 +20,13 @@ from pyspark.sql.types import (
 )
 
 from medallion_assets.definitions import build_definitions
-from medallion_assets.quality.checks import bind_views, row_count_drift, schema, table_checks
+from medallion_assets.quality.checks import (
+    bind_views,
+    cached_per_batch,
+    row_count_drift,
+    schema,
+    table_checks,
+)
 from medallion_assets.specs import LAKE_TABLES, TABLES_BY_NAME, TABLES_BY_PATH, Drift
 
 
@@ -163,3 +171,25 @@ def test_every_rule_reads_the_views_of_its_own_step() -> None:
     report = TABLES_BY_PATH["gold/daily_order_report"]
     (equals,) = [r for r in report.rules if "fact_orders" in {p.split("/")[-1] for p in r.reads}]
     assert "AS fact_orders" in bind_views(equals.violations, {"fact_orders": "_view"})
+
+
+def test_two_check_steps_side_by_side_compute_their_profiles_at_once() -> None:
+    """A batch's profile is computed once per batch, and two steps' batches (in two threads) compute
+    theirs at the same time: with `functools.cached_property` on Python 3.11 the second waited for
+    the first (its lock is one per class), and this barrier would time out."""
+    both_inside = threading.Barrier(2, timeout=5)
+
+    class Batch:
+        computed = 0
+
+        @cached_per_batch
+        def profile(self) -> int:
+            both_inside.wait()  # each waits until the other is inside its own profile too
+            Batch.computed += 1
+            return id(self)
+
+    batches = [Batch(), Batch()]
+    with ThreadPoolExecutor(2) as pool:
+        profiles = list(pool.map(lambda batch: batch.profile, batches))
+    assert profiles == [id(b) for b in batches] == [b.profile for b in batches]
+    assert Batch.computed == 2  # read again: not computed again
