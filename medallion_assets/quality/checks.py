@@ -759,11 +759,16 @@ def _schema_change_check(key: dg.AssetKey, severity: dg.AssetCheckSeverity) -> d
     def column_schema_change(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         instance = context.instance
         latest = instance.fetch_materializations(key, limit=1).records
-        run = instance.get_run_record_by_id(latest[0].run_id) if latest else None
-        if not latest or run is None:
+        if not latest:
             return dg.AssetCheckResult(passed=True, description="The asset has no materialization yet")
-        # Created before it wrote anything: every materialization older than the run is another run's.
-        before = dg.AssetRecordsFilter(asset_key=key, before_timestamp=run.create_timestamp.timestamp())
+        run = instance.get_run_record_by_id(latest[0].run_id)
+        if run is None:
+            # Reported outside a run (the UI's "Report materialization", `report_runless_asset_event`):
+            # one event alone, so the one before it is the previous state.
+            before = dg.AssetRecordsFilter(asset_key=key, before_storage_id=latest[0].storage_id)
+        else:
+            # Created before it wrote anything: every materialization older than the run is another run's.
+            before = dg.AssetRecordsFilter(asset_key=key, before_timestamp=run.create_timestamp.timestamp())
         previous = instance.fetch_materializations(before, limit=1).records
         if not previous:
             return dg.AssetCheckResult(passed=True, description="No materialization before this run's")

@@ -123,6 +123,31 @@ def test_a_schema_change_warns_in_a_run_of_one_partition_and_in_a_ranged_run() -
     assert "Added columns: coupon" in outcomes[2][2]  # three partitions in one run, all alike
 
 
+def test_a_schema_change_reported_outside_a_run_is_compared_with_the_one_before() -> None:
+    """A materialization reported by hand (the UI's "Report materialization") has no run record:
+    the check compares it with the materialization before it, not "no materialization yet"."""
+
+    def schema(*names: str) -> dict[str, dg.TableSchema]:
+        return {"dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(n, "bigint") for n in names])}
+
+    @dg.asset(key=["bronze", "t"])
+    def table() -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata=schema("a"))
+
+    from medallion_assets.quality.checks import column_schema_change_checks
+
+    checks = column_schema_change_checks({table.key})
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert dg.materialize([table], instance=instance).success
+        instance.report_runless_asset_event(dg.AssetMaterialization(table.key, metadata=schema("a", "b")))
+        result = dg.materialize(
+            [table, *checks], instance=instance, selection=dg.AssetSelection.all_asset_checks()
+        )
+        (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.description == "Added columns: b"
+
+
 # ------------------------------------------------------------------------------------- retries
 
 
