@@ -90,18 +90,23 @@ def build(
     instance: dg.DagsterInstance | None = None,
     tags: dict[str, str] | None = None,
     show_progress: bool = True,
+    checks: bool = True,
 ) -> BuildSummary:
     """Build the `selection` of `definitions` (the code location's: `definitions.code_location()`).
 
     Runs are recorded in the DAGSTER_HOME instance unless another `instance` is given (tests pass
     an ephemeral one: booking each partition in SQLite costs ~10 ms). Every run is tagged
-    `medallion/build` (the propagation sensor leaves such runs alone: they run every layer)."""
+    `medallion/build` (the propagation sensor leaves such runs alone: they run every layer).
+    `checks=False` runs the assets without their checks (and so without the blocking ones' gates):
+    for code that judges the data itself, like tests of what a layer holds."""
     ensure_dagster_home(get_settings())
     # The lake, Spark and the databases as the code location configures them, initialized here
     # (secrets set as dg.EnvVar are read from the environment now).
     shared = {key: definitions.resources[key] for key in ("spark", "lakehouse", "source_db", "audit_db")}
     with dg.build_resources(shared) as resources:
-        return _build(definitions, resources, selection, start, end, echo, instance, tags, show_progress)
+        return _build(
+            definitions, resources, selection, start, end, echo, instance, tags, show_progress, checks
+        )
 
 
 def _build(
@@ -114,6 +119,7 @@ def _build(
     instance: dg.DagsterInstance | None,
     tags: dict[str, str] | None,
     show_progress: bool,
+    checks: bool,
 ) -> BuildSummary:
     started = time.perf_counter()
     graph = definitions.resolve_asset_graph()
@@ -136,7 +142,7 @@ def _build(
     jobs = [
         dg.define_asset_job(
             f"medallion_build_{index}",
-            selection=dg.AssetSelection.assets(*stretch),
+            selection=_selected(stretch, checks),
             partitions_def=partitions,
         )
         for index, ((partitions, _), stretch) in enumerate(stretches, start=1)
@@ -162,7 +168,9 @@ def _build(
                     moved, windows, stretch, graph, partitions, echo
                 ):
                     keys = [key for key in stretch if key in subset]
-                    ranges.append((job_def.get_subset(asset_selection=subset), keys, window))
+                    no_checks = None if checks else set()  # None: the checks of the subset's assets
+                    subset_job = job_def.get_subset(asset_selection=subset, asset_check_selection=no_checks)
+                    ranges.append((subset_job, keys, window))
             else:
                 ranges = [(job_def, stretch, _clamp(partitions, summary.range))]
             for run_job, keys, window in ranges:
@@ -253,6 +261,12 @@ def _current_attribute_runs(
         echo(f"{name}: current attributes changed on {len(outside)} more order date(s)")
         runs.append((subset, _clamp(partitions, (outside[0], outside[-1]))))
     return runs
+
+
+def _selected(keys: list[dg.AssetKey], checks: bool) -> dg.AssetSelection:
+    """These assets, with their checks or without."""
+    assets = dg.AssetSelection.assets(*keys)
+    return assets if checks else assets.without_checks()
 
 
 def _resolve(selection: str | None, graph: dg.AssetGraph) -> set[dg.AssetKey]:

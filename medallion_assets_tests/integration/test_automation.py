@@ -16,6 +16,7 @@ from medallion_assets.automation.propagation import catch_up_schedule
 from medallion_assets.automation.source_changes import read_cursor, source_changes_sensor
 from medallion_assets.definitions import build_definitions
 from medallion_assets.partitions import daily_partitions
+from medallion_assets.resources import retries
 from medallion_assets.resources.delta_lake import LakeResource
 from medallion_assets.resources.postgres import SourceDatabase
 from medallion_assets.settings import get_settings
@@ -162,9 +163,13 @@ def test_propagation_follows_successful_runs(
         }
 
         # A failed run (a blocking check, or a step) asks for nothing; `medallion build` runs neither.
+        # The automation's runs retry an unreachable source with backoff (30, 60, 120 s): shortened.
         monkeypatch.setenv("MEDALLION_SOURCE_URL", "postgresql://nobody@127.0.0.1:9/none")
+        monkeypatch.setattr(retries, "FIRST_WAIT_SECONDS", 0.01)
         failed = execute(defs, bronze_request, instance)
         assert not failed.success
+        retried = instance.all_logs(failed.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY)
+        assert len(retried) == retries.MAX_RETRIES * len({r.step_key for r in retried}) > 0
         time.sleep(5)
         context = dg.build_sensor_context(cursor=later.cursor, instance=instance, definitions=defs)
         assert not propagate.evaluate_tick(context).run_requests
