@@ -179,7 +179,7 @@ def test_late_changes_reach_old_order_dates_and_replay_equals_a_full_build(
     load_source(pg_url, shop, as_of=at(1, 23), seed=81, replace=True)
     # Every layer through gold; the warehouse copies are tested in test_warehouse.py. The checks run
     # in the day-by-day steps, where they judge late changes; the builds that only set up or
-    # compare the state go without them (a third of a build's time).
+    # compare the state go without them (a fifth of a hand-made build's time).
     instance, quiet = booked, {"echo": lambda _: None, "selection": THROUGH_GOLD}
     assert build(code_location(), instance=instance, checks=False, **quiet).success
     lake = tmp_path / "lake"

@@ -241,7 +241,7 @@ def replay_env(
 def test_day_by_day_in_any_order_equals_one_backfill(
     replay_env: Path, monkeypatch: pytest.MonkeyPatch, booked: dg.DagsterInstance
 ) -> None:
-    # What silver holds is the point: the checks run in other tests (half a build's time here).
+    # What silver holds is the point: the checks run in other tests (a fifth of a build's time).
     silent = {"echo": lambda _: None, "instance": booked, "checks": False}
     assert build(code_location(), "key:bronze/*", **silent).success
     shutil.copytree(replay_env / "backfill" / "bronze", replay_env / "stepwise" / "bronze")
