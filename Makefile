@@ -34,6 +34,14 @@ $(JARS_STAMP): jars/pom.xml
 
 jars: $(JARS_STAMP)
 
+# The class data sharing archive every Spark JVM of ours maps at start (medallion_assets/resources/
+# class_archive.py): recorded once from a local session on the jars above, ~1 minute; made again when
+# the jars or the virtualenv change. Without it Spark runs the same, its JVMs start slower.
+CLASS_ARCHIVE := jars/lib/spark-classes.jsa
+
+$(CLASS_ARCHIVE): $(STAMP) $(JARS_STAMP)
+	$(VENV)/bin/medallion spark archive
+
 $(KAFKA_STAMP): kafka/pom.xml
 	rm -rf kafka/lib
 	mvn -q -B -f kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib
@@ -52,10 +60,10 @@ $(EMULATOR_STAMP):
 
 emulator: $(EMULATOR_STAMP)
 
-install: $(STAMP) $(JARS_STAMP) $(KAFKA_STAMP) $(EMULATOR_STAMP)
+install: $(STAMP) $(JARS_STAMP) $(CLASS_ARCHIVE) $(KAFKA_STAMP) $(EMULATOR_STAMP)
 
 # The main job on embedded defaults: Olist data, a live PostgreSQL source, every layer; prints where to look.
-quickstart: $(STAMP) $(JARS_STAMP)
+quickstart: $(STAMP) $(JARS_STAMP) $(CLASS_ARCHIVE)
 	$(VENV)/bin/medallion quickstart
 
 # Lint, then every test (real PostgreSQL, real files; nothing mocked), on two workers: most of a
@@ -63,7 +71,7 @@ quickstart: $(STAMP) $(JARS_STAMP)
 # TEST_WORKERS=0 runs them in this process, one after the other. The 30 slowest are listed at the
 # end: where the suite's time goes, in every CI log.
 TEST_WORKERS ?= 2
-test: $(STAMP) $(JARS_STAMP) $(KAFKA_STAMP) $(EMULATOR_STAMP) lint
+test: $(STAMP) $(JARS_STAMP) $(CLASS_ARCHIVE) $(KAFKA_STAMP) $(EMULATOR_STAMP) lint
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=30
 
 # The unit tier alone (medallion_assets_tests/unit/): pure functions, specs, the asset graph, the CSV
@@ -75,5 +83,5 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check medallion_assets olist_source medallion_assets_tests bench
 	$(VENV)/bin/ruff format --check medallion_assets olist_source medallion_assets_tests bench
 
-bench: $(STAMP) $(JARS_STAMP)
+bench: $(STAMP) $(JARS_STAMP) $(CLASS_ARCHIVE)
 	$(VENV)/bin/python bench/benchmark.py --scale $(or $(SCALE),1)

@@ -23,6 +23,7 @@ from medallion_assets.build import format_summary
 from medallion_assets.definitions import code_location
 from medallion_assets.interface.report import write_report
 from medallion_assets.maintenance import operations as lake_ops
+from medallion_assets.resources.class_archive import ClassArchiveError, write_class_archive
 from medallion_assets.resources.delta_lake import Lake, LakeError
 from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.resources.kafka import KafkaError, KafkaResource
@@ -36,7 +37,12 @@ from medallion_assets.resources.postgres import (
 )
 from medallion_assets.resources.reports import ReportFolder
 from medallion_assets.resources.spark import SparkResource
-from medallion_assets.resources.spark_server import SparkJarsMissingError, SparkServer, SparkServerError
+from medallion_assets.resources.spark_server import (
+    LocalSpark,
+    SparkJarsMissingError,
+    SparkServer,
+    SparkServerError,
+)
 from medallion_assets.resources.warehouse import WarehouseError
 from medallion_assets.settings import get_settings
 from medallion_assets.sources.olist_db import SourceStateError
@@ -56,6 +62,7 @@ USER_ERRORS = (
     WarehouseError,
     SparkJarsMissingError,
     SparkServerError,
+    ClassArchiveError,
     KafkaServerError,
     KafkaError,
     ValueError,
@@ -297,6 +304,16 @@ def spark_status() -> None:
     status = SparkServer.of(get_settings()).status()
     state = f"running at {status.url} (pid {status.pid})" if status.running else "not running"
     click.echo(f"Spark Connect server {state}; log {status.log or '-'}")
+
+
+@spark.command("archive")
+@user_errors
+def spark_archive() -> None:
+    """Record the class data sharing archive our Spark JVMs start from (`make install` runs this)."""
+    started = time.perf_counter()
+    path = write_class_archive(LocalSpark.of(get_settings()))
+    size = path.stat().st_size / 2**20
+    click.echo(f"class archive {path} ({size:.0f} MiB) in {time.perf_counter() - started:.1f}s")
 
 
 @spark.command("stop")

@@ -13,7 +13,7 @@ import pytest
 from deltalake import DeltaTable
 
 from medallion_assets.resources.spark import SparkResource
-from medallion_assets.resources.spark_server import SparkServer
+from medallion_assets.resources.spark_server import LocalSpark, SparkServer
 from medallion_assets.settings import get_settings
 from medallion_assets_tests.helpers import free_port
 
@@ -66,7 +66,7 @@ print("session type:", type(session).__module__, "ok" if result.success else "fa
 
 STOP_AFTER_USE = """
 from medallion_assets.resources.spark import SparkResource
-from medallion_assets.resources.spark_server import SparkServer
+from medallion_assets.resources.spark_server import LocalSpark, SparkServer
 from medallion_assets.settings import get_settings
 
 assert SparkResource().session().range(3).count() == 3
@@ -123,3 +123,59 @@ def test_same_assets_run_on_any_spark_connect_server(server_home: dict[str, str]
         tmp_path / "lake",
     )
     assert not (elsewhere / "spark").exists()
+
+
+# A local session as resources/spark.py starts one, with `extra` JVM options after ours.
+ARCHIVED_SESSION = """
+import sys
+from pyspark.sql import SparkSession
+from medallion_assets.resources.spark_server import LocalSpark
+from medallion_assets.settings import get_settings
+local = LocalSpark.of(get_settings())
+config = local.config()
+# Left out with a SPARK_CONF_DIR: given here, to see what such a JVM does with the archive.
+options = config.get("spark.driver.defaultJavaOptions", f"-XX:SharedArchiveFile={local.class_archive}")
+config["spark.driver.defaultJavaOptions"] = options + " " + sys.argv[2]
+builder = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")
+for key, value in config.items():
+    builder = builder.config(key, value)
+spark = builder.getOrCreate()
+spark.range(3).write.format("delta").save(sys.argv[1])
+print("rows", spark.read.format("delta").load(sys.argv[1]).count())
+"""
+
+
+def test_spark_jvms_start_from_the_class_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make install` records the class archive and a JVM of ours maps it: with -Xshare:on a JVM
+    that cannot use its archive refuses to start. One whose class path differs (a folder of settings
+    from SPARK_CONF_DIR) ignores the archive and runs as without it."""
+    local = LocalSpark.of(get_settings())
+    assert local.class_archive.exists(), "`make install` records it (`medallion spark archive`)"
+    option = f"-XX:SharedArchiveFile={local.class_archive}"
+    assert local.config()["spark.driver.defaultJavaOptions"] == option
+    assert "spark.driver.defaultJavaOptions" not in local.config(cluster=True)  # spark.jars: another path
+    with monkeypatch.context() as patched:
+        patched.setenv("SPARK_CONF_DIR", str(tmp_path))  # its Java options are not replaced
+        assert "spark.driver.defaultJavaOptions" not in local.config()
+    settings = tmp_path / "conf"
+    settings.mkdir()
+    (settings / "spark-defaults.conf").write_text("spark.sql.shuffle.partitions 3\n")
+    runs = {
+        "mapped": ("-Xshare:on", {}),
+        "ignored": ("-Xshare:auto", {"SPARK_CONF_DIR": str(settings)}),
+        "refused": ("-Xshare:on", {"SPARK_CONF_DIR": str(settings)}),  # proves -Xshare:on checks
+    }
+    started = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", ARCHIVED_SESSION, str(tmp_path / name), option],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name, (option, env) in runs.items()
+    }
+    output = {name: process.communicate(timeout=300)[0] for name, process in started.items()}
+    assert "rows 3" in output["mapped"], output["mapped"][-3000:]
+    assert "rows 3" in output["ignored"], output["ignored"][-3000:]
+    assert "rows 3" not in output["refused"] and started["refused"].returncode != 0
