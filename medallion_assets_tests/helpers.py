@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from medallion_assets.build import BuildSummary
 from medallion_assets.gold.history import UNKNOWN_KEY
+from medallion_assets.resources.embedded import free_port  # the tests import it from here
 from medallion_assets.resources.instance import instance_yaml
 from medallion_assets.resources.warehouse import conform
 from medallion_assets.settings import get_settings
@@ -148,13 +149,6 @@ def category_rows(days: dict[int, list[str]], revenue: str = "10.00") -> pa.Tabl
         for category in categories
     ]
     return conform(pa.Table.from_pylist(rows), CATEGORIES)
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (for a server a test starts)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def free_port_pair() -> int:

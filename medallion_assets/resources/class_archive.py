@@ -20,6 +20,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession, Window
 from pyspark.sql import functions as F
 
+from medallion_assets.resources.embedded import free_port
 from medallion_assets.resources.spark import SESSION_SETTINGS
 from medallion_assets.resources.spark_server import LocalSpark
 
@@ -47,12 +48,16 @@ def write_class_archive(local: LocalSpark, timeout: float = 600) -> Path:
 
 
 def _record(jars_dir: Path, archive: Path) -> None:
-    """Run the work of a build in a local session whose JVM writes `archive` when it exits."""
-
+    """Run the work of a build in a local session whose JVM writes `archive` when it exits: once
+    directly (a local session's path), once through a Spark Connect service in the same JVM (the
+    embedded server's path: its gRPC service and plan translation)."""
+    port = free_port()
     config = {
         **LocalSpark(jars_dir, None, None).config(),
         "spark.driver.defaultJavaOptions": f"-XX:ArchiveClassesAtExit={archive}",
         "spark.ui.enabled": "false",
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(port),
     }
     builder = SparkSession.builder.master("local[*]").appName("medallion class archive")
     for key, value in config.items():
@@ -60,10 +65,16 @@ def _record(jars_dir: Path, archive: Path) -> None:
     session = builder.getOrCreate()
     for key, value in SESSION_SETTINGS.items():
         session.conf.set(key, value)
+    context = session.sparkContext
     with tempfile.TemporaryDirectory() as work:
-        _exercise(session, f"{work}/table")
-    jvm = session.sparkContext._gateway.proc  # type: ignore[attr-defined]  # pyspark's JVM process
-    session.stop()
+        _exercise(session, f"{work}/local")
+        context._jvm.org.apache.spark.sql.connect.service.SparkConnectService.start(context._jsc.sc())  # type: ignore[union-attr]
+        remote = SparkSession.builder.remote(f"sc://127.0.0.1:{port}").create()
+        for key, value in SESSION_SETTINGS.items():
+            remote.conf.set(key, value)
+        _exercise(remote, f"{work}/remote")
+        remote.stop()  # while the service answers: a client whose server is gone retries at exit
+    jvm = context._gateway.proc  # type: ignore[attr-defined]  # pyspark's JVM process
     # The JVM exits when its standard input closes; it writes the archive on the way out.
     jvm.stdin.close()
     jvm.wait(300)

@@ -23,6 +23,13 @@ def start_once(home: Path, running: Callable[[], bool], start: Callable[[], None
             start()
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (for a server started now)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def listening(port: int) -> bool:
     """Whether something accepts connections on this loopback port."""
     with socket.socket() as probe:
