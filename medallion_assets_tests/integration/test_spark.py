@@ -66,7 +66,7 @@ print("session type:", type(session).__module__, "ok" if result.success else "fa
 
 STOP_AFTER_USE = """
 from medallion_assets.resources.spark import SparkResource
-from medallion_assets.resources.spark_server import LocalSpark, SparkServer
+from medallion_assets.resources.spark_server import SparkServer
 from medallion_assets.settings import get_settings
 
 assert SparkResource().session().range(3).count() == 3
