@@ -272,12 +272,15 @@ def _selected(keys: list[dg.AssetKey], checks: bool) -> dg.AssetSelection:
 def _resolve(selection: str | None, graph: dg.AssetGraph) -> set[dg.AssetKey]:
     """The selected assets. The stream lane (Kafka's event tables, the stream sensor's) is built
     only by a selection of nothing else (`tag:medallion/lane=stream`, `key:bronze/review_events`),
-    each stream whole: its bronze and quarantine tables are one step."""
+    each stream whole: its bronze and quarantine tables are one step. So is a silver table with its
+    quarantine, and a fact with its items: a selection of one (`+key:gold/daily_order_report`) gets
+    the other (Dagster refuses a job with one output of an op that writes both)."""
     streams = set(dg.AssetSelection.tag(LANE_TAG, STREAM_LANE).resolve(graph))
     if not selection:
         return set(graph.materializable_asset_keys) - streams
     try:
-        keys = set(dg.AssetSelection.from_string(selection).resolve(graph))
+        chosen = dg.AssetSelection.from_string(selection)
+        keys = set(chosen.required_multi_asset_neighbors().resolve(graph))
     except dg.DagsterInvalidSubsetError as exc:
         hint = f" (for every asset under a prefix write key:{selection})" if selection.endswith("/*") else ""
         raise ValueError(f"the selection {selection!r} matches no asset{hint}: {exc}") from None

@@ -118,6 +118,11 @@ def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "lake"
 
 
+# Good records in the exactly-once test, one micro-batch (several batches and a kill between them
+# are the next test's).
+GOOD = 20_000
+
+
 @pytest.mark.slow
 def test_a_topic_lands_exactly_once_and_bad_records_go_to_quarantine(
     kafka_home: KafkaServer, lake: Path, spark_resource: SparkResource
@@ -125,8 +130,9 @@ def test_a_topic_lands_exactly_once_and_bad_records_go_to_quarantine(
     kafka = KafkaResource()
     assert tick() == [] and not kafka_home.status().running  # a poll never starts the broker
     kafka.ensure_topic(TOPIC, REVIEW_EVENTS.partitions)
-    good = [json.dumps(review_event(n, day=1 + n % 28)).encode() for n in range(100_000)]
+    good = [json.dumps(review_event(n, day=1 + n % 28)).encode() for n in range(GOOD)]
     bad = [value for value, _ in MALFORMED] * 125  # 1,000 bad records among them
+    read = GOOD + len(bad)
     values = [v for pair in zip(good[: len(bad)], bad, strict=True) for v in pair] + good[len(bad) :]
     produce(kafka, values)
     produced = time.perf_counter()
@@ -136,12 +142,12 @@ def test_a_topic_lands_exactly_once_and_bad_records_go_to_quarantine(
     result = land(spark_resource)
     assert result.success
     latency = time.perf_counter() - produced
-    print(f"101,000 records from the broker to bronze in {latency:.1f} s ({101_000 / latency:,.0f}/s)")
+    print(f"{read:,} records from the broker to bronze in {latency:.1f} s ({read / latency:,.0f}/s)")
     bronze, quarantine = metadata_of(result, "bronze"), metadata_of(result, "quarantine")
-    assert bronze["rows_landed"] == 100_000 == bronze["dagster/row_count"]
-    assert bronze["records_read"] == 101_000
-    assert sum(bronze["offsets_end"][TOPIC].values()) == 101_000
-    assert bronze["event_dates"] == {f"2018-03-{d:02d}": len(range(d - 1, 100_000, 28)) for d in range(1, 29)}
+    assert bronze["rows_landed"] == GOOD == bronze["dagster/row_count"]
+    assert bronze["records_read"] == read
+    assert sum(bronze["offsets_end"][TOPIC].values()) == read
+    assert bronze["event_dates"] == {f"2018-03-{d:02d}": len(range(d - 1, GOOD, 28)) for d in range(1, 29)}
     by_rule: dict[str, int] = {}
     for _, rule in MALFORMED:
         by_rule[rule] = by_rule.get(rule, 0) + 125
@@ -159,26 +165,30 @@ def test_a_topic_lands_exactly_once_and_bad_records_go_to_quarantine(
     assert tick() == []
     again = land(spark_resource)
     assert metadata_of(again, "bronze")["rows_landed"] == 0
-    assert metadata_of(again, "bronze")["dagster/row_count"] == 100_000
+    assert metadata_of(again, "bronze")["dagster/row_count"] == GOOD
 
     # The broker restarts between two runs. A late event lands in its own day; a producer's retry
     # delivering an event twice is two records in bronze (two offsets, one event id: silver keeps one).
     kafka_home.stop()
-    late = json.dumps(review_event(100_001, day=1)).encode()
+    late = json.dumps(review_event(GOOD + 1, day=1)).encode()
     produce(kafka, [late, late])  # the broker starts again on use, its log kept
     (request,) = tick()
     assert request.run_key != first_tick[0].run_key
     third = metadata_of(land(spark_resource), "bronze")
     assert third["rows_landed"] == 2 and third["event_dates"] == {"2018-03-01": 2}
     landed = lake_rows(lake, "bronze")
-    assert len(landed) == 100_002
-    assert len({(r["_partition"], r["_offset"]) for r in landed}) == 100_002
+    assert len(landed) == GOOD + 2
+    assert len({(r["_partition"], r["_offset"]) for r in landed}) == GOOD + 2
 
 
-KILLED_RUN = """
-import sys, dagster as dg
+# The killed run's micro-batches are a tenth of the product's (50,000 records), so that a tenth of
+# the records still make several batches to kill it between.
+KILLED_BATCH = 5_000
+KILLED_RUN = f"""
+import medallion_assets.bronze.streams as streams
 from medallion_assets_tests.integration.test_streams import land
 from medallion_assets.resources.spark import SparkResource
+streams.MAX_OFFSETS_PER_BATCH = {KILLED_BATCH}
 land(SparkResource())
 """
 
@@ -189,7 +199,8 @@ def test_a_run_killed_mid_batch_then_run_again_lands_each_record_once(
 ) -> None:
     kafka = KafkaResource()
     kafka.ensure_topic(TOPIC, REVIEW_EVENTS.partitions)
-    produce(kafka, [json.dumps(review_event(n, day=1 + n % 5)).encode() for n in range(150_000)])
+    records = 3 * KILLED_BATCH
+    produce(kafka, [json.dumps(review_event(n, day=1 + n % 5)).encode() for n in range(records)])
     # A run in its own process (its own Spark), killed with SIGKILL once it has committed a batch.
     log = (tmp_path / "killed.log").open("w")
     process = subprocess.Popen(
@@ -207,14 +218,14 @@ def test_a_run_killed_mid_batch_then_run_again_lands_each_record_once(
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     partial = len(lake_rows(lake, "bronze"))
-    assert 0 < partial < 150_000, partial  # killed between its first batch and its last
+    assert 0 < partial < records, partial  # killed between its first batch and its last
 
     assert len(tick()) == 1  # what the killed run left is asked for again
     assert land(spark_resource).success
     landed = lake_rows(lake, "bronze")
-    assert len(landed) == 150_000
-    assert len({(r["_partition"], r["_offset"]) for r in landed}) == 150_000
-    assert len({r["event_id"] for r in landed}) == 150_000
+    assert len(landed) == records
+    assert len({(r["_partition"], r["_offset"]) for r in landed}) == records
+    assert len({r["event_id"] for r in landed}) == records
     assert tick() == []
 
     # A kill between the two queries' commits: bronze's checkpoint at the end, quarantine's one
@@ -228,6 +239,6 @@ def test_a_run_killed_mid_batch_then_run_again_lands_each_record_once(
         (quarantine_commits / name).unlink(missing_ok=True)
     assert len(tick()) == 1
     assert land(spark_resource).success
-    assert len(lake_rows(lake, "bronze")) == 150_000
+    assert len(lake_rows(lake, "bronze")) == records
     assert len(lake_rows(lake, "quarantine")) == 10
     assert tick() == []
