@@ -180,7 +180,7 @@ def test_late_changes_reach_old_order_dates_and_replay_equals_a_full_build(
     # Every layer through gold; the warehouse copies are tested in test_warehouse.py. The checks run
     # in the first day-by-day step, where they judge late changes (a cancellation reaching day 1, new
     # versions of a product and a seller); the builds that only set up or compare the state go
-    # without them (with the checks a small build takes about twice as long).
+    # without them (the checks add a fifth or more to a small build's time).
     instance, quiet = booked, {"echo": lambda _: None, "selection": THROUGH_GOLD}
     assert build(code_location(), instance=instance, checks=False, **quiet).success
     lake = tmp_path / "lake"
