@@ -46,7 +46,8 @@ def test_a_customers_move_rebuilds_the_wide_table_and_its_copy_alone() -> None:
 def test_a_selection_gets_the_tables_written_beside_its_own() -> None:
     """What a report needs, selected upstream of it, builds: each silver table with its quarantine,
     fact_orders with fact_order_items (one op writes both), and no stream table."""
-    graph = build_definitions(get_settings()).resolve_asset_graph()
+    definitions = build_definitions(get_settings())
+    graph = definitions.resolve_asset_graph()
     keys = {"/".join(key.path) for key in _resolve("+key:gold/daily_order_report", graph)}
     assert {"silver/orders", "quarantine/orders", "gold/fact_orders", "gold/fact_order_items"} <= keys
     assert not {key for key in keys if key.endswith(("clickstream", "review_events"))}
@@ -54,6 +55,4 @@ def test_a_selection_gets_the_tables_written_beside_its_own() -> None:
     # Silver's stretch of them is a job Dagster accepts (without the quarantine tables it refuses).
     silver = [key.split("/") for key in keys if key.startswith(("silver/", "quarantine/"))]
     job = dg.define_asset_job("silver", selection=dg.AssetSelection.assets(*silver))
-    dg.Definitions.merge(build_definitions(get_settings()), dg.Definitions(jobs=[job])).resolve_job_def(
-        "silver"
-    )
+    dg.Definitions.merge(definitions, dg.Definitions(jobs=[job])).resolve_job_def("silver")
