@@ -4,6 +4,7 @@ server (SPARK_REMOTE), a classic session in the process (MEDALLION_SPARK=local, 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -142,13 +143,28 @@ for key, value in config.items():
 spark = builder.getOrCreate()
 spark.range(3).write.format("delta").save(sys.argv[1])
 print("rows", spark.read.format("delta").load(sys.argv[1]).count())
+if len(sys.argv) > 3:  # more query shapes than Spark's default cache of compiled code holds (100)
+    spark.conf.set("spark.sql.codegen.wholeStage", "true")  # the users' compiled code, not the suite's
+    spark.conf.set("spark.sql.codegen.factoryMode", "FALLBACK")
+    metrics = spark.sparkContext._jvm.org.apache.spark.metrics.source.CodegenMetrics
+    compiled = metrics.METRIC_COMPILATION_TIME()
+    def shapes():  # each literal is written into the code: 150 classes
+        for i in range(int(sys.argv[3])):
+            spark.range(3).selectExpr(f"id * {i} + {i} AS x").collect()
+    shapes()
+    before = compiled.getCount()
+    shapes()
+    print("compiled again", compiled.getCount() - before)
 """
 
 
-def test_spark_jvms_start_from_the_class_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spark_jvms_start_from_the_class_archive_and_keep_their_compiled_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`make install` records the class archive and a JVM of ours maps it: with -Xshare:on a JVM
     that cannot use its archive refuses to start. One whose class path differs (a folder of settings
-    from SPARK_CONF_DIR) ignores the archive and runs as without it."""
+    from SPARK_CONF_DIR) ignores the archive and runs as without it. A JVM of ours keeps the
+    compiled code of more query shapes than Spark's default cache (100), which a build outgrows."""
     local = LocalSpark.of(get_settings())
     assert local.class_archive.exists(), "`make install` records it (`medallion spark archive`)"
     option = f"-XX:SharedArchiveFile={local.class_archive}"
@@ -161,13 +177,14 @@ def test_spark_jvms_start_from_the_class_archive(tmp_path: Path, monkeypatch: py
     settings.mkdir()
     (settings / "spark-defaults.conf").write_text("spark.sql.shuffle.partitions 3\n")
     runs = {
-        "mapped": ("-Xshare:on", {}),
+        "mapped": ("-Xshare:on", {}),  # and runs 150 query shapes twice
         "ignored": ("-Xshare:auto", {"SPARK_CONF_DIR": str(settings)}),
         "refused": ("-Xshare:on", {"SPARK_CONF_DIR": str(settings)}),  # proves -Xshare:on checks
     }
     started = {
         name: subprocess.Popen(
-            [sys.executable, "-c", ARCHIVED_SESSION, str(tmp_path / name), option],
+            [sys.executable, "-c", ARCHIVED_SESSION, str(tmp_path / name), option]
+            + (["150"] if name == "mapped" else []),
             env={**os.environ, **env},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -177,5 +194,9 @@ def test_spark_jvms_start_from_the_class_archive(tmp_path: Path, monkeypatch: py
     }
     output = {name: process.communicate(timeout=300)[0] for name, process in started.items()}
     assert "rows 3" in output["mapped"], output["mapped"][-3000:]
+    # The second time round, the code of every shape comes from the cache (Spark's default of 100
+    # entries would have compiled all 150 again).
+    again = re.search(r"compiled again (\d+)", output["mapped"])
+    assert again and int(again[1]) < 15, output["mapped"][-3000:]
     assert "rows 3" in output["ignored"], output["ignored"][-3000:]
     assert "rows 3" not in output["refused"] and started["refused"].returncode != 0
