@@ -68,7 +68,7 @@ class LocalSpark:
             "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
             "spark.hadoop.fs.s3a.path.style.access": "true",  # MinIO and other S3 servers
             # Compiled query code is kept for this many shapes (Spark's default: 100). A build runs
-            # thousands of small queries of a few hundred shapes (Delta's own log queries, a
+            # thousands of small queries of more than a thousand shapes (Delta's log queries, a
             # layer's steps alike), so at 100 Spark compiled the same code again and again: a
             # hand-made build in a warm JVM compiled 1,824 classes at 100, 80 at 5,000 (README).
             "spark.sql.codegen.cache.maxEntries": str(CODEGEN_CACHE_ENTRIES),

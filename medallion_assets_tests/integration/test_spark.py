@@ -148,7 +148,7 @@ if len(sys.argv) > 3:  # more query shapes than Spark's default cache of compile
     spark.conf.set("spark.sql.codegen.factoryMode", "FALLBACK")
     metrics = spark.sparkContext._jvm.org.apache.spark.metrics.source.CodegenMetrics
     compiled = metrics.METRIC_COMPILATION_TIME()
-    def shapes():  # each literal is written into the code: 150 classes
+    def shapes():  # each literal is written into its code: classes of their own
         for i in range(int(sys.argv[3])):
             spark.range(3).selectExpr(f"id * {i} + {i} AS x").collect()
     shapes()
@@ -194,8 +194,8 @@ def test_spark_jvms_start_from_the_class_archive_and_keep_their_compiled_code(
     }
     output = {name: process.communicate(timeout=300)[0] for name, process in started.items()}
     assert "rows 3" in output["mapped"], output["mapped"][-3000:]
-    # The second time round, the code of every shape comes from the cache (Spark's default of 100
-    # entries would have compiled all 150 again).
+    # The second time round, every shape's code comes from the cache (Spark's default of 100
+    # entries compiled all their 300 classes again).
     again = re.search(r"compiled again (\d+)", output["mapped"])
     assert again and int(again[1]) < 15, output["mapped"][-3000:]
     assert "rows 3" in output["ignored"], output["ignored"][-3000:]
