@@ -89,7 +89,7 @@ DAGSTER_VERSION = "1.13.27"  # the private APIs above were read in this version
 # Events per batch: a ranged step's materializations (one per partition) and a run's planned events
 # arrive as one batch each; a whole history is ~800 partitions per asset.
 EVENT_BATCH_SIZE = 10_000
-ENGINES_KEPT = 16  # SQLite engines kept: the index's and the latest runs' shards
+ENGINES_KEPT = 16  # SQLite engines (and connections) kept: the index's and the latest runs' shards
 ROWS_PER_INSERT = 1_000  # SQLite binds at most 32,766 values per statement; an event row has 8
 
 
@@ -146,8 +146,15 @@ INSERT_RETURNING_IDS = SqlEventLogStorageTable.insert().returning(
 
 
 def sqlite_engine(conn_string: str) -> sa.Engine:
+    """An engine that keeps its connection open between uses (the stock storage opens one per read
+    or write: the file, its WAL and schema each time). A connection is used by one thread at a time
+    (the storage's lock), by any thread."""
     return create_engine(
-        conn_string, poolclass=sa.NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+        conn_string,
+        poolclass=sa.QueuePool,
+        pool_size=1,
+        max_overflow=4,  # a shard opened again inside its own transaction
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
     )
 
 
@@ -231,8 +238,9 @@ class BatchedSqliteEventLogStorage(_CheckPlannedOnce, SqliteEventLogStorage):
 
     @contextmanager
     def _shard_connection(self, shard: str) -> Iterator[Connection]:
-        """The stock `_connect` on an engine kept per shard: the stock one makes an engine for each
-        connection (~0.4 ms of CPU; a connection is still opened and closed each time)."""
+        """The stock `_connect` on an engine kept per shard, with its connection: the stock one makes
+        an engine and a connection each time. An asset's latest event is read in 1.2 ms instead of
+        10 (stock) and the hand-made build's run process spends a third less CPU."""
         with self._db_lock:
             engine = self._engines.pop(shard, None) or sqlite_engine(self.conn_string_for_shard(shard))
             if shard not in self._initialized_dbs:  # as the stock code: once, and again after a wipe
@@ -243,6 +251,12 @@ class BatchedSqliteEventLogStorage(_CheckPlannedOnce, SqliteEventLogStorage):
                 self._engines.pop(next(iter(self._engines))).dispose()
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def wipe(self) -> None:
+        with self._db_lock:  # the runs' files are deleted: no connection may stay on them
+            while self._engines:
+                self._engines.popitem()[1].dispose()
+            super().wipe()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         with self._db_lock, ExitStack() as stack:
