@@ -188,23 +188,12 @@ class _CheckPlannedOnce(SqlEventLogStorage):
             conn.execute(AssetCheckExecutionsTable.insert(), [{**row, "partition": k} for k in keys])
 
 
-class BatchedSqliteEventLogStorage(_CheckPlannedOnce, SqliteEventLogStorage):
-    """The SQLite event log under `$DAGSTER_HOME/history/runs`, storing a batch per transaction."""
+class _SchemaRemembered(SqlEventLogStorage):
+    """Most reads first ask whether a secondary index was migrated or a column of the asset-key table
+    exists, each on a connection of its own: ~850 of the hand-made build's ~3,200 SQLite connections.
+    Migrations only add, so what is present is remembered, as dagster-postgres remembers its
+    secondary indexes (a wipe empties the tables, the schema and the migrations' marks stay)."""
 
-    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
-        _check_version()
-        self._batch = threading.local()  # the open connections of the batch being stored, per thread
-        self._present: set[tuple[str, str]] = set()  # schema checks found true, see has_asset_key_col
-        self._engines: dict[str, sa.Engine] = {}  # per shard, see _shard_connection
-        super().__init__(base_dir, inst_data)
-        # A batch holds the lock while it opens the connection of each shard it touches.
-        self._db_lock = threading.RLock()
-        enable_event_batches()
-
-    # Most reads first ask whether a secondary index was migrated or a column of the asset-key table
-    # exists, each on a connection of its own: ~850 of the hand-made build's ~3,200 connections.
-    # Migrations only add, so what is present is remembered, as dagster-postgres remembers its
-    # secondary indexes (a wipe empties the tables, the schema and the migrations' marks stay).
     def has_secondary_index(self, name: str) -> bool:
         return self._schema_has("secondary index", name, super().has_secondary_index)
 
@@ -212,12 +201,26 @@ class BatchedSqliteEventLogStorage(_CheckPlannedOnce, SqliteEventLogStorage):
         return self._schema_has("asset key column", column_name, super().has_asset_key_col)
 
     def _schema_has(self, kind: str, name: str, ask: Callable[[str], bool]) -> bool:
-        if (kind, name) in self._present:
+        present: set[tuple[str, str]] = self.__dict__.setdefault("_present", set())  # asked in __init__
+        if (kind, name) in present:
             return True
-        present = ask(name)
-        if present:
-            self._present.add((kind, name))
-        return present
+        if ask(name):
+            present.add((kind, name))
+            return True
+        return False
+
+
+class BatchedSqliteEventLogStorage(_SchemaRemembered, _CheckPlannedOnce, SqliteEventLogStorage):
+    """The SQLite event log under `$DAGSTER_HOME/history/runs`, storing a batch per transaction."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        _check_version()
+        self._batch = threading.local()  # the open connections of the batch being stored, per thread
+        self._engines: dict[str, sa.Engine] = {}  # per shard, see _shard_connection
+        super().__init__(base_dir, inst_data)
+        # A batch holds the lock while it opens the connection of each shard it touches.
+        self._db_lock = threading.RLock()
+        enable_event_batches()
 
     @classmethod
     def from_config_value(  # the stock one builds the stock class
@@ -276,7 +279,7 @@ class BatchedSqliteEventLogStorage(_CheckPlannedOnce, SqliteEventLogStorage):
             _index_asset_events(self, conn, events, ids)
 
 
-class BatchedPostgresEventLogStorage(_CheckPlannedOnce, PostgresEventLogStorage):
+class BatchedPostgresEventLogStorage(_SchemaRemembered, _CheckPlannedOnce, PostgresEventLogStorage):
     """The PostgreSQL event log, storing a batch in one connection and one transaction."""
 
     def __init__(self, *args: Any, **kwargs: Any):
