@@ -1,7 +1,8 @@
 """The one module on Dagster's private APIs, pinned to the version below. It holds four things that
 no public API offers:
 
-- event log storages that store a batch of Dagster events in one transaction per database;
+- event log storages that store a batch of Dagster events in one transaction per database, and
+  read without asking the schema again (and on SQLite, without a new engine and connection) each time;
 - `execute_without_output_capture`: a run executed in this process that does not keep every
   step's output for a result object (`JobDefinition.execute_in_process` keeps them: each output is
   a Spark DataFrame with the data it came from, and a scale-1 build ran the Spark driver out of
@@ -32,9 +33,11 @@ does for materializations; any other batch through the stock code, event by even
 the rows with the stock code: materialized, failed and in-progress partitions show as before
 (test_event_batches.py compares what both storages store).
 
-The private APIs the storages use: the storages' `_connect`, SQLite's `_db_lock`, and
-SqlEventLogStorage's `_event_to_row`, `_store_asset_event_tags`, `_store_asset_event` and
-`_store_asset_check_evaluation_planned`.
+The private APIs the storages use: the storages' `_connect`, SQLite's `_db_lock`, `_initdb`,
+`_initialized_dbs`, `conn_string_for_shard` and engine settings (`create_engine`,
+`SQLITE_BUSY_TIMEOUT_SECONDS`), and SqlEventLogStorage's `_event_to_row`, `_store_asset_event_tags`,
+`_store_asset_event`, `_store_asset_check_evaluation_planned`, `has_secondary_index` and
+`has_asset_key_col`.
 The storage switches batching on (`DAGSTER_EVENT_BATCH_SIZE`) in every process that opens the
 instance (the CLI, `dagster dev`, the daemon, each run worker): they all read dagster.yaml.
 """
@@ -242,8 +245,9 @@ class BatchedSqliteEventLogStorage(_SchemaRemembered, _CheckPlannedOnce, SqliteE
     @contextmanager
     def _shard_connection(self, shard: str) -> Iterator[Connection]:
         """The stock `_connect` on an engine kept per shard, with its connection: the stock one makes
-        an engine and a connection each time. An asset's latest event is read in 1.2 ms instead of
-        10 (stock) and the hand-made build's run process spends a third less CPU."""
+        an engine and a connection each time. With the schema's answers remembered, an asset's
+        latest materialization is read in 1.5 ms instead of 12.7 (bench/bookkeeping.py) and the
+        hand-made build's run process spends a third less CPU."""
         with self._db_lock:
             engine = self._engines.pop(shard, None) or sqlite_engine(self.conn_string_for_shard(shard))
             if shard not in self._initialized_dbs:  # as the stock code: once, and again after a wipe

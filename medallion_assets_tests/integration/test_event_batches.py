@@ -417,8 +417,8 @@ def test_sqlite_reads_reuse_their_connections_and_a_wiped_instance_records_again
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The stock SQLite storage opened 6-7 connections, each on a new engine, to read an asset's latest
-    # event (schema checks before the query): ~10 ms; ours keeps an engine and its connection per
-    # shard and remembers what the schema has: ~1.2 ms. The UI, sensors and every check step read so.
+    # event (schema checks before the query): ~12.7 ms; ours keeps an engine and its connection per
+    # shard and remembers what the schema has: ~1.5 ms. The UI, sensors and every check step read so.
     opened: list[str] = []
     connect = sqlite3.dbapi2.connect  # what SQLAlchemy's SQLite dialect calls
     monkeypatch.setattr(sqlite3.dbapi2, "connect", lambda *a, **k: opened.append(a[0]) or connect(*a, **k))
