@@ -13,7 +13,8 @@ materializations, failures and planned events per partition, their tags, and the
 executions and partition state. Absolute outcomes are asserted too, so that two empty or equally
 broken instances cannot pass, and in our instance the batch path is checked to have stored the
 asset events (the planned events of the unexecuted run, and the ranged steps' materializations).
-Last, a run of ours leaves SIGTERM as it found it (`execute_without_output_capture`).
+Then our SQLite storage's reads reuse their connections (the stock one opens 6-7 per read), and a
+wipe closes them. Last, a run of ours leaves SIGTERM as it found it (`execute_without_output_capture`).
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context annotations.
@@ -41,8 +42,7 @@ from medallion_assets.automation.audit import audit_rows
 from medallion_assets.resources.instance import instance_yaml
 from medallion_assets.settings import get_settings
 from medallion_assets.tags import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
-from medallion_assets_tests import helpers
-from medallion_assets_tests.helpers import scratch_database
+from medallion_assets_tests.helpers import booked_instance, scratch_database
 
 BATCH_SIZE = "DAGSTER_EVENT_BATCH_SIZE"
 FAIL_DOUBLED = "medallion_test/fail_doubled"  # a run tag: `doubled` raises in that run
@@ -422,7 +422,7 @@ def test_sqlite_reads_reuse_their_connections_and_a_wiped_instance_records_again
     opened: list[str] = []
     connect = sqlite3.dbapi2.connect  # what SQLAlchemy's SQLite dialect calls
     monkeypatch.setattr(sqlite3.dbapi2, "connect", lambda *a, **k: opened.append(a[0]) or connect(*a, **k))
-    with helpers.booked_instance(tmp_path / "dagster") as instance:
+    with booked_instance(tmp_path / "dagster") as instance:
         first = dg.materialize([numbers], instance=instance, partition_key=KEYS[0], run_config=QUIET)
         assert first.success and instance.all_logs(first.run_id)
         opened.clear()
