@@ -4,6 +4,10 @@ graph never imports the source simulator."""
 from __future__ import annotations
 
 import ast
+import functools
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 from medallion_assets import tags
@@ -13,8 +17,20 @@ ROOT = REPO
 PACKAGES = ("medallion_assets", "olist_source")
 
 
+@functools.cache
 def project_imports() -> dict[str, set[str]]:
-    """Module -> the project's modules it imports, at the top or inside a function alike."""
+    """Module -> the project's modules it imports, at the top or inside a function alike. Parsed in
+    a process of its own: on Python 3.11.7, `ast.parse` beside another thread's (a thread an earlier
+    test left in this worker) fails with "AST constructor recursion depth mismatch" (CPython's AST
+    recursion counter is one per interpreter, not per thread; seen once with three test workers)."""
+    script = "import json, sys; from medallion_assets_tests.unit.test_structure import parse_imports as p; "
+    script += "json.dump({k: sorted(v) for k, v in p().items()}, sys.stdout)"
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {name: set(imported) for name, imported in json.loads(done.stdout).items()}
+
+
+def parse_imports() -> dict[str, set[str]]:
     modules: dict[str, Path] = {}
     for package in PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
