@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     # Without SPARK_REMOTE: `server`, the embedded Spark Connect server (started on first use, kept
     # between commands), or `local`, a classic Spark session inside each process (tests).
     spark_mode: Literal["server", "local"] = Field("server", validation_alias="MEDALLION_SPARK")
+    # How Spark evaluates expressions: `compiled` (Spark's default: Java code generated and compiled
+    # for each query shape) or `interpreted` (no code generated), which is faster where tables are
+    # small: compiling a query's code then costs more than running it (README: Spark, Delta Lake and
+    # the jars). The quickstart's sample (scale 0.1) and the test suite run interpreted.
+    spark_codegen: Literal["compiled", "interpreted"] = Field(
+        "compiled", validation_alias="MEDALLION_SPARK_CODEGEN"
+    )
     # The jars a local Spark session loads beside the wheel's (Delta Lake, S3A, the JDBC driver):
     # `make jars` puts them in jars/lib/ of the checkout (jars/pom.xml pins them).
     spark_jars_dir: Path = Field(REPOSITORY / "jars" / "lib", validation_alias="MEDALLION_SPARK_JARS")

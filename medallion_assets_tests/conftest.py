@@ -38,27 +38,23 @@ from olist_source.kaggle_csv import read_directory
 os.environ.setdefault("MEDALLION_SPARK", "local")
 
 TESTS = Path(__file__).resolve().parent
-# The settings of the suite's Spark JVMs only: a local session per worker, the embedded servers tests
+# Interpreted expressions instead of compiled code (the users' setting for small data, see
+# settings.py): the suite's tables have tens of rows and Spark spent more time compiling each query
+# than running it (hand-made build, 168 steps: 120-130 s -> 101-107 s). Every Spark session the
+# platform opens takes it: the suite's local sessions, the embedded servers' clients, the commands
+# tests run in subprocesses. Results are the same either way: Spark's own suites run both.
+os.environ.setdefault("MEDALLION_SPARK_CODEGEN", "interpreted")
+# The options of the suite's Spark JVMs only: a local session per worker, the embedded servers tests
 # start, the commands they run in subprocesses. spark-submit, which starts each of them, adds
-# SPARK_SUBMIT_OPTS to the JVM's options, and a -Dspark.* option is a Spark setting. (Not a folder
-# of settings in SPARK_CONF_DIR: Spark puts that folder on the class path, and a JVM with a folder
-# of files on its class path cannot use the class archive of `make install`, class_archive.py.)
-# - Interpreted expressions instead of compiled code: the suite's tables have tens of rows and Spark
-#   spent more time compiling each query than running it. Measured on the hand-made build (168
-#   steps): 120-130 s -> 101-107 s. Not for users: at the real Olist size compiled code wins (full
-#   build at scale 1: 254 s compiled, 288 s interpreted), and factoryMode is a setting Spark keeps for
-#   its own tests. Results are the same either way: Spark's own suites run its expressions both ways.
+# SPARK_SUBMIT_OPTS to the JVM's options. (Not a folder of settings in SPARK_CONF_DIR: Spark puts
+# that folder on the class path, and a JVM with a folder of files on its class path cannot use the
+# class archive of `make install`, class_archive.py.)
 # - The JIT's quick tier only (C1), with room for its code. On these short-lived JVMs the optimizing
 #   compiler (C2) spent ~50 s of CPU per hand-made build, a third of the JVM's time, for code that
 #   then ran a few tiny queries; with two test workers on two cores that CPU is taken from the other
 #   worker. Two hand-made builds side by side (what the two workers do), back to back: 169-170 s
 #   each -> 134.5-135 s. C1's default code cache (48 MB) fills up and its sweeper then costs ~10 s.
-SUITE_JVM_OPTIONS = [
-    "-Dspark.sql.codegen.wholeStage=false",
-    "-Dspark.sql.codegen.factoryMode=NO_CODEGEN",
-    "-XX:TieredStopAtLevel=1",
-    "-XX:ReservedCodeCacheSize=256m",
-]
+SUITE_JVM_OPTIONS = ["-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=256m"]
 os.environ.setdefault("SPARK_SUBMIT_OPTS", " ".join(SUITE_JVM_OPTIONS))
 # The tiers, one folder each: unit (no service, no JVM, no run: seconds), integration (one part
 # against the real thing: Spark, PostgreSQL, Delta on S3, warehouses, sensors, Dagster runs of a few

@@ -53,6 +53,12 @@ SESSION_SETTINGS = {
     "spark.sql.redaction.options.regex": "(?i)url|password|secret|token|jaas",
 }
 
+# MEDALLION_SPARK_CODEGEN (settings): Spark's defaults, or no code generated at all. Both are set
+# either way, so a session's mode is the setting's whatever the JVM's defaults are.
+CODEGEN_SETTINGS = {
+    "compiled": {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMode": "FALLBACK"},
+    "interpreted": {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"},
+}
 
 # The frames the current step cached: a run's steps may run side by side in threads (one step per
 # thread, see dagster_internals.threaded_in_process_executor), so a step frees its own cached frames
@@ -104,6 +110,7 @@ class SparkResource(LazyPySparkResource):
         topology = self.topology(settings)
         config = {
             **SESSION_SETTINGS,
+            **CODEGEN_SETTINGS[settings.spark_codegen],
             "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
             **{key: str(value) for key, value in self.spark_config.items()},
         }

@@ -26,6 +26,7 @@ def test_one_configured_session_per_process(spark_resource: SparkResource) -> No
     assert session.conf.get("spark.sql.shuffle.partitions") == "4"
     assert session.conf.get("spark.sql.timestampType") == "TIMESTAMP_NTZ"
     assert session.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
+    assert session.conf.get("spark.sql.codegen.factoryMode") == "NO_CODEGEN"  # the suite's (conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,7 @@ lake = DeltaLakeIOManager(spark=SparkResource(), lakehouse=LakeResource())
 result = dg.materialize([events, counted], partition_key="2017-01-01", resources={"lake": lake})
 session = SparkResource().session()
 print("session type:", type(session).__module__, "ok" if result.success else "failed")
+print("codegen:", *(session.conf.get(f"spark.sql.codegen.{name}") for name in ("wholeStage", "factoryMode")))
 """
 
 
@@ -99,10 +101,14 @@ def test_the_default_topology_starts_the_embedded_server_once(
     )
     server = SparkServer.of(settings)
     assert not server.status().running
-    run_assets(server_home, tmp_path / "first")
+    # Each client's session takes MEDALLION_SPARK_CODEGEN (here: the users' default, then the suite's),
+    # whatever the server's JVM defaults are.
+    output = run_assets({**server_home, "MEDALLION_SPARK_CODEGEN": "compiled"}, tmp_path / "first")
+    assert "codegen: true FALLBACK" in output
     first = server.status()
     assert first.running and first.pid is not None
-    run_assets(server_home, tmp_path / "second")
+    output = run_assets({**server_home, "MEDALLION_SPARK_CODEGEN": "interpreted"}, tmp_path / "second")
+    assert "codegen: false NO_CODEGEN" in output
     assert server.status().pid == first.pid  # kept between commands, not started again
     # A process whose server is stopped before it exits (`medallion spark stop` from elsewhere, the
     # benchmark's end) exits at once: pyspark's own exit hook retried for over 10 minutes.
