@@ -445,9 +445,6 @@ def lake_restore(table: LakeTable, version: int) -> None:
     )
 
 
-SMALL_SCALE = 0.1  # up to this scale of generated data, the quickstart's Spark runs interpreted
-
-
 @main.command("quickstart")
 @click.option("--scale", type=float, default=0.1, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
@@ -460,10 +457,6 @@ SMALL_SCALE = 0.1  # up to this scale of generated data, the quickstart's Spark 
 @user_errors
 def quickstart(scale: float, seed: int, csv_dir: Path | None) -> None:
     """The whole platform on embedded defaults: Olist data, a seeded live source, and where to look."""
-    if csv_dir is None and scale <= SMALL_SCALE and "MEDALLION_SPARK_CODEGEN" not in os.environ:
-        # A small sample: Spark would spend more time compiling each query's code than running it
-        # (measured at scale 0.1: the build 321 -> 270 s). Files of unknown size keep compiled code.
-        os.environ["MEDALLION_SPARK_CODEGEN"] = "interpreted"
     settings = get_settings()
     started = time.perf_counter()
     if csv_dir is None:
@@ -494,11 +487,6 @@ def quickstart(scale: float, seed: int, csv_dir: Path | None) -> None:
     spark = SparkServer.of(settings).status()
     if spark.running:
         click.echo(f"  Spark Connect       {spark.url}, log {spark.log}  (medallion spark status / stop)")
-        if settings.spark_codegen == "interpreted":
-            click.echo(
-                "                      interpreted expressions for this small sample: for the commands"
-                " after it too, export MEDALLION_SPARK_CODEGEN=interpreted"
-            )
     reports = "(daily_order_report|daily_category_report|customer_rfm)"
     click.echo(f"  gold reports        {settings.lake_uri}/gold/{reports}  (README: query the gold tables)")
     click.echo(f"  Dagster UI          .venv/bin/medallion dev  (runs in {os.environ['DAGSTER_HOME']})")

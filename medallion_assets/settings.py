@@ -36,9 +36,9 @@ class Settings(BaseSettings):
     # between commands), or `local`, a classic Spark session inside each process (tests).
     spark_mode: Literal["server", "local"] = Field("server", validation_alias="MEDALLION_SPARK")
     # How Spark evaluates expressions: `compiled` (Spark's default: Java code generated and compiled
-    # for each query shape) or `interpreted` (no code generated), which is faster where tables are
-    # small: compiling a query's code then costs more than running it (README: Spark, Delta Lake and
-    # the jars). The quickstart's sample (scale 0.1) and the test suite run interpreted.
+    # for each query shape) or `interpreted` (no code generated), which can be faster where tables
+    # are tiny: compiling a query's code then costs more than running it (README: Spark, Delta Lake
+    # and the jars). The test suite runs interpreted.
     spark_codegen: Literal["compiled", "interpreted"] = Field(
         "compiled", validation_alias="MEDALLION_SPARK_CODEGEN"
     )
