@@ -49,12 +49,20 @@ os.environ.setdefault("MEDALLION_SPARK_CODEGEN", "interpreted")
 # SPARK_SUBMIT_OPTS to the JVM's options. (Not a folder of settings in SPARK_CONF_DIR: Spark puts
 # that folder on the class path, and a JVM with a folder of files on its class path cannot use the
 # class archive of `make install`, class_archive.py.)
+# - The same interpreted expressions as the JVM's defaults (a -Dspark.* option is a Spark setting),
+#   for what Spark or Delta may evaluate outside a session's settings: the CI of 8aedeb7, without
+#   them, ran its heavy tests 30-80 % slower on a day the machine ran ~20 % slower (not isolated).
 # - The JIT's quick tier only (C1), with room for its code. On these short-lived JVMs the optimizing
 #   compiler (C2) spent ~50 s of CPU per hand-made build, a third of the JVM's time, for code that
 #   then ran a few tiny queries; with two test workers on two cores that CPU is taken from the other
 #   worker. Two hand-made builds side by side (what the two workers do), back to back: 169-170 s
 #   each -> 134.5-135 s. C1's default code cache (48 MB) fills up and its sweeper then costs ~10 s.
-SUITE_JVM_OPTIONS = ["-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=256m"]
+SUITE_JVM_OPTIONS = [
+    "-Dspark.sql.codegen.wholeStage=false",
+    "-Dspark.sql.codegen.factoryMode=NO_CODEGEN",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:ReservedCodeCacheSize=256m",
+]
 os.environ.setdefault("SPARK_SUBMIT_OPTS", " ".join(SUITE_JVM_OPTIONS))
 # The tiers, one folder each: unit (no service, no JVM, no run: seconds), integration (one part
 # against the real thing: Spark, PostgreSQL, Delta on S3, warehouses, sensors, Dagster runs of a few
