@@ -38,6 +38,7 @@ from medallion_assets.silver.transform import (
     conform,
     key_text,
     latest_per_key,
+    latest_rows,
 )
 from medallion_assets.specs import (
     CHANGE_DATE,
@@ -198,7 +199,7 @@ def _collapse_geolocation(
         conformed = conform(earlier, source)
         valid = conformed.filter(F.col(RULE).isNull()).drop(RULE, REASON)
         known = valid.unionByName(changed.select(*valid.columns))
-        current = latest_per_key(known, source.primary_key).filter(F.col(FATE) == "winner")
+        current = latest_rows(known, source.primary_key, known.columns)
         # Cached: three aggregations below read it (the asset clears the cache when written).
         rows = cached(current.join(F.broadcast(touched), on=prefix))
 

@@ -79,8 +79,7 @@ def latest_per_key(rows: DataFrame, key: Sequence[str]) -> DataFrame:
     Content is the row's values, not its lineage: the same version brought by the database's change
     feed and by an event (or landed twice) is one version, never a conflict."""
     judged = F.col(RULE).isNull() if RULE in rows.columns else F.lit(True)
-    values = [c for c in rows.columns if not c.startswith("_") and c not in (RULE, REASON, KEY)]
-    content = F.sha2(F.to_json(F.struct(*[F.col(c) for c in values])), 256)
+    content = _content(rows)
     by_key = Window.partitionBy(*key, "_judged")
     ranked = (
         rows.withColumn("_judged", judged)
@@ -115,6 +114,26 @@ def latest_per_key(rows: DataFrame, key: Sequence[str]) -> DataFrame:
         .withColumn(REASON, F.when(F.col(FATE) == "conflict", reason).otherwise(kept[REASON]))
         .drop("_judged", "_content", "_rank", "_winner_ts", "_same_content")
     )
+
+
+def latest_rows(rows: DataFrame, key: Sequence[str], columns: Sequence[str]) -> DataFrame:
+    """`columns` of each key's winner as `latest_per_key` picks it (the latest change; ties by
+    ingestion time, then content hash), for rows that are all valid already: one aggregation per key,
+    where the fates sort every row twice over to tell conflicts from superseded rows. (The SCD2
+    states of dim_customer at scale 1: 3.8-5.1 s -> 3.1-3.9 s, the same rows.)"""
+    latest = F.struct(F.col(CHANGE_TS), F.col(INGESTED_AT), _content(rows))
+    values = [c for c in columns if c not in key]
+    return (
+        rows.groupBy(*key)
+        .agg(F.max_by(F.struct(*[F.col(c) for c in values]), latest).alias("_latest"))
+        .select(*key, *[F.col(f"_latest.{c}").alias(c) for c in values])
+    )
+
+
+def _content(rows: DataFrame) -> SparkColumn:
+    """A row's content: a hash of its values, not of its lineage (columns named _...)."""
+    values = [c for c in rows.columns if not c.startswith("_") and c not in (RULE, REASON, KEY)]
+    return F.sha2(F.to_json(F.struct(*[F.col(c) for c in values])), 256)
 
 
 def key_text(key: Sequence[str]) -> SparkColumn:

@@ -10,12 +10,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from medallion_assets.build import build, format_summary
 from medallion_assets.definitions import code_location
 from medallion_assets.resources.delta_lake import Lake, Window
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.silver.assets import MISSING_PARENTS, apply_changes
+from medallion_assets.silver.transform import FATE, RULE, conform, latest_per_key, latest_rows
 from medallion_assets.specs import BRAZIL_STATES, CHANGE_DATE, SILVER_TABLES
 from olist_source.system import load_source
 
@@ -210,6 +213,23 @@ def test_duplicates_latest_wins_ties_are_deterministic(spark_resource: SparkReso
     assert outcomes[0] == outcomes[1]
     winners = dict(outcomes[0][0])
     assert winners["1" * 32] == "new"
+
+    # The one-aggregation path (the SCD2 states, geolocation's history) keeps the same winners, the
+    # tie of key 0123... (same change time, other content) included, whatever the arrival order.
+    spec = SILVER["customers"].source
+    assert spec is not None
+    for order in ([0, 1, 2, 3, 4, 5], [5, 4, 3, 2, 1, 0]):
+        batch = bronze_batch("customers", [rows[i] for i in order], [times[i] for i in order])
+        valid = conform(spark_resource.session().createDataFrame(batch), spec).filter(F.col(RULE).isNull())
+        ranked = latest_per_key(valid, spec.primary_key).filter(F.col(FATE) == "winner")
+        aggregated = latest_rows(valid, spec.primary_key, valid.columns)
+        expected, got = (sorted_rows(f.select(*valid.columns)) for f in (ranked, aggregated))
+        assert got == expected and len(got) == 3
+        assert {r["customer_id"]: r["customer_city"] for r in got} == winners
+
+
+def sorted_rows(frame: DataFrame) -> list[dict]:
+    return sorted(frame.toArrow().to_pylist(), key=lambda r: json.dumps(r, default=str, sort_keys=True))
 
 
 # --------------------------------------------------------------------- whole assets, through Dagster
