@@ -274,7 +274,9 @@ class Lake:
                 ).first(),
             )
             table = self.open(uri)
-            # Delta commits nothing when nothing changes: then every source row was unchanged.
+            # Delta commits nothing when the MERGE changes no file: insert_new's keys all there
+            # already (every source row unchanged). merge_latest, which can also update, rewrites
+            # every file holding one of the batch's keys, updated or not (numTargetRowsCopied).
             committed = table is not None and table.version() > before
             source_rows = int(last_commit_metrics(table)["numSourceRows"]) if committed else data.count()
         finally:
