@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,12 +160,7 @@ def _build(
             elif by_order_date:
                 session, lake = resources.spark.session(), resources.lakehouse.lake()
                 searching = time.perf_counter()
-                # The two searches side by side: each query spends much of its time in Spark's
-                # driver, on one core (scale 1: 9.1-13.5 s one after the other, 8.2-8.3 s together).
-                with ThreadPoolExecutor(2) as searches:
-                    facts = searches.submit(stale_order_dates, session, lake)
-                    wide = searches.submit(stale_wide_dates, session, lake)
-                    stale, moved = facts.result(), wide.result()
+                stale, moved = stale_order_dates(session, lake), stale_wide_dates(session, lake)
                 summary.stale_seconds += time.perf_counter() - searching
                 windows = _order_date_ranges(stale, partitions, summary.range, echo)
                 ranges = [(job_def, stretch, window) for window in windows]
