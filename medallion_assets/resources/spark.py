@@ -46,8 +46,10 @@ SESSION_SETTINGS = {
     "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
     # Delta rebuilds a table's state from its log in this many tasks (default 50): 50 tiny
     # tasks per commit and per read on a small machine (measured: a replaceWhere of 100 rows
-    # 1.1 s -> 0.7 s, a count 3 s -> 0.8 s).
-    "spark.databricks.delta.snapshotPartitions": "2",
+    # 1.1 s -> 0.7 s, a count 3 s -> 0.8 s with 2). One task: a table's log here is a few
+    # checkpoints and JSON commits, one task reads it (a whole build 101.4 -> 98.4 s, means of
+    # three alternating pairs, every pair faster).
+    "spark.databricks.delta.snapshotPartitions": "1",
     # Source options shown in plans and the UI are redacted when their name matches (Spark's
     # default: url). The Kafka source's SASL JAAS line holds a password.
     "spark.sql.redaction.options.regex": "(?i)url|password|secret|token|jaas",
