@@ -38,9 +38,23 @@ def conform(bronze: DataFrame, spec: SourceTable) -> DataFrame:
         Column("created_at", "timestamp", required=True),
         Column("updated_at", "timestamp", required=True),
     ]
+    # Two projections: the cleaned text and the typed value of each column first, then the rules
+    # over those columns. In one, every rule evaluated its column's text and value again (casts,
+    # regular expressions, normalisation): silver geolocation's 1M rows at scale 1 took 6.5 s for
+    # the first broken rule alone, 2.0 s staged (Spark keeps a projection whose non-trivial columns
+    # are read more than once apart, see CollapseProject).
+    text = {c.name: f"_text_{c.name}" for c in columns}
     raw_text = {c.name: _clean_text(F.col(c.name).cast("string")) for c in columns}
-    typed = {c.name: _typed(bronze, c, raw_text[c.name]) for c in columns}
-    broken = [check for c in columns for check in _checks(c, raw_text[c.name], typed[c.name])]
+    staged = bronze.select(
+        *[_typed(bronze, c, raw_text[c.name]).alias(c.name) for c in columns],
+        *[raw_text[c.name].alias(text[c.name]) for c in columns],
+        F.col(CHANGE_TS),
+        F.col(CHANGE_DATE),
+        F.col(INGESTED_AT),
+        *([F.col(SOURCE)] if SOURCE in bronze.columns else []),
+        F.to_json(F.struct(*[F.col(c) for c in bronze.columns])).alias(RAW),
+    )
+    broken = [check for c in columns for check in _checks(c, F.col(text[c.name]), F.col(c.name))]
     first = (
         F.coalesce(
             *[
@@ -52,17 +66,9 @@ def conform(bronze: DataFrame, spec: SourceTable) -> DataFrame:
         else F.lit(None)
     )
     return (
-        bronze.select(
-            *[typed[c.name].alias(c.name) for c in columns],
-            F.col(CHANGE_TS),
-            F.col(CHANGE_DATE),
-            F.col(INGESTED_AT),
-            *([F.col(SOURCE)] if SOURCE in bronze.columns else []),
-            F.to_json(F.struct(*[F.col(c) for c in bronze.columns])).alias(RAW),
-            first.alias("_broken"),
-        )
+        staged.withColumn("_broken", first)
         .select("*", F.col("_broken")[RULE].alias(RULE), F.col("_broken")[REASON].alias(REASON))
-        .drop("_broken")
+        .drop("_broken", *text.values())
     )
 
 
