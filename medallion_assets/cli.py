@@ -457,6 +457,8 @@ def lake_restore(table: LakeTable, version: int) -> None:
 @user_errors
 def quickstart(scale: float, seed: int, csv_dir: Path | None) -> None:
     """The whole platform on embedded defaults: Olist data, a seeded live source, and where to look."""
+    # The Spark server it starts makes one small build: the JIT's quick tier only (spark_server.py).
+    os.environ.setdefault("MEDALLION_SPARK_JIT", "quick")
     settings = get_settings()
     started = time.perf_counter()
     if csv_dir is None:

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     spark_codegen: Literal["compiled", "interpreted"] = Field(
         "compiled", validation_alias="MEDALLION_SPARK_CODEGEN"
     )
+    # The JIT compilers of the Spark JVMs we start (the embedded server, a local session): `full`
+    # (Java's default: the quick tier, then the optimizing one for hot code) or `quick` (the quick
+    # tier only), faster for a JVM that makes one small build and stops: on two cores the optimizing
+    # compiler's CPU is the build's. `medallion quickstart` uses `quick` unless this is set.
+    spark_jit: Literal["full", "quick"] = Field("full", validation_alias="MEDALLION_SPARK_JIT")
     # The jars a local Spark session loads beside the wheel's (Delta Lake, S3A, the JDBC driver):
     # `make jars` puts them in jars/lib/ of the checkout (jars/pom.xml pins them).
     spark_jars_dir: Path = Field(REPOSITORY / "jars" / "lib", validation_alias="MEDALLION_SPARK_JARS")

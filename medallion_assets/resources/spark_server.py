@@ -26,6 +26,11 @@ SPARK_HOME = Path(pyspark.__file__).parent
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 CODEGEN_CACHE_ENTRIES = 5000  # static: set when a JVM starts (see LocalSpark.config)
 CLASS_ARCHIVE = "spark-classes.jsa"  # beside the jars it was made from
+# MEDALLION_SPARK_JIT=quick: the JIT's quick tier (C1) only, with room for its code (C1's default
+# 48 MB cache fills up on a build, and its sweeper then costs ~10 s). The quickstart's build at scale
+# 0.1 from a cold server: 139/134 s -> 123/120 s (alternating pairs); a scale-1 benchmark in a server
+# warmed by its full build is 5-10 % slower with it (README: Spark, Delta Lake and the jars).
+QUICK_JIT_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=256m")
 
 
 def default_driver_memory() -> str:
@@ -46,10 +51,12 @@ class LocalSpark:
     jars_dir: Path
     s3_endpoint: str | None
     s3_region: str | None
+    jit: str = "full"  # MEDALLION_SPARK_JIT
 
     @classmethod
     def of(cls, settings: Settings) -> LocalSpark:
-        return cls(settings.spark_jars_dir, settings.aws_endpoint_url, settings.aws_region)
+        settings_of_jvm = (settings.aws_endpoint_url, settings.aws_region, settings.spark_jit)
+        return cls(settings.spark_jars_dir, *settings_of_jvm)
 
     def config(self, cluster: bool = False) -> dict[str, str]:
         """The settings of a JVM on `local[*]` (driver and executors in one JVM), or of the driver of
@@ -89,9 +96,13 @@ class LocalSpark:
         # reading ~300 jars: a fresh session's start and first Delta write 20.3 -> 15.2 s, the
         # server's 25.8 -> 19.4 s (README). A JVM whose class path differs from the archive's
         # (other jars, a folder of settings from SPARK_CONF_DIR) ignores it and loads its classes as
-        # before; with such a folder the option is left out, not to replace the folder's options.
-        if not cluster and self.class_archive.exists() and "SPARK_CONF_DIR" not in os.environ:
-            config["spark.driver.defaultJavaOptions"] = f"-XX:SharedArchiveFile={self.class_archive}"
+        # before; with such a folder the options (the archive's, the JIT's) are left out, not to
+        # replace the folder's.
+        options = [f"-XX:SharedArchiveFile={self.class_archive}"] if self.class_archive.exists() else []
+        if self.jit == "quick":
+            options += QUICK_JIT_OPTIONS
+        if not cluster and options and "SPARK_CONF_DIR" not in os.environ:
+            config["spark.driver.defaultJavaOptions"] = " ".join(options)
         return config
 
     @property

@@ -206,3 +206,31 @@ def test_spark_jvms_start_from_the_class_archive_and_keep_their_compiled_code(
     assert again and int(again[1]) < 15, output["mapped"][-3000:]
     assert "rows 3" in output["ignored"], output["ignored"][-3000:]
     assert "rows 3" not in output["refused"] and started["refused"].returncode != 0
+
+
+JIT_OF_SESSION = """
+from medallion_assets.resources.spark import SparkResource
+spark = SparkResource().session()
+management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
+arguments = management.getRuntimeMXBean().getInputArguments()
+print("tiered stop", [str(a) for a in arguments if "TieredStopAtLevel" in str(a)])
+"""
+
+
+def test_the_quick_jit_setting_reaches_the_spark_jvm() -> None:
+    """MEDALLION_SPARK_JIT=quick (the quickstart's) starts the JVM with the JIT's quick tier only;
+    the default leaves Java's two tiers. Without the suite's own JVM options (SPARK_SUBMIT_OPTS)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("SPARK_SUBMIT_OPTS", "MEDALLION_SPARK_JIT")}
+    started = {
+        jit: subprocess.Popen(
+            [sys.executable, "-c", JIT_OF_SESSION],
+            env={**base, "MEDALLION_SPARK": "local", **({"MEDALLION_SPARK_JIT": jit} if jit else {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for jit in ("quick", None)
+    }
+    output = {jit: process.communicate(timeout=300)[0] for jit, process in started.items()}
+    assert "tiered stop ['-XX:TieredStopAtLevel=1']" in output["quick"], output["quick"][-3000:]
+    assert "tiered stop []" in output[None], output[None][-3000:]
