@@ -15,6 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import psutil
 import pyspark
@@ -51,12 +52,13 @@ class LocalSpark:
     jars_dir: Path
     s3_endpoint: str | None
     s3_region: str | None
-    jit: str = "full"  # MEDALLION_SPARK_JIT
+    jit: Literal["full", "quick"] = "full"  # MEDALLION_SPARK_JIT
 
     @classmethod
     def of(cls, settings: Settings) -> LocalSpark:
-        settings_of_jvm = (settings.aws_endpoint_url, settings.aws_region, settings.spark_jit)
-        return cls(settings.spark_jars_dir, *settings_of_jvm)
+        return cls(
+            settings.spark_jars_dir, settings.aws_endpoint_url, settings.aws_region, jit=settings.spark_jit
+        )
 
     def config(self, cluster: bool = False) -> dict[str, str]:
         """The settings of a JVM on `local[*]` (driver and executors in one JVM), or of the driver of

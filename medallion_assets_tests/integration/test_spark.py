@@ -220,7 +220,8 @@ print("tiered stop", [str(a) for a in arguments if "TieredStopAtLevel" in str(a)
 def test_the_quick_jit_setting_reaches_the_spark_jvm() -> None:
     """MEDALLION_SPARK_JIT=quick (the quickstart's) starts the JVM with the JIT's quick tier only;
     the default leaves Java's two tiers. Without the suite's own JVM options (SPARK_SUBMIT_OPTS)."""
-    base = {k: v for k, v in os.environ.items() if k not in ("SPARK_SUBMIT_OPTS", "MEDALLION_SPARK_JIT")}
+    suite = ("SPARK_SUBMIT_OPTS", "SPARK_REMOTE", "MEDALLION_SPARK_JIT")
+    base = {k: v for k, v in os.environ.items() if k not in suite}
     started = {
         jit: subprocess.Popen(
             [sys.executable, "-c", JIT_OF_SESSION],
