@@ -21,6 +21,7 @@ import pytest
 from medallion_assets.resources.kafka_server import KafkaServer
 from medallion_assets.resources.postgres import embedded_server_url, stop_embedded_server
 from medallion_assets.resources.spark import SparkResource
+from medallion_assets.resources.spark_server import QUICK_JIT_OPTIONS
 from medallion_assets.settings import get_settings
 from medallion_assets_tests.helpers import (
     SAMPLE_DIR,
@@ -57,11 +58,11 @@ os.environ.setdefault("MEDALLION_SPARK_CODEGEN", "interpreted")
 #   then ran a few tiny queries; with two test workers on two cores that CPU is taken from the other
 #   worker. Two hand-made builds side by side (what the two workers do), back to back: 169-170 s
 #   each -> 134.5-135 s. C1's default code cache (48 MB) fills up and its sweeper then costs ~10 s.
+#   The same options as MEDALLION_SPARK_JIT=quick's, for every JVM spark-submit starts here.
 SUITE_JVM_OPTIONS = [
     "-Dspark.sql.codegen.wholeStage=false",
     "-Dspark.sql.codegen.factoryMode=NO_CODEGEN",
-    "-XX:TieredStopAtLevel=1",
-    "-XX:ReservedCodeCacheSize=256m",
+    *QUICK_JIT_OPTIONS,
 ]
 os.environ.setdefault("SPARK_SUBMIT_OPTS", " ".join(SUITE_JVM_OPTIONS))
 # The tiers, one folder each: unit (no service, no JVM, no run: seconds), integration (one part
