@@ -1,5 +1,5 @@
-"""Where a build's Spark time goes: every Spark Connect call timed, charged to the line of ours that
-made it (not a test: it prints figures).
+"""Where a build's Spark time goes: every Spark Connect call (or, in a local session, every call
+into the JVM) timed, charged to the line of ours that made it (not a test: it prints figures).
 
     .venv/bin/python bench/benchmark.py --scale 1 --keep        # prints its work folder
     MEDALLION_HOME=<work>/home DAGSTER_HOME=<work>/dagster \\
@@ -8,8 +8,11 @@ made it (not a test: it prints figures).
 Builds the selection (default: every asset) over the window against the lake, source and instance
 the environment names, `--repeat` times (the first pays the server's start and warm-up), and
 prints the last build's calls: total seconds, count, the call's kind (exec: a query run, analyze:
-a plan resolved, config) and the two innermost frames of medallion_assets that made it. Step
-threads run side by side, so the calls' seconds add up to more than the wall time.
+a plan resolved, config; in a local session the JVM method's name) and the two innermost frames of
+medallion_assets that made it. Step threads run side by side, so the calls' seconds add up to more
+than the wall time. With MEDALLION_SPARK=local (the test suite's topology) the build runs in a
+classic session and every Py4J call is timed instead: a Spark action is one call there, its query
+planning included (a check's profile is mostly planning, see the README's Benchmark).
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import py4j.java_gateway
 from pyspark.sql.connect.client import core
 
 import medallion_assets
 from medallion_assets.build import build
 from medallion_assets.definitions import code_location
+from medallion_assets.settings import get_settings
 
 PACKAGE = Path(medallion_assets.__file__).parent
 calls: defaultdict[str, list[float]] = defaultdict(lambda: [0, 0.0])
@@ -65,9 +70,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
-    client = core.SparkConnectClient
-    for kind, name in (("exec", "_execute_and_fetch"), ("analyze", "_analyze"), ("config", "config")):
-        setattr(client, name, timed(kind, getattr(client, name)))
+    settings = get_settings()
+    if settings.spark_mode == "local" and not settings.spark_remote:
+        member = py4j.java_gateway.JavaMember
+        call_jvm = member.__call__
+        member.__call__ = lambda self, *args: timed(self.name, call_jvm)(self, *args)  # type: ignore[method-assign]
+    else:
+        client = core.SparkConnectClient
+        for kind, name in (("exec", "_execute_and_fetch"), ("analyze", "_analyze"), ("config", "config")):
+            setattr(client, name, timed(kind, getattr(client, name)))
     for attempt in range(1, args.repeat + 1):
         calls.clear()
         started = time.perf_counter()
@@ -76,7 +87,7 @@ def main() -> None:
         )
         print(f"build {attempt}: {time.perf_counter() - started:.1f} s, success {summary.success}")
     total = sum(seconds for _, seconds in calls.values())
-    print(f"Spark Connect calls of the last build: {total:.1f} s in {sum(n for n, _ in calls.values()):.0f}")
+    print(f"Spark calls of the last build: {total:.1f} s in {sum(n for n, _ in calls.values()):.0f}")
     for label, (count, seconds) in sorted(calls.items(), key=lambda item: -item[1][1])[: args.top]:
         print(f"{seconds:8.2f} s {count:5.0f}  {label}")
 
