@@ -32,6 +32,12 @@ CLASS_ARCHIVE = "spark-classes.jsa"  # beside the jars it was made from
 # 0.1 from a cold server: 139/134 s -> 123/120 s (alternating pairs); a scale-1 benchmark in a server
 # warmed by its full build is 5-10 % slower with it (README: Spark, Delta Lake and the jars).
 QUICK_JIT_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=256m")
+# The throughput collector instead of Java's default G1 for the JVMs started here (the embedded
+# server, a local session): batch work on few cores, where G1's concurrent marking and barriers
+# cost CPU the queries need. Alternating pairs on 2 cores: the quickstart 109/116 s against
+# 117/121 s; at scale 1 one day 85.0/81.7 s against 88.2/91.0, the full build 212.3/218.0 s against
+# 216.5/220.8 (README: Benchmark). Not for a cluster's driver: its JVM is the cluster's to tune.
+GC_OPTIONS = ("-XX:+UseParallelGC",)
 
 
 def default_driver_memory() -> str:
@@ -101,9 +107,10 @@ class LocalSpark:
         # before; with such a folder the options (the archive's, the JIT's) are left out, not to
         # replace the folder's.
         options = [f"-XX:SharedArchiveFile={self.class_archive}"] if self.class_archive.exists() else []
+        options += GC_OPTIONS
         if self.jit == "quick":
             options += QUICK_JIT_OPTIONS
-        if not cluster and options and "SPARK_CONF_DIR" not in os.environ:
+        if not cluster and "SPARK_CONF_DIR" not in os.environ:
             config["spark.driver.defaultJavaOptions"] = " ".join(options)
         return config
 

@@ -14,7 +14,7 @@ import pytest
 from deltalake import DeltaTable
 
 from medallion_assets.resources.spark import SparkResource
-from medallion_assets.resources.spark_server import LocalSpark, SparkServer
+from medallion_assets.resources.spark_server import GC_OPTIONS, LocalSpark, SparkServer
 from medallion_assets.settings import get_settings
 from medallion_assets_tests.helpers import free_port
 
@@ -174,7 +174,7 @@ def test_spark_jvms_start_from_the_class_archive_and_keep_their_compiled_code(
     local = LocalSpark.of(get_settings())
     assert local.class_archive.exists(), "`make install` records it (`medallion spark archive`)"
     option = f"-XX:SharedArchiveFile={local.class_archive}"
-    assert local.config()["spark.driver.defaultJavaOptions"] == option
+    assert local.config()["spark.driver.defaultJavaOptions"] == " ".join([option, *GC_OPTIONS])
     assert "spark.driver.defaultJavaOptions" not in local.config(cluster=True)  # spark.jars: another path
     with monkeypatch.context() as patched:
         patched.setenv("SPARK_CONF_DIR", str(tmp_path))  # its Java options are not replaced
@@ -214,12 +214,14 @@ spark = SparkResource().session()
 management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
 arguments = management.getRuntimeMXBean().getInputArguments()
 print("tiered stop", [str(a) for a in arguments if "TieredStopAtLevel" in str(a)])
+print("collectors", sorted(str(gc.getName()) for gc in management.getGarbageCollectorMXBeans()))
 """
 
 
 def test_the_quick_jit_setting_reaches_the_spark_jvm() -> None:
     """MEDALLION_SPARK_JIT=quick (the quickstart's) starts the JVM with the JIT's quick tier only;
-    the default leaves Java's two tiers. Without the suite's own JVM options (SPARK_SUBMIT_OPTS)."""
+    the default leaves Java's two tiers; either way the JVM runs the parallel collector (Java's
+    default is G1). Without the suite's own JVM options (SPARK_SUBMIT_OPTS)."""
     suite = ("SPARK_SUBMIT_OPTS", "SPARK_REMOTE", "MEDALLION_SPARK_JIT")
     base = {k: v for k, v in os.environ.items() if k not in suite}
     started = {
@@ -235,3 +237,5 @@ def test_the_quick_jit_setting_reaches_the_spark_jvm() -> None:
     output = {jit: process.communicate(timeout=300)[0] for jit, process in started.items()}
     assert "tiered stop ['-XX:TieredStopAtLevel=1']" in output["quick"], output["quick"][-3000:]
     assert "tiered stop []" in output[None], output[None][-3000:]
+    for printed in output.values():  # the parallel collector's young and old generation
+        assert "collectors ['PS MarkSweep', 'PS Scavenge']" in printed, printed[-3000:]
