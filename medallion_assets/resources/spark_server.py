@@ -104,8 +104,8 @@ class LocalSpark:
         # reading ~300 jars: a fresh session's start and first Delta write 20.3 -> 15.2 s, the
         # server's 25.8 -> 19.4 s (README). A JVM whose class path differs from the archive's
         # (other jars, a folder of settings from SPARK_CONF_DIR) ignores it and loads its classes as
-        # before; with such a folder the options (the archive's, the JIT's) are left out, not to
-        # replace the folder's.
+        # before; with such a folder the options (the archive's, the collector's, the JIT's) are left
+        # out, not to replace the folder's.
         options = [f"-XX:SharedArchiveFile={self.class_archive}"] if self.class_archive.exists() else []
         options += GC_OPTIONS
         if self.jit == "quick":
