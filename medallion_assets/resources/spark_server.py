@@ -11,6 +11,7 @@ starting a JVM of its own.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ QUICK_JIT_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=256m"
 # 117/121 s; at scale 1 one day 85.0/81.7 s against 88.2/91.0, the full build 212.3/218.0 s against
 # 216.5/220.8 (README: Benchmark). Not for a cluster's driver: its JVM is the cluster's to tune.
 GC_OPTIONS = ("-XX:+UseParallelGC",)
+CHOSEN_COLLECTOR = re.compile(r"-XX:\+Use\w+GC\b")  # a JVM given two collectors refuses to start
 
 
 def default_driver_memory() -> str:
@@ -107,7 +109,8 @@ class LocalSpark:
         # before; with such a folder the options (the archive's, the collector's, the JIT's) are left
         # out, not to replace the folder's.
         options = [f"-XX:SharedArchiveFile={self.class_archive}"] if self.class_archive.exists() else []
-        options += GC_OPTIONS
+        if not CHOSEN_COLLECTOR.search(os.environ.get("SPARK_SUBMIT_OPTS", "")):  # the user's choice wins
+            options += GC_OPTIONS
         if self.jit == "quick":
             options += QUICK_JIT_OPTIONS
         if not cluster and "SPARK_CONF_DIR" not in os.environ:
