@@ -7,13 +7,15 @@ the history up to the last day of regular trading (Olist thins out over its last
 asset (bronze, silver, quarantine, gold, the DuckDB warehouse, every check) as `medallion build`
 does, with its time broken down per layer, checks and what happens outside the steps; the source
 sensor's ticks; then one day of source changes carried through gold and the warehouse (what a
-daily run pays); with --bigquery the sync to the BigQuery emulator. Next to it, the same gold
-reports computed by DuckDB in-process from the same CSV files (bench/duckdb_reference.py: the
-physical limit of this work on one machine) and the ratio. Per stage: wall time, rows, rows/s; at
-the end the peak memory during the builds of this process (it runs Dagster's runs and steps; the
-files are generated and loaded in child processes), of the Spark JVM and of the embedded
-PostgreSQL. Spark is the default topology (the embedded Spark Connect server) unless
-MEDALLION_SPARK=local.
+daily run pays; with --days N, the last N days of regular trading one after the other, the source
+loaded N - 1 days shorter, and their mean and spread: a day's build is mostly fixed cost, and
+its run-to-run spread needs several days to see); with --bigquery the sync to the BigQuery
+emulator. Next to it, the same gold reports computed by DuckDB in-process from the same CSV files
+(bench/duckdb_reference.py: the physical limit of this work on one machine) and the ratio. Per
+stage: wall time, rows, rows/s; at the end the peak memory during the builds of this process (it
+runs Dagster's runs and steps; the files are generated and loaded in child processes), of the
+Spark JVM and of the embedded PostgreSQL. Spark is the default topology (the embedded Spark
+Connect server) unless MEDALLION_SPARK=local.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import functools
 import multiprocessing
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -234,6 +237,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--bigquery", action="store_true", help="also sync to BigQuery (the emulator)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--days", type=int, default=1, help="daily builds after the full build")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="medallion-bench-"))
@@ -256,8 +260,7 @@ def main() -> None:
         # As the quickstart, up to the end of regular trading, but for its last day: the daily run's
         # (the day after it is in Olist's thin tail, not a day of a live shop).
         regular_end = in_child(regular_end_of, csv_dir)  # the orders file read elsewhere too
-        as_of = regular_end.astype("datetime64[us]").item() - dt.timedelta(days=1)
-        day = as_of.date()
+        as_of = regular_end.astype("datetime64[us]").item() - dt.timedelta(days=args.days)
         with stage("start embedded PostgreSQL"):
             url = source_database_url(settings)
         full = time.perf_counter()
@@ -273,12 +276,23 @@ def main() -> None:
         layer_breakdown(summary)
         print(f"    run process peak so far {memory.peaks['run process']:,.0f} MiB {memory.at_peak(summary)}")
         sensor_ticks(settings)
-        with memory, stage(f"one day ({day}) of changes: source to warehouse") as s:
-            s.rows = changed_rows(advance_source(url, to=as_of + dt.timedelta(days=1)))
-            summary = build(code_location(), start=day, end=day, **quiet)
-        report(summary)
-        layer_breakdown(summary)
-        print(f"    run process peak so far {memory.peaks['run process']:,.0f} MiB {memory.at_peak(summary)}")
+        day_seconds = []
+        for n in range(args.days):
+            day = as_of.date() + dt.timedelta(days=n)
+            with memory, stage(f"one day ({day}) of changes: source to warehouse") as s:
+                started_day = time.perf_counter()
+                s.rows = changed_rows(advance_source(url, to=as_of + dt.timedelta(days=n + 1)))
+                summary = build(code_location(), start=day, end=day, **quiet)
+                day_seconds.append(time.perf_counter() - started_day)
+            report(summary)
+            layer_breakdown(summary)
+            peak = memory.peaks["run process"]
+            print(f"    run process peak so far {peak:,.0f} MiB {memory.at_peak(summary)}")
+        if len(day_seconds) > 1:
+            print(
+                f"{len(day_seconds)} days: mean {statistics.mean(day_seconds):.1f} s, median"
+                f" {statistics.median(day_seconds):.1f} s, {min(day_seconds):.1f}-{max(day_seconds):.1f} s"
+            )
         if args.bigquery:
             warehouse_sync(work, day)
         with stage("DuckDB reference: the gold reports from the CSV files") as s:
