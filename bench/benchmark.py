@@ -63,6 +63,7 @@ T = TypeVar("T")
 
 class Stage:
     rows = 0
+    seconds = 0.0  # set when the stage ends
 
 
 @contextmanager
@@ -70,7 +71,7 @@ def stage(label: str) -> Iterator[Stage]:
     result = Stage()
     started = time.perf_counter()
     yield result
-    seconds = time.perf_counter() - started
+    seconds = result.seconds = time.perf_counter() - started
     rate = f"{result.rows / seconds:>14,.0f} rows/s" if result.rows else ""
     print(f"{label:<52}{seconds:>9.2f} s{result.rows:>14,} rows{rate}", flush=True)
 
@@ -239,6 +240,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--days", type=int, default=1, help="daily builds after the full build")
     args = parser.parse_args()
+    if args.days < 1:
+        parser.error("--days: at least one day")
 
     work = Path(tempfile.mkdtemp(prefix="medallion-bench-"))
     # Everything (this script, the build, the resources) reads one environment; Spark is the
@@ -257,8 +260,8 @@ def main() -> None:
         with stage("generate and write the Kaggle CSV files") as s:
             s.rows = in_child(prepare_files, args.scale, args.seed, csv_dir)
         print(f"{'':<52}{sum(p.stat().st_size for p in csv_dir.iterdir()) / 2**20:>9.0f} MiB of CSV")
-        # As the quickstart, up to the end of regular trading, but for its last day: the daily run's
-        # (the day after it is in Olist's thin tail, not a day of a live shop).
+        # As the quickstart, up to the end of regular trading, but for its last days: the daily runs'
+        # (the days after it are in Olist's thin tail, not days of a live shop).
         regular_end = in_child(regular_end_of, csv_dir)  # the orders file read elsewhere too
         as_of = regular_end.astype("datetime64[us]").item() - dt.timedelta(days=args.days)
         with stage("start embedded PostgreSQL"):
@@ -280,10 +283,9 @@ def main() -> None:
         for n in range(args.days):
             day = as_of.date() + dt.timedelta(days=n)
             with memory, stage(f"one day ({day}) of changes: source to warehouse") as s:
-                started_day = time.perf_counter()
                 s.rows = changed_rows(advance_source(url, to=as_of + dt.timedelta(days=n + 1)))
                 summary = build(code_location(), start=day, end=day, **quiet)
-                day_seconds.append(time.perf_counter() - started_day)
+            day_seconds.append(s.seconds)
             report(summary)
             layer_breakdown(summary)
             peak = memory.peaks["run process"]
