@@ -40,6 +40,8 @@ QUICK_JIT_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=256m"
 # 216.5/220.8 (README: Benchmark). Not for a cluster's driver: its JVM is the cluster's to tune.
 GC_OPTIONS = ("-XX:+UseParallelGC",)
 CHOSEN_COLLECTOR = re.compile(r"-XX:\+Use\w+GC\b")  # a JVM given two collectors refuses to start
+# Where a user's JVM options reach the JVMs we start: spark-submit's, and any JVM's (the launcher's).
+JVM_OPTION_VARIABLES = ("SPARK_SUBMIT_OPTS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS")
 
 
 def default_driver_memory() -> str:
@@ -109,7 +111,8 @@ class LocalSpark:
         # before; with such a folder the options (the archive's, the collector's, the JIT's) are left
         # out, not to replace the folder's.
         options = [f"-XX:SharedArchiveFile={self.class_archive}"] if self.class_archive.exists() else []
-        if not CHOSEN_COLLECTOR.search(os.environ.get("SPARK_SUBMIT_OPTS", "")):  # the user's choice wins
+        users = " ".join(os.environ.get(name, "") for name in JVM_OPTION_VARIABLES)
+        if not CHOSEN_COLLECTOR.search(users):  # the user's choice wins
             options += GC_OPTIONS
         if self.jit == "quick":
             options += QUICK_JIT_OPTIONS

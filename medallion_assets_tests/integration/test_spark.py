@@ -179,9 +179,10 @@ def test_spark_jvms_start_from_the_class_archive_and_keep_their_compiled_code(
     with monkeypatch.context() as patched:
         patched.setenv("SPARK_CONF_DIR", str(tmp_path))  # its Java options are not replaced
         assert "spark.driver.defaultJavaOptions" not in local.config()
-    with monkeypatch.context() as patched:  # a collector chosen in SPARK_SUBMIT_OPTS: not a second one
-        patched.setenv("SPARK_SUBMIT_OPTS", "-Xss4m -XX:+UseG1GC")
-        assert local.config()["spark.driver.defaultJavaOptions"] == option
+    for variable in ("SPARK_SUBMIT_OPTS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS"):
+        with monkeypatch.context() as patched:  # a collector the user chose: not a second one
+            patched.setenv(variable, "-Xss4m -XX:+UseG1GC")
+            assert local.config()["spark.driver.defaultJavaOptions"] == option, variable
     settings = tmp_path / "conf"
     settings.mkdir()
     (settings / "spark-defaults.conf").write_text("spark.sql.shuffle.partitions 3\n")
