@@ -19,8 +19,7 @@ import dagster as dg
 
 from medallion_assets.automation.audit import record_run
 from medallion_assets.dagster_internals import execute_without_output_capture
-from medallion_assets.gold.facts import stale_order_dates
-from medallion_assets.gold.wide import stale_wide_dates
+from medallion_assets.gold.wide import stale_dates
 from medallion_assets.progress import progress_config
 from medallion_assets.resources.instance import ensure_dagster_home
 from medallion_assets.resources.postgres import SourceDatabase, redact
@@ -160,7 +159,7 @@ def _build(
             elif by_order_date:
                 session, lake = resources.spark.session(), resources.lakehouse.lake()
                 searching = time.perf_counter()
-                stale, moved = stale_order_dates(session, lake), stale_wide_dates(session, lake)
+                stale, moved = stale_dates(session, lake)
                 summary.stale_seconds += time.perf_counter() - searching
                 windows = _order_date_ranges(stale, partitions, summary.range, echo)
                 ranges = [(job_def, stretch, window) for window in windows]

@@ -3,7 +3,7 @@
 Why a sensor and not `AutomationCondition.eager()`: eager only follows the latest time partition,
 and gold's partitions are order dates, while a day of source changes can touch any older order date
 (a late review, a status change); which ones is known only by comparing silver with the stored facts
-(`stale_order_dates`, a Spark job). So the chain is:
+(`stale_dates`, a Spark job). So the chain is:
 
 - a successful run that landed bronze days D1..D2 requests the silver tables fed by those bronze
   tables over D1..D2 (job `propagate_silver`);

@@ -8,7 +8,7 @@
   widen, with the dimensions' attributes joined (wide.py).
 - Facts and the daily reports are partitioned by order date (the same daily calendar as the other
   layers, but the key is the purchase date). A partition is computed from silver's current state;
-  which old order dates a day of changes touched is found by `stale_order_dates` (facts.py).
+  which old order dates a day of changes touched is found by `stale_dates` (wide.py).
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.

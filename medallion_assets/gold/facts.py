@@ -4,7 +4,7 @@ web shop's events with those valid at event time.
 Facts and the daily reports are partitioned by order date and computed from silver's current
 state, so recomputing a partition always gives what a build from scratch would. Silver is
 partitioned by change date, though: a status change or a late review on day D changes the facts of
-an older order date. `stale_order_dates` finds those dates by content: it computes every order's
+an older order date. `stale_dates` (wide.py) finds those dates by content: it computes every order's
 fact rows and compares their row hashes with the stored ones; `medallion build` (and the
 automation) then recomputes exactly those partitions. It also catches what no change date would
 show: a dimension version that moved, an order whose purchase date was corrected.
@@ -22,7 +22,7 @@ from medallion_assets.gold.dimensions import UNKNOWN_CATEGORY, silver
 from medallion_assets.gold.history import version_at
 from medallion_assets.resources.delta_lake import Lake
 from medallion_assets.resources.delta_lake import Window as LakeWindow
-from medallion_assets.resources.spark import cached, release_cached
+from medallion_assets.resources.spark import cached
 from medallion_assets.silver.events import silver_schema
 from medallion_assets.specs import GOLD_FACTS, ORDER_DATE
 from medallion_assets.specs.events import EVENT_DATE, EVENT_SILVER_TABLES
@@ -31,6 +31,7 @@ from medallion_assets.specs.gold import EVENT_DATE as GOLD_EVENT_DATE
 NOT_REVENUE_STATUSES = ("canceled", "unavailable")
 ROW_HASH = "_row_hash"
 PURCHASE = "order_purchase_timestamp"
+ORDER_FACTS = (GOLD_FACTS["fact_orders"], GOLD_FACTS["fact_order_items"])
 
 
 def money(column: Column | str) -> Column:
@@ -42,7 +43,7 @@ def date_key(column: str) -> Column:
 
 
 def with_row_hash(frame: DataFrame) -> DataFrame:
-    """A hash of the row's content (lineage columns aside): what `stale_order_dates` compares."""
+    """A hash of the row's content (lineage columns aside): what `stale_dates` compares."""
     return frame.withColumn(ROW_HASH, F.xxhash64(*[c for c in frame.columns if not c.startswith("_")]))
 
 
@@ -166,25 +167,29 @@ def items_without_order(spark: SparkSession, lake: Lake) -> DataFrame:
     return items.join(silver(spark, lake, "orders", ["order_id"]), on="order_id", how="left_anti")
 
 
-def stale_order_dates(spark: SparkSession, lake: Lake) -> list[dt.date]:
-    """Order dates whose stored fact rows differ from what silver and the dimensions give now
-    (rows changed, added, or gone), in order. Empty when gold is up to date."""
-    tables = (GOLD_FACTS["fact_orders"], GOLD_FACTS["fact_order_items"])
-    logs = [lake.open(lake.uri(dg.AssetKey(t.asset_path))) for t in tables]
-    if any(log is None or Lake.rows_in(log, None) == 0 for log in logs):
-        # Nothing to compare with (a first build): every order date is to be built, and an order
-        # date is its purchase date; no need to compute every fact for that.
-        purchases = silver(spark, lake, "orders", [PURCHASE]).select(F.to_date(PURCHASE).alias("d"))
-        return sorted(r[0] for r in purchases.distinct().collect() if r[0] is not None)
+def purchase_dates_if_first_build(spark: SparkSession, lake: Lake) -> list[dt.date] | None:
+    """Every purchase date, when no fact is stored yet (a first build: there is nothing to compare
+    with, and an order date is its purchase date, so no fact needs computing); None otherwise."""
+    logs = [lake.open(lake.uri(dg.AssetKey(t.asset_path))) for t in ORDER_FACTS]
+    if all(log is not None and Lake.rows_in(log, None) != 0 for log in logs):
+        return None
+    purchases = silver(spark, lake, "orders", [PURCHASE]).select(F.to_date(PURCHASE).alias("d"))
+    return sorted(r[0] for r in purchases.distinct().collect() if r[0] is not None)
+
+
+def differing_fact_dates(spark: SparkSession, lake: Lake) -> DataFrame:
+    """The order dates (column `d`) whose stored fact rows differ from what silver and the
+    dimensions give now (rows changed, added, or gone; a row's date before and after), lazily. It
+    caches the facts it computes (`release_cached` after the action)."""
     stored_facts = [
-        lake.table(spark, dg.AssetKey(t.asset_path), columns=[*t.primary_key, ORDER_DATE, ROW_HASH], log=log)
-        for t, log in zip(tables, logs, strict=True)
+        lake.table(spark, dg.AssetKey(t.asset_path), columns=[*t.primary_key, ORDER_DATE, ROW_HASH])
+        for t in ORDER_FACTS
     ]
     fresh_orders, fresh_items = compute_facts(spark, lake)
     # Both facts' differing dates in ONE action: the items' facts are built on the orders', and
-    # Spark runs the shared part once (reused exchanges) instead of once per fact table.
+    # Spark runs the shared part once (cached) instead of once per fact table.
     differing_dates: list[DataFrame] = []
-    for fresh, table, stored_rows in zip((fresh_orders, fresh_items), tables, stored_facts, strict=True):
+    for fresh, table, stored_rows in zip((fresh_orders, fresh_items), ORDER_FACTS, stored_facts, strict=True):
         key = list(table.primary_key)
         now = fresh.select(*key, F.col(ORDER_DATE).alias("_date_now"), F.col(ROW_HASH).alias("_hash_now"))
         stored = stored_rows.select(
@@ -196,9 +201,7 @@ def stale_order_dates(spark: SparkSession, lake: Lake) -> list[dt.date]:
         )
         dates = differing.select(F.explode(F.array("_date_now", "_date_was")).alias("d"))
         differing_dates.append(dates.filter("d IS NOT NULL"))
-    stale = differing_dates[0].unionByName(differing_dates[1]).distinct().collect()
-    release_cached()
-    return sorted(r[0] for r in stale)
+    return differing_dates[0].unionByName(differing_dates[1])
 
 
 def clickstream_facts(spark: SparkSession, lake: Lake, window: tuple[dt.date, dt.date]) -> DataFrame:

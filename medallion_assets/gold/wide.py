@@ -4,13 +4,15 @@ attributes an analyst filters by, joined once in Spark so a BI tool needs no joi
 orders_wide and order_items_wide are partitioned by order date like their facts and read the facts'
 stored rows of the window, with the dimensions whole. The attributes as of purchase come with the
 facts' version keys, so they only change with the facts; the current ones (orders_wide's
-current_customer_*) and a zip's position change without them: `stale_wide_dates` finds the order
-dates whose stored wide rows differ from what the stored facts and dimensions give now.
+current_customer_*) and a zip's position change without them: `stale_dates` finds the order
+dates whose stored wide rows differ from what the stored facts and dimensions give now, in the
+same Spark action as the facts' stale order dates.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,9 +20,16 @@ import dagster as dg
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from medallion_assets.gold.facts import ROW_HASH, gold, with_row_hash
+from medallion_assets.gold.facts import (
+    ROW_HASH,
+    differing_fact_dates,
+    gold,
+    purchase_dates_if_first_build,
+    with_row_hash,
+)
 from medallion_assets.resources.delta_lake import Lake
 from medallion_assets.resources.delta_lake import Window as LakeWindow
+from medallion_assets.resources.spark import release_cached
 from medallion_assets.specs import GOLD_WIDE, ORDER_DATE
 from medallion_assets.specs.gold import ORDER_CALENDAR_NAMES
 
@@ -95,7 +104,7 @@ class WideTable:
     facts: tuple[str, ...]
     dimensions: tuple[str, ...]
     # Reads a member's current state (not only the version at purchase the facts' keys name), so
-    # its rows can go stale while its facts do not: `stale_wide_dates` looks for such dates.
+    # its rows can go stale while its facts do not: `stale_dates` looks for such dates.
     reads_current: bool = False
 
 
@@ -109,12 +118,12 @@ WIDE_TABLES: dict[str, WideTable] = {
 }
 
 
-def stale_wide_dates(spark: SparkSession, lake: Lake) -> dict[str, set[dt.date]]:
-    """Per wide table that reads current attributes, the order dates whose stored rows differ from
-    what the stored facts and the dimensions give now (a customer moved since, a zip's position
-    changed). Rows of stale facts are found by `stale_order_dates` itself; a wide table of versions
-    at purchase only changes with its facts. Empty when a wide table was never built."""
-    stale: dict[str, set[dt.date]] = {}
+def differing_wide_dates(spark: SparkSession, lake: Lake) -> dict[str, DataFrame]:
+    """Per wide table that reads current attributes, the order dates (column `d`, lazily) whose
+    stored rows differ from what the stored facts and the dimensions give now (a customer moved
+    since, a zip's position changed). Rows of stale facts are found with the facts' own; a wide
+    table of versions at purchase only changes with its facts. None for a table never built."""
+    differing: dict[str, DataFrame] = {}
     for name, wide in WIDE_TABLES.items():
         if not wide.reads_current:
             continue
@@ -130,11 +139,30 @@ def stale_wide_dates(spark: SparkSession, lake: Lake) -> dict[str, set[dt.date]]
         now = wide.compute(spark, lake, None).select(
             *key, F.col(ORDER_DATE).alias("_date_now"), F.col(ROW_HASH).alias("_hash_now")
         )
-        differing = now.join(was, key, "full_outer").filter(
-            ~F.col("_hash_now").eqNullSafe(F.col("_hash_was"))
-        )
-        dates = differing.select(F.explode(F.array("_date_now", "_date_was")).alias("d")).filter(
-            "d IS NOT NULL"
-        )
-        stale[name] = {r[0] for r in dates.distinct().collect()}
-    return stale
+        rows = now.join(was, key, "full_outer").filter(~F.col("_hash_now").eqNullSafe(F.col("_hash_was")))
+        dates = rows.select(F.explode(F.array("_date_now", "_date_was")).alias("d"))
+        differing[name] = dates.filter("d IS NOT NULL")
+    return differing
+
+
+FACTS = "_facts"  # the facts' label among the searches' rows (no wide table's name)
+
+
+def stale_dates(spark: SparkSession, lake: Lake) -> tuple[list[dt.date], dict[str, set[dt.date]]]:
+    """(order dates whose facts are stale, in order; per wide table reading current attributes, the
+    order dates of its stale rows): every search in ONE Spark action, since at this size each
+    action costs a fixed 0.5-1.5 s whatever it reads. Empty when gold is up to date."""
+    first_build = purchase_dates_if_first_build(spark, lake)
+    searches = differing_wide_dates(spark, lake)
+    if first_build is None:
+        searches[FACTS] = differing_fact_dates(spark, lake)
+    found: dict[str, set[dt.date]] = {name: set() for name in searches}
+    if searches:
+        labelled = [dates.select(F.lit(name).alias("_of"), "d") for name, dates in searches.items()]
+        try:
+            for row in functools.reduce(DataFrame.unionByName, labelled).distinct().collect():
+                found[row["_of"]].add(row["d"])
+        finally:
+            release_cached()
+    stale = first_build if first_build is not None else sorted(found.pop(FACTS))
+    return stale, found
