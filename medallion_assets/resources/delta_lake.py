@@ -53,6 +53,8 @@ VERSION_COLUMN = "medallion/version_column"
 # A write may add columns to the table (bronze: what the source added lands; later layers keep
 # their contract and fail a write that differs).
 EVOLVE_SCHEMA = "medallion/evolve_schema"
+# A write's count of the window's rows when the table's log cannot tell them after it (not metadata).
+WINDOW_ROWS = "_window_rows"
 # Output metadata: the rows an asset hands over, when it counted them anyway (silver's accounting).
 OUTPUT_ROWS = "output_rows"
 
@@ -259,6 +261,13 @@ class Lake:
             if mode == "merge_latest"
             else ""
         )
+        # A merge_latest MERGE moves every row it inserts or updates into the window (the batch's
+        # rows are the window's changes): into a window that held no row, those are all its rows.
+        # The log cannot tell after it (the MERGE rewrites files of other days), so this saves the
+        # IO manager a Spark count (~0.6 s; a day of silver writes into a new day's window).
+        window_was_empty = (
+            mode == "merge_latest" and window is not None and self.rows_in(existing, window) == 0
+        )
         # A temporary view per write: views are per session, and a Connect server serves many.
         view = f"_medallion_merge_{uuid.uuid4().hex}"
         data.createOrReplaceTempView(view)
@@ -282,11 +291,12 @@ class Lake:
         finally:
             spark.catalog.dropTempView(view)
         inserted, updated = int(merged["num_inserted_rows"]), int(merged["num_updated_rows"])
-        return {
+        counts = {
             "rows_inserted": inserted,
             "rows_updated": updated,
             "rows_unchanged": source_rows - inserted - updated,
         }
+        return counts | ({WINDOW_ROWS: inserted + updated} if window_was_empty else {})
 
     def rows_per_day(self, asset_key: dg.AssetKey, window: Window) -> dict[dt.date, int] | None:
         """Rows per day of the window's column, from the table's log (no data read); None when
@@ -512,8 +522,11 @@ class DeltaLakeIOManager(dg.ConfigurableIOManager):
         table = lake.open(uri)
         assert table is not None
         rows = lake.rows_in(table, window)
+        window_rows = counts.pop(WINDOW_ROWS, None)  # what the write knew of the window, if anything
         if rows is None and mode == "replace_partition":  # the window holds what was just written
             rows = counts["rows_written"]
+        if rows is None:
+            rows = window_rows
         if rows is None:  # not laid out by the window's column (a day per file): Spark counts
             rows = lake.guarded(uri, "read", lake.table(spark, context.asset_key, window).count)
         context.add_output_metadata(

@@ -229,6 +229,35 @@ def test_merge_latest_never_regresses(lake_root: str, spark_resource: SparkResou
     assert [(r["id"], r["value"]) for r in contents()] == [("a", 4), ("b", 2)]
 
 
+def test_a_merge_counts_the_rows_of_its_window(
+    lake_root: str, spark_resource: SparkResource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A keyed merge moves the rows it updates into its window, so the window's rows cannot come
+    from the log after it: into a window that held none they are the rows it inserted and updated
+    (no Spark count), otherwise Spark counts them. Either way the partition's row count is true."""
+    asset = events_asset("merge_latest")
+    SOURCE["events"] = rows(*[(f"k{i}", "2017-01-03 10:00", i) for i in range(10)])
+    assert materialize([asset], spark_resource, "2017-01-03").success
+    SOURCE["events"] = rows(("k0", "2017-01-05 08:00", 10), ("new", "2017-01-05 09:00", 11))  # k0 moves
+    read_by_spark: list[dg.AssetKey] = []  # the IO manager reads the table only to count its window
+    table = Lake.table
+    monkeypatch.setattr(
+        Lake,
+        "table",
+        lambda self, spark, key, *a, **k: read_by_spark.append(key) or table(self, spark, key, *a, **k),
+    )
+    for counted_by_spark in (False, True):  # into a window that held no row, then into it again
+        read_by_spark.clear()
+        metadata = output_metadata(materialize([asset], spark_resource, "2017-01-05"))
+        assert metadata["dagster/row_count"] == 2, metadata
+        assert bool(read_by_spark) == counted_by_spark
+        assert not any(name.startswith("_") for name in metadata)  # the write's own count stays inside
+        fifth = Window("_change_date", dt.date(2017, 1, 5), dt.date(2017, 1, 6))
+        assert Lake.rows_in(lake_table(), fifth) is None  # the log cannot tell: a file holds two days
+    assert sorted((r["id"], r["value"]) for r in contents())[:2] == [("k0", 10), ("k1", 1)]
+    assert len(contents()) == 11
+
+
 def test_rows_outside_the_window_write_nothing(lake_root: str, spark_resource: SparkResource) -> None:
     asset = events_asset("replace_partition")
     SOURCE["events"] = rows(("a", "2017-01-01", 1))
