@@ -122,7 +122,7 @@ def differing_wide_dates(spark: SparkSession, lake: Lake) -> dict[str, DataFrame
     """Per wide table that reads current attributes, the order dates (column `d`, lazily) whose
     stored rows differ from what the stored facts and the dimensions give now (a customer moved
     since, a zip's position changed). Rows of stale facts are found with the facts' own; a wide
-    table of versions at purchase only changes with its facts. None for a table never built."""
+    table of versions at purchase only changes with its facts. A table never built is left out."""
     differing: dict[str, DataFrame] = {}
     for name, wide in WIDE_TABLES.items():
         if not wide.reads_current:
