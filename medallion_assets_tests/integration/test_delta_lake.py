@@ -13,13 +13,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable, write_deltalake
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
 from medallion_assets.resources.delta_lake import (
     OUTPUT_ROWS,
@@ -241,11 +242,14 @@ def test_a_merge_counts_the_rows_of_its_window(
     SOURCE["events"] = rows(("k0", "2017-01-05 08:00", 10), ("new", "2017-01-05 09:00", 11))  # k0 moves
     read_by_spark: list[dg.AssetKey] = []  # the IO manager reads the table only to count its window
     table = Lake.table
-    monkeypatch.setattr(
-        Lake,
-        "table",
-        lambda self, spark, key, *a, **k: read_by_spark.append(key) or table(self, spark, key, *a, **k),
-    )
+
+    def recorded_table(
+        self: Lake, spark: SparkSession, key: dg.AssetKey, *args: Any, **kwargs: Any
+    ) -> DataFrame:
+        read_by_spark.append(key)
+        return table(self, spark, key, *args, **kwargs)
+
+    monkeypatch.setattr(Lake, "table", recorded_table)
     for counted_by_spark in (False, True):  # into a window that held no row, then into it again
         read_by_spark.clear()
         metadata = output_metadata(materialize([asset], spark_resource, "2017-01-05"))
