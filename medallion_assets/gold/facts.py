@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+from deltalake import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -167,23 +168,29 @@ def items_without_order(spark: SparkSession, lake: Lake) -> DataFrame:
     return items.join(silver(spark, lake, "orders", ["order_id"]), on="order_id", how="left_anti")
 
 
-def purchase_dates_if_first_build(spark: SparkSession, lake: Lake) -> list[dt.date] | None:
+def order_fact_logs(lake: Lake) -> list[DeltaTable | None]:
+    """The Delta logs of the order facts (None: no table yet), read once per search."""
+    return [lake.open(lake.uri(dg.AssetKey(t.asset_path))) for t in ORDER_FACTS]
+
+
+def purchase_dates_if_first_build(
+    spark: SparkSession, lake: Lake, logs: list[DeltaTable | None]
+) -> list[dt.date] | None:
     """Every purchase date, when no fact is stored yet (a first build: there is nothing to compare
     with, and an order date is its purchase date, so no fact needs computing); None otherwise."""
-    logs = [lake.open(lake.uri(dg.AssetKey(t.asset_path))) for t in ORDER_FACTS]
     if all(log is not None and Lake.rows_in(log, None) != 0 for log in logs):
         return None
     purchases = silver(spark, lake, "orders", [PURCHASE]).select(F.to_date(PURCHASE).alias("d"))
     return sorted(r[0] for r in purchases.distinct().collect() if r[0] is not None)
 
 
-def differing_fact_dates(spark: SparkSession, lake: Lake) -> DataFrame:
+def differing_fact_dates(spark: SparkSession, lake: Lake, logs: list[DeltaTable | None]) -> DataFrame:
     """The order dates (column `d`) whose stored fact rows differ from what silver and the
     dimensions give now (rows changed, added, or gone; a row's date before and after), lazily. It
     caches the facts it computes (`release_cached` after the action)."""
     stored_facts = [
-        lake.table(spark, dg.AssetKey(t.asset_path), columns=[*t.primary_key, ORDER_DATE, ROW_HASH])
-        for t in ORDER_FACTS
+        lake.table(spark, dg.AssetKey(t.asset_path), columns=[*t.primary_key, ORDER_DATE, ROW_HASH], log=log)
+        for t, log in zip(ORDER_FACTS, logs, strict=True)
     ]
     fresh_orders, fresh_items = compute_facts(spark, lake)
     # Both facts' differing dates in ONE action: the items' facts are built on the orders', and

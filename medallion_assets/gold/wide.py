@@ -24,6 +24,7 @@ from medallion_assets.gold.facts import (
     ROW_HASH,
     differing_fact_dates,
     gold,
+    order_fact_logs,
     purchase_dates_if_first_build,
     with_row_hash,
 )
@@ -152,10 +153,11 @@ def stale_dates(spark: SparkSession, lake: Lake) -> tuple[list[dt.date], dict[st
     """(order dates whose facts are stale, in order; per wide table reading current attributes, the
     order dates of its stale rows): every search in ONE Spark action, since at this size each
     action costs a fixed 0.5-1.5 s whatever it reads. Empty when gold is up to date."""
-    first_build = purchase_dates_if_first_build(spark, lake)
+    logs = order_fact_logs(lake)
+    first_build = purchase_dates_if_first_build(spark, lake, logs)
     searches = differing_wide_dates(spark, lake)
     if first_build is None:
-        searches[FACTS] = differing_fact_dates(spark, lake)
+        searches[FACTS] = differing_fact_dates(spark, lake, logs)
     found: dict[str, set[dt.date]] = {name: set() for name in searches}
     if searches:
         labelled = [dates.select(F.lit(name).alias("_of"), "d") for name, dates in searches.items()]
