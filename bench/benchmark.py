@@ -7,7 +7,7 @@ the history up to the last day of regular trading (Olist thins out over its last
 asset (bronze, silver, quarantine, gold, the DuckDB warehouse, every check) as `medallion build`
 does, with its time broken down per layer, checks and what happens outside the steps; the source
 sensor's ticks; then one day of source changes carried through gold and the warehouse (what a
-daily run pays; with --days N, the last N days of regular trading one after the other, the source
+daily run pays, in a Spark session of its own as each command and run of the daemon; with --days N, the last N days of regular trading one after the other, the source
 loaded N - 1 days shorter, and their mean and spread: a day's build is mostly fixed cost, and
 its run-to-run spread needs several days to see); with --bigquery the sync to the BigQuery
 emulator. Next to it, the same gold reports computed by DuckDB in-process from the same CSV files
@@ -46,6 +46,7 @@ from medallion_assets.build import BuildSummary, build, format_summary
 from medallion_assets.definitions import build_definitions, code_location
 from medallion_assets.resources.kafka_server import KafkaServer
 from medallion_assets.resources.postgres import source_database_url, stop_embedded_server
+from medallion_assets.resources.spark import close_connect_sessions
 from medallion_assets.resources.spark_server import SparkServer
 from medallion_assets.settings import Settings, get_settings
 from medallion_assets.specs import TABLES_BY_NAME
@@ -282,6 +283,8 @@ def main() -> None:
         day_seconds = []
         for n in range(args.days):
             day = as_of.date() + dt.timedelta(days=n)
+            # Each day in a Spark session of its own, as each command and each run of the daemon is.
+            close_connect_sessions()
             with memory, stage(f"one day ({day}) of changes: source to warehouse") as s:
                 s.rows = changed_rows(advance_source(url, to=as_of + dt.timedelta(days=n + 1)))
                 summary = build(code_location(), start=day, end=day, **quiet)

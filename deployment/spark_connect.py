@@ -1,9 +1,10 @@
 """The Spark Connect server of docker-compose.yml, in the foreground, as the cluster's driver.
 
 `start-connect-server.sh` is `spark-daemon.sh submit SparkConnectServer`; the pyspark 4.2.0 wheel
-ships neither script for a container's foreground, so this runs the same `spark-submit` directly
-(as resources/spark_server.py does for the embedded server) with the settings every Spark JVM of
-the project gets (`LocalSpark.config()`: the jars of jars/pom.xml, Delta, S3A on AWS_ENDPOINT_URL).
+ships neither script for a container's foreground, so this runs `spark-submit` directly, with the
+driver program and the settings of the embedded server (resources/spark_server.py: the server's
+driver, resources/connect_driver.py, where each client's session shares the compiled query code;
+`LocalSpark.config()`: the jars of jars/pom.xml, Delta, S3A on AWS_ENDPOINT_URL).
 The S3A credentials reach the JVM through its environment, never through its arguments.
 
     python deployment/spark_connect.py spark://spark-master:7077 [--conf key=value ...]
@@ -15,7 +16,7 @@ import os
 import socket
 import sys
 
-from medallion_assets.resources.spark_server import SERVER_CLASS, SPARK_HOME, LocalSpark
+from medallion_assets.resources.spark_server import CONNECT_DRIVER, SPARK_HOME, LocalSpark, driver_python
 from medallion_assets.settings import get_settings
 
 PORT = 15002
@@ -30,12 +31,13 @@ def command(master: str, extra: list[str]) -> list[str]:
         "spark.driver.host": socket.gethostname(),
         "spark.driver.bindAddress": "0.0.0.0",
         "spark.log.level": "WARN",
+        **driver_python(),
     }
-    args = [str(SPARK_HOME / "bin" / "spark-submit"), "--class", SERVER_CLASS, "--master", master]
+    args = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", master]
     args += ["--name", "medallion Spark Connect server"]
     for key, value in settings.items():
         args += ["--conf", f"{key}={value}"]
-    return [*args, *extra]
+    return [*args, *extra, str(CONNECT_DRIVER)]
 
 
 if __name__ == "__main__":

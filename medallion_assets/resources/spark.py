@@ -165,14 +165,26 @@ def start_in_background(spark: SparkResource) -> None:
     threading.Thread(target=start, name="spark-start", daemon=True).start()
 
 
+_connect_sessions: list[SparkSession] = []  # what _connect_session opened, for close_connect_sessions
+
+
 @functools.cache
 def _connect_session(remote: str, config: Frozen) -> SparkSession:
     builder = SparkSession.builder.remote(remote).appName("medallion_assets")
     session = builder.getOrCreate()
+    _connect_sessions.append(session)
     atexit.register(_close_if_server_gone, session, remote)  # runs before pyspark's own exit hook
     for key, value in config:
         session.conf.set(key, value)
     return session
+
+
+def close_connect_sessions() -> None:
+    """End this process's Spark Connect sessions: the next `session()` opens a new one, as the next
+    command or run of the daemon would (each is a process of its own). For the benchmark's days."""
+    _connect_session.cache_clear()
+    while _connect_sessions:
+        _connect_sessions.pop().stop()
 
 
 def _close_if_server_gone(session: SparkSession, remote: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,12 @@ from medallion_assets.resources.embedded import default_stop_signals, listening,
 from medallion_assets.settings import Settings
 
 SPARK_HOME = Path(pyspark.__file__).parent
-SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+# The server's driver program (see there), run by spark-submit's runner of Python programs; the
+# daemon's pid and log files are named after that class (spark-daemon.sh names them after the class
+# it is given). A server started by an earlier version ran Spark's own main class: still found.
+CONNECT_DRIVER = Path(__file__).with_name("connect_driver.py")
+SERVER_CLASS = "org.apache.spark.deploy.PythonRunner"
+EARLIER_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 CODEGEN_CACHE_ENTRIES = 5000  # static: set when a JVM starts (see LocalSpark.config)
 CLASS_ARCHIVE = "spark-classes.jsa"  # beside the jars it was made from
 # MEDALLION_SPARK_JIT=quick: the JIT's quick tier (C1) only, with room for its code (C1's default
@@ -125,6 +131,11 @@ class LocalSpark:
         return self.jars_dir / CLASS_ARCHIVE
 
 
+def driver_python() -> dict[str, str]:
+    """The Python that runs CONNECT_DRIVER: this one (its pyspark is the server's)."""
+    return {"spark.pyspark.driver.python": sys.executable, "spark.pyspark.python": sys.executable}
+
+
 class SparkServerError(RuntimeError):
     """The embedded Spark Connect server could not be started."""
 
@@ -183,12 +194,14 @@ class SparkServer:
             "spark.ui.enabled": "false",
             # Spark's default INFO log grew by ~1 MiB a minute on a build (each job's stages).
             "spark.log.level": "WARN",
+            **driver_python(),
         }
         command = ["bash", str(SPARK_HOME / "sbin" / "spark-daemon.sh"), "submit", SERVER_CLASS, "1"]
         command += ["--name", "medallion Spark Connect server", "--master", "local[*]"]
         command += ["--driver-memory", self.driver_memory]
         for key, value in settings.items():
             command += ["--conf", f"{key}={value}"]
+        command.append(str(CONNECT_DRIVER))  # the server's driver program (see there)
         # What sbin/start-connect-server.sh does (the pyspark 4.2 wheel ships spark-daemon.sh only).
         # A session of its own: the server outlives the command that started it, and a Ctrl-C or a
         # stop of that command's process group (`dagster dev`, a run) does not reach it.
@@ -211,10 +224,11 @@ class SparkServer:
 
     def stop(self, grace: float = 15) -> bool:
         """Stop the server if it runs; True if one was stopped."""
-        process = self._process()
-        if process is None:
+        found = self._daemon()
+        if found is None:
             return False
-        command = ["bash", str(SPARK_HOME / "sbin" / "spark-daemon.sh"), "stop", SERVER_CLASS, "1"]
+        process, daemon_class = found
+        command = ["bash", str(SPARK_HOME / "sbin" / "spark-daemon.sh"), "stop", daemon_class, "1"]
         subprocess.run(command, env=self._environment(), capture_output=True, timeout=60)
         try:
             process.wait(grace)
@@ -235,11 +249,17 @@ class SparkServer:
         }
 
     def _process(self) -> psutil.Process | None:
-        for pid_file in self.home.glob(f"*{SERVER_CLASS}*.pid"):
-            try:
-                process = psutil.Process(int(pid_file.read_text().split()[0]))
-                if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
-                    return process
-            except (ValueError, IndexError, psutil.NoSuchProcess):
-                continue
+        found = self._daemon()
+        return found[0] if found else None
+
+    def _daemon(self) -> tuple[psutil.Process, str] | None:
+        """The server's running process and the class its daemon is named after."""
+        for daemon_class in (SERVER_CLASS, EARLIER_SERVER_CLASS):
+            for pid_file in self.home.glob(f"*{daemon_class}*.pid"):
+                try:
+                    process = psutil.Process(int(pid_file.read_text().split()[0]))
+                    if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                        return process, daemon_class
+                except (ValueError, IndexError, psutil.NoSuchProcess):
+                    continue
         return None

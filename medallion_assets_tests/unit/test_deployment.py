@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -288,7 +289,8 @@ def test_the_image_installs_pyprojects_pins_and_poms_jars() -> None:
 
 def test_spark_connect_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """deployment/spark_connect.py starts the Connect server on the master of the file, with the
-    jars folder the image fills and S3A on the service's endpoint."""
+    jars folder the image fills, S3A on the service's endpoint and the embedded server's driver
+    program (sessions sharing compiled code), run by the image's Python."""
     (tmp_path / "delta-spark_4.2_2.13-4.4.0.jar").touch()
     for key, value in environment("spark-connect").items():
         monkeypatch.setenv(key, value or "")
@@ -308,7 +310,8 @@ def test_spark_connect_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert master == f"spark://{host}:{port}"
     assert f"spark.jars={tmp_path}/delta-spark_4.2_2.13-4.4.0.jar" in argv
     assert "spark.hadoop.fs.s3a.endpoint=http://minio:9000" in argv
-    assert argv.endswith("spark.driver.host=spark-connect --driver-memory 2g")
+    assert argv.endswith(f"spark.driver.host=spark-connect --driver-memory 2g {module.CONNECT_DRIVER}")
+    assert f"spark.pyspark.driver.python={sys.executable}" in argv
     assert (
         f"spark.connect.grpc.binding.port={urlsplit(environment('dagster-code')['SPARK_REMOTE'] or '').port}"
         in argv
