@@ -7,9 +7,10 @@ the history up to the last day of regular trading (Olist thins out over its last
 asset (bronze, silver, quarantine, gold, the DuckDB warehouse, every check) as `medallion build`
 does, with its time broken down per layer, checks and what happens outside the steps; the source
 sensor's ticks; then one day of source changes carried through gold and the warehouse (what a
-daily run pays, in a Spark session of its own as each command and run of the daemon; with --days N, the last N days of regular trading one after the other, the source
-loaded N - 1 days shorter, and their mean and spread: a day's build is mostly fixed cost, and
-its run-to-run spread needs several days to see); with --bigquery the sync to the BigQuery
+daily run pays, in a Spark session of its own as each command and run of the daemon; with --days
+N, the last N days of regular trading one after the other, the source loaded N - 1 days shorter,
+and their mean and spread: a day's build is mostly fixed cost, and its run-to-run spread needs
+several days to see); with --bigquery the sync to the BigQuery
 emulator. Next to it, the same gold reports computed by DuckDB in-process from the same CSV files
 (bench/duckdb_reference.py: the physical limit of this work on one machine) and the ratio. Per
 stage: wall time, rows, rows/s; at the end the peak memory during the builds of this process (it
