@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # The jars a local Spark session loads beside the wheel's (Delta Lake, S3A, the JDBC driver):
     # `make jars` puts them in jars/lib/ of the checkout (jars/pom.xml pins them).
     spark_jars_dir: Path = Field(REPOSITORY / "jars" / "lib", validation_alias="MEDALLION_SPARK_JARS")
+    # The heap of the Spark JVMs we start (the embedded server, a local session), e.g. `4g`; unset:
+    # a third of the machine's memory, 2-16 GiB. A running server keeps the heap it started with.
+    spark_driver_memory: str | None = Field(None, validation_alias="MEDALLION_SPARK_DRIVER_MEMORY")
     # The loopback port of the embedded Spark Connect server (`medallion spark start`).
     spark_server_port: int = Field(15002, validation_alias="MEDALLION_SPARK_PORT")
     # Kafka: unset, the embedded broker (started on first use, kept between commands) on this

@@ -92,9 +92,10 @@ class SparkResource(LazyPySparkResource):
     )
     remote: str | None = Field(None, description="SPARK_REMOTE: a Spark Connect URL (unset: embedded).")
     shuffle_partitions: int = Field(4, description="Small machine: few shuffle partitions.")
-    driver_memory: str = Field(
-        default_factory=lambda: default_driver_memory(),
-        description="Local sessions only. Default: a third of the machine's memory, 2-16 GiB.",
+    driver_memory: str | None = Field(
+        None,
+        description="Local sessions only. Default: MEDALLION_SPARK_DRIVER_MEMORY, else a third of the"
+        " machine's memory, 2-16 GiB.",
     )
 
     def _init_session(self) -> None:
@@ -118,7 +119,8 @@ class SparkResource(LazyPySparkResource):
         }
         if topology == "local":
             with _lock:
-                session = _local_session(LocalSpark.of(settings), self.driver_memory, _frozen(config))
+                memory = self.driver_memory or default_driver_memory(settings)
+                session = _local_session(LocalSpark.of(settings), memory, _frozen(config))
                 for key, value in s3a_access(settings).items():
                     session.conf.set(key, value)
                 return session

@@ -50,9 +50,12 @@ CHOSEN_COLLECTOR = re.compile(r"-XX:\+Use\w+GC\b")  # a JVM given two collectors
 JVM_OPTION_VARIABLES = ("SPARK_SUBMIT_OPTS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS")
 
 
-def default_driver_memory() -> str:
-    """A local session's driver holds the data handed to Spark through Arrow, so it gets a third of
-    the machine's memory (2-16 GiB): 4 GiB ran out of heap on a scale-10 silver backfill."""
+def default_driver_memory(settings: Settings) -> str:
+    """MEDALLION_SPARK_DRIVER_MEMORY, else a third of the machine's memory (2-16 GiB): a local
+    session's driver holds the data handed to Spark through Arrow, and 4 GiB ran out of heap on a
+    scale-10 silver backfill."""
+    if settings.spark_driver_memory:
+        return settings.spark_driver_memory
     third = psutil.virtual_memory().total // 3 // 2**30
     return f"{min(max(third, 2), 16)}g"
 
@@ -161,7 +164,7 @@ class SparkServer:
             settings.home / "spark",
             settings.spark_server_port,
             LocalSpark.of(settings),
-            default_driver_memory(),
+            default_driver_memory(settings),
         )
 
     @property

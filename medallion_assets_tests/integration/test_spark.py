@@ -268,19 +268,25 @@ management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
 arguments = management.getRuntimeMXBean().getInputArguments()
 print("tiered stop", [str(a) for a in arguments if "TieredStopAtLevel" in str(a)])
 print("collectors", sorted(str(gc.getName()) for gc in management.getGarbageCollectorMXBeans()))
+print("heap", [str(a) for a in arguments if str(a).startswith("-Xmx")])
 """
 
 
 def test_the_quick_jit_setting_reaches_the_spark_jvm() -> None:
     """MEDALLION_SPARK_JIT=quick (the quickstart's) starts the JVM with the JIT's quick tier only;
     the default leaves Java's two tiers; either way the JVM runs the parallel collector (Java's
-    default is G1). Without the suite's own JVM options (SPARK_SUBMIT_OPTS)."""
+    default is G1). Without the suite's own JVM options (SPARK_SUBMIT_OPTS). The heap is
+    MEDALLION_SPARK_DRIVER_MEMORY (here 1500m, and the suite's 3g)."""
     suite = ("SPARK_SUBMIT_OPTS", "SPARK_REMOTE", "MEDALLION_SPARK_JIT")
     base = {k: v for k, v in os.environ.items() if k not in suite}
     started = {
         jit: subprocess.Popen(
             [sys.executable, "-c", JIT_OF_SESSION],
-            env={**base, "MEDALLION_SPARK": "local", **({"MEDALLION_SPARK_JIT": jit} if jit else {})},
+            env={
+                **base,
+                "MEDALLION_SPARK": "local",
+                **({"MEDALLION_SPARK_JIT": jit, "MEDALLION_SPARK_DRIVER_MEMORY": "1500m"} if jit else {}),
+            },
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -290,5 +296,7 @@ def test_the_quick_jit_setting_reaches_the_spark_jvm() -> None:
     output = {jit: process.communicate(timeout=300)[0] for jit, process in started.items()}
     assert "tiered stop ['-XX:TieredStopAtLevel=1']" in output["quick"], output["quick"][-3000:]
     assert "tiered stop []" in output[None], output[None][-3000:]
+    assert "heap ['-Xmx1500m']" in output["quick"], output["quick"][-3000:]
+    assert "heap ['-Xmx3g']" in output[None], output[None][-3000:]  # conftest.py's
     for printed in output.values():  # the parallel collector's young and old generation
         assert "collectors ['PS MarkSweep', 'PS Scavenge']" in printed, printed[-3000:]
