@@ -41,7 +41,7 @@ os.environ.setdefault("MEDALLION_SPARK", "local")
 # The heap of the suite's Spark JVMs (the workers' local sessions, the servers and commands tests
 # start): their tables are small, and at a third of the machine each (8 GiB here) the parallel
 # collector let them grow to 5.3-5.4 GiB resident apiece; the suite held 20 of this machine's 24 GiB,
-# so that anything else running beside it (the quickstart's server left running) ran it short.
+# so that anything else running beside it (the quickstart's server left running) could run it short.
 os.environ.setdefault("MEDALLION_SPARK_DRIVER_MEMORY", "3g")
 TESTS = Path(__file__).resolve().parent
 # Interpreted expressions instead of compiled code (the users' setting for small data, see
